@@ -1,0 +1,3 @@
+from onefold.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Importers for sources that are not SDKs: JSONL backfills and mapped CSV records."""

@@ -1,0 +1,229 @@
+"""Collector endpoints: Segment's HTTP Tracking API, analytics.js browser paths and RudderStack's /v1/import.
+
+Raw Starlette handlers (no dependency injection) because this is the hot path. Every refusal is answered
+with a precise JSON error *and* kept in quarantine; a 200 is sent only after the commit is on disk.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onefold.collect.messages import Envelope, Rejection, SourceInfo, build_rows
+from onefold.collect.sources import SourceRegistry
+from onefold.collect.wire import (
+    BATCH_PATHS,
+    SHORT_PATHS,
+    SINGLE_PATHS,
+    BodyTooLarge,
+    parse_json,
+    read_body,
+    write_key_from,
+)
+from onefold.collect.writer import EventWriter, QuarantineRecord
+from onefold.config import Settings
+from onefold.errors import CollectError, OnefoldError, Overloaded, PayloadTooLarge, Unauthorized
+
+_CORS_ALLOWED_HEADERS = "Content-Type, Authorization, X-Write-Key, Content-Encoding"
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(error: OnefoldError, headers: dict[str, str] | None = None) -> Response:
+    extra = dict(headers or {})
+    if isinstance(error, Overloaded):
+        extra["Retry-After"] = str(error.retry_after)
+    return json_response(error.to_json(), error.http_status, extra)
+
+
+def _cors(request: Request) -> dict[str, str]:
+    origin = request.headers.get("origin")
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
+
+
+class Collector:
+    def __init__(
+        self,
+        registry: SourceRegistry,
+        writer: EventWriter,
+        settings: Settings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._registry = registry
+        self._writer = writer
+        self._settings = settings
+        self._clock = clock
+
+    def routes(self) -> list[Route]:
+        paths = {f"/v1/{p}": p for p in (*SINGLE_PATHS, *BATCH_PATHS, *SHORT_PATHS)}
+        return [Route(path, self.handle, methods=["POST", "OPTIONS"]) for path in paths]
+
+    async def handle(self, request: Request) -> Response:
+        cors = _cors(request)
+        if request.method == "OPTIONS":
+            return self._preflight(request, cors)
+        endpoint = request.url.path.rsplit("/", 1)[-1]
+        received_at = self._clock()
+        try:
+            return await self._collect(request, endpoint, received_at, cors)
+        except OnefoldError as error:
+            return error_response(error, cors)
+
+    def _preflight(self, request: Request, cors: dict[str, str]) -> Response:
+        asked = request.headers.get("access-control-request-headers")
+        headers = {
+            **cors,
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": asked or _CORS_ALLOWED_HEADERS,
+            "Access-Control-Max-Age": "86400",
+        }
+        headers.setdefault("Access-Control-Allow-Origin", "*")
+        return Response(status_code=204, headers=headers)
+
+    async def _refuse(
+        self,
+        error: OnefoldError,
+        *,
+        endpoint: str,
+        received_at: datetime,
+        source: SourceInfo | None,
+        payload: bytes | str,
+        cors: dict[str, str],
+    ) -> Response:
+        """Keep a refused request in quarantine (durably) and answer with the error."""
+        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+        record = QuarantineRecord(
+            source_id=source.id if source else None,
+            received_at=received_at,
+            endpoint=endpoint,
+            code=error.code,
+            reason=error.message,
+            message_id=None,
+            batch_index=None,
+            payload=text,
+        )
+        await self._writer.write([], [record])
+        return error_response(error, cors)
+
+    async def _collect(
+        self, request: Request, endpoint: str, received_at: datetime, cors: dict[str, str]
+    ) -> Response:
+        settings = self._settings
+        refuse = {"endpoint": endpoint, "received_at": received_at, "cors": cors}
+        try:
+            body = await read_body(request.stream(), request.headers, settings.max_request_bytes)
+        except BodyTooLarge as error:
+            return await self._refuse(error, source=self._try_source(request), payload=error.prefix, **refuse)
+        except CollectError as error:
+            return await self._refuse(error, source=self._try_source(request), payload=b"", **refuse)
+        try:
+            data = parse_json(body.data)
+        except CollectError as error:
+            return await self._refuse(error, source=self._try_source(request), payload=body.data, **refuse)
+        try:
+            source = self._registry.authenticate(write_key_from(request.headers, data))
+        except Unauthorized as error:
+            return await self._refuse(error, source=None, payload=body.data, **refuse)
+        try:
+            items, msg_type, envelope = self._unpack(data, endpoint, source, received_at, len(body.data))
+        except CollectError as error:
+            return await self._refuse(error, source=source, payload=body.data, **refuse)
+
+        rows, rejections = build_rows(items, msg_type, envelope, _new_message_id)
+        quarantine = [self._quarantined(r, source, endpoint, received_at) for r in rejections]
+        single = endpoint in SINGLE_PATHS or SHORT_PATHS.get(endpoint) is not None
+        result = await self._writer.write(rows, quarantine)
+        if single and rejections:
+            bad = rejections[0]
+            error = CollectError(bad.reason, code=bad.code, quarantined=True)
+            return error_response(error, cors)
+        return json_response(
+            {
+                "success": True,
+                "accepted": len(rows),
+                "stored": result.stored,
+                "duplicates": result.duplicates,
+                "rejected": [r.to_json() for r in rejections],
+            },
+            headers=cors,
+        )
+
+    def _try_source(self, request: Request) -> SourceInfo | None:
+        try:
+            return self._registry.authenticate(write_key_from(request.headers, None))
+        except Unauthorized:
+            return None
+
+    def _unpack(
+        self, data: Any, endpoint: str, source: SourceInfo, received_at: datetime, body_size: int
+    ) -> tuple[list[Any], str | None, Envelope]:
+        settings = self._settings
+        if not isinstance(data, dict):
+            raise CollectError(f"the body must be a JSON object, got {type(data).__name__}", code="invalid_body")
+        is_batch = endpoint in BATCH_PATHS or (endpoint in SHORT_PATHS and SHORT_PATHS[endpoint] is None)
+        envelope = Envelope(
+            source=source,
+            received_at=received_at,
+            max_event_bytes=settings.max_event_bytes,
+            check_item_size=body_size > settings.max_event_bytes,
+        )
+        if not is_batch:
+            if body_size > settings.max_event_bytes:
+                raise PayloadTooLarge(
+                    f"the event is {body_size:,} bytes; the limit is {settings.max_event_bytes:,} bytes per event",
+                    limit="max_event_bytes",
+                    limit_bytes=settings.max_event_bytes,
+                )
+            msg_type = endpoint if endpoint in SINGLE_PATHS else SHORT_PATHS[endpoint]
+            return [data], msg_type, envelope
+        batch = data.get("batch")
+        if not isinstance(batch, list):
+            raise CollectError("field 'batch' must be a list of events", code="invalid_body", field="batch")
+        if len(batch) > settings.max_batch_events:
+            raise PayloadTooLarge(
+                f"the batch has {len(batch):,} events; the limit is {settings.max_batch_events:,} per request. "
+                "Split it into smaller batches",
+                limit="max_batch_events",
+                limit_events=settings.max_batch_events,
+            )
+        shared = {k: data.get(k) for k in ("context", "integrations")}
+        for key, value in shared.items():
+            if value is not None and not isinstance(value, dict):
+                raise CollectError(f"field '{key}' must be a JSON object", code="invalid_field", field=key)
+        envelope = Envelope(
+            source=source,
+            received_at=received_at,
+            max_event_bytes=settings.max_event_bytes,
+            context=shared["context"],
+            integrations=shared["integrations"],
+            check_item_size=envelope.check_item_size,
+        )
+        return batch, None, envelope
+
+    @staticmethod
+    def _quarantined(
+        rejection: Rejection, source: SourceInfo, endpoint: str, received_at: datetime
+    ) -> QuarantineRecord:
+        return QuarantineRecord(
+            source_id=source.id,
+            received_at=received_at,
+            endpoint=endpoint,
+            code=rejection.code,
+            reason=rejection.reason,
+            message_id=rejection.message_id,
+            batch_index=rejection.index,
+            payload=rejection.payload,
+        )
+
+
+def _new_message_id() -> str:
+    return "onefold-" + str(uuid.uuid4())

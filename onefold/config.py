@@ -1,0 +1,124 @@
+"""Settings: built once at startup from defaults < file < environment < flags, then frozen and passed down.
+
+This is the only module that reads ``os.environ``. Every setting is declared once in ``SETTINGS`` with its
+type, default and help; an unknown key in the file or a bad value is a startup error that names the source.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from onefold.errors import ConfigError
+
+ENV_PREFIX = "ONEFOLD_"
+CONFIG_FILE_NAME = "onefold.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    secret: bool = False
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"must be a positive whole number, got {value}")
+    return value
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", str, "./onefold-data", "Directory holding the DuckDB file and the hashed admin token."),
+    Setting("host", str, "127.0.0.1", "Address the server listens on."),
+    Setting("port", int, 8700, "Port the server listens on."),
+    Setting("admin_token", str, None, "Admin API token; generated on first start when unset.", secret=True),
+    Setting("dedup_window_seconds", _positive_int, 7 * 24 * 3600, "Window in which a repeated messageId is a duplicate."),
+    Setting("max_event_bytes", _positive_int, 32 * 1024, "Largest single event, in bytes of JSON."),
+    Setting("max_request_bytes", _positive_int, 500 * 1024, "Largest request body, after decompression."),
+    Setting("max_batch_events", _positive_int, 2500, "Most events in one batch request."),
+    Setting("queue_max_events", _positive_int, 50_000, "Events waiting for commit before the collector answers 503."),
+    Setting("commit_max_events", _positive_int, 5_000, "Most events written in one group commit."),
+    Setting("duckdb_memory_limit", str, "256MB", "DuckDB's memory_limit for the embedded store."),
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: str = "./onefold-data"
+    host: str = "127.0.0.1"
+    port: int = 8700
+    admin_token: str | None = None
+    dedup_window_seconds: int = 7 * 24 * 3600
+    max_event_bytes: int = 32 * 1024
+    max_request_bytes: int = 500 * 1024
+    max_batch_events: int = 2500
+    queue_max_events: int = 50_000
+    commit_max_events: int = 5_000
+    duckdb_memory_limit: str = "256MB"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as a dict with secrets hidden, for logs and `onefold config`."""
+        return {
+            f.name: ("***" if _BY_NAME[f.name].secret and getattr(self, f.name) else getattr(self, f.name))
+            for f in fields(self)
+        }
+
+
+def _coerce(setting: Setting, raw: Any, origin: str) -> Any:
+    try:
+        return setting.parse(str(raw)) if not isinstance(raw, bool) else setting.parse(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{origin}: setting '{setting.name}' has a bad value {raw!r} ({exc}). {setting.help}",
+            setting=setting.name,
+        ) from exc
+
+
+def load_settings(
+    *,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Build Settings from defaults < config file < environment < flags (``None`` flags are ignored).
+
+    The config file defaults to ``onefold.toml`` inside the data directory, when it exists.
+    """
+    env = os.environ if environ is None else environ
+    given_flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    for key in given_flags:
+        if key not in _BY_NAME:
+            raise ConfigError(f"unknown setting '{key}'; known settings: {', '.join(_BY_NAME)}")
+
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    data_dir = given_flags.get("data_dir") or env.get(ENV_PREFIX + "DATA_DIR") or values["data_dir"]
+    path = config_file or Path(data_dir) / CONFIG_FILE_NAME
+    if path.is_file():
+        try:
+            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file or remove it") from exc
+        for key, raw in file_values.items():
+            if key not in _BY_NAME:
+                raise ConfigError(f"{path}: unknown setting '{key}'; known settings: {', '.join(_BY_NAME)}")
+            values[key] = _coerce(_BY_NAME[key], raw, str(path))
+    for setting in SETTINGS:
+        env_key = ENV_PREFIX + setting.name.upper()
+        if env_key in env and env[env_key] != "":
+            values[setting.name] = _coerce(setting, env[env_key], f"environment variable {env_key}")
+    for key, raw in given_flags.items():
+        values[key] = _coerce(_BY_NAME[key], raw, f"flag --{key.replace('_', '-')}")
+    return Settings(**values)

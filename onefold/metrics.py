@@ -1,0 +1,40 @@
+"""Prometheus metrics, one registry per server instance (tests run several servers in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.accepted = Counter(
+            "onefold_events_accepted", "Events committed to the log.", ["source"], registry=self.registry
+        )
+        self.rejected = Counter(
+            "onefold_events_rejected", "Events or requests rejected into quarantine.", ["code"],
+            registry=self.registry,
+        )
+        self.deduplicated = Counter(
+            "onefold_events_deduplicated", "Events acknowledged as duplicates of stored ones.",
+            registry=self.registry,
+        )
+        self.overloaded = Counter(
+            "onefold_requests_overloaded", "Requests answered 503 because the write queue was full.",
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "onefold_write_queue_events", "Events waiting for the next group commit.", registry=self.registry
+        )
+        self.commit_seconds = Histogram(
+            "onefold_commit_latency_seconds", "Time to write and sync one group commit.",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
+            registry=self.registry,
+        )
+        self.commit_events = Histogram(
+            "onefold_commit_events", "Events per group commit.",
+            buckets=(1, 5, 20, 100, 500, 1000, 2500, 5000), registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,261 @@
+"""The embedded store: one DuckDB file in the data directory, owned by the server process.
+
+DuckDB allows one writing process, so the CLI and console reach the data through the server's API. Inside the
+process, each thread uses its own cursor; the group-commit writer is the only writer of the event log.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from onefold.errors import Conflict, NotFound, StoreError
+from onefold.store.schema import EVENT_COLUMN_NAMES, MIGRATIONS, QUARANTINE_COLUMN_NAMES
+
+DB_FILE_NAME = "onefold.duckdb"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    id: str
+    name: str
+    kind: str
+    default_region: str | None
+    write_key: str
+    previous_write_key: str | None
+    previous_key_expires_at: datetime | None
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+_SOURCE_COLS = ", ".join(SourceRecord.__slots__)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    message_id: str | None = None
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    source_id: str | None = None
+    type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class DuckDBStore:
+    """All SQL of the embedded tier lives here; callers get plain records and dicts."""
+
+    def __init__(self, path: Path, *, memory_limit: str = "256MB") -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(path), config={"memory_limit": memory_limit})
+        except duckdb.IOException as exc:
+            raise StoreError(
+                f"cannot open {path}: {exc}. Another Onefold server may own this data directory; "
+                "stop it or point --data at another directory.",
+                path=str(path),
+            ) from exc
+        self.path = path
+        self._admin_lock = threading.Lock()
+        self._migrate()
+
+    @classmethod
+    def open(cls, data_dir: Path, *, memory_limit: str = "256MB") -> DuckDBStore:
+        return cls(data_dir / DB_FILE_NAME, memory_limit=memory_limit)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection for one thread; DuckDB connections must not be shared across threads."""
+        return self._con.cursor()
+
+    # --- migrations and metadata -------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        con = self._con
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+        current = row[0] if row and row[0] is not None else 0
+        for number, statements in enumerate(MIGRATIONS, start=1):
+            if number <= current:
+                continue
+            con.execute("BEGIN")
+            for statement in statements:
+                con.execute(statement)
+            con.execute("INSERT INTO schema_version VALUES (?)", [number])
+            con.execute("COMMIT")
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.cursor().execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._admin_lock:
+            self.cursor().execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
+    # --- sources ------------------------------------------------------------------------------------------
+    def create_source(
+        self, *, id: str, name: str, kind: str, default_region: str | None, write_key: str, now: datetime
+    ) -> SourceRecord:
+        with self._admin_lock:
+            cur = self.cursor()
+            if cur.execute("SELECT 1 FROM sources WHERE name = ?", [name]).fetchone():
+                raise Conflict(f"a source named '{name}' already exists; choose another name", field="name")
+            cur.execute(
+                "INSERT INTO sources (id, name, kind, default_region, write_key, disabled, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, FALSE, ?, ?)",
+                [id, name, kind, default_region, write_key, now, now],
+            )
+        return self.get_source(id)
+
+    def list_sources(self) -> list[SourceRecord]:
+        rows = self.cursor().execute(f"SELECT {_SOURCE_COLS} FROM sources ORDER BY created_at, id").fetchall()
+        return [SourceRecord(*row) for row in rows]
+
+    def get_source(self, id_or_name: str) -> SourceRecord:
+        row = (
+            self.cursor()
+            .execute(f"SELECT {_SOURCE_COLS} FROM sources WHERE id = ? OR name = ?", [id_or_name, id_or_name])
+            .fetchone()
+        )
+        if row is None:
+            raise NotFound(f"no source with id or name '{id_or_name}'; list sources with GET /api/sources")
+        return SourceRecord(*row)
+
+    def update_source(self, source_id: str, *, now: datetime, **changes: Any) -> SourceRecord:
+        allowed = {"disabled", "write_key", "previous_write_key", "previous_key_expires_at", "default_region"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise StoreError(f"cannot update source fields {sorted(unknown)}")
+        assignments = ", ".join(f"{col} = ?" for col in changes)
+        with self._admin_lock:
+            self.cursor().execute(
+                f"UPDATE sources SET {assignments}, updated_at = ? WHERE id = ?",
+                [*changes.values(), now, source_id],
+            )
+        return self.get_source(source_id)
+
+    # --- the event log: written only by the group-commit writer -------------------------------------------
+    def next_ids(self) -> tuple[int, int]:
+        """The next event sequence number and the next quarantine id."""
+        row = self.cursor().execute(
+            "SELECT (SELECT coalesce(max(seq), 0) FROM events), (SELECT coalesce(max(id), 0) FROM quarantine)"
+        ).fetchone()
+        assert row is not None
+        return int(row[0]) + 1, int(row[1]) + 1
+
+    def recent_message_keys(self, since: datetime) -> Iterator[tuple[str, str, float]]:
+        """(source_id, message_id, received_at epoch seconds) of events received since ``since``."""
+        cur = self.cursor()
+        cur.execute(
+            "SELECT source_id, message_id, epoch(received_at) FROM events WHERE received_at >= ?", [since]
+        )
+        while chunk := cur.fetchmany(50_000):
+            yield from chunk
+
+    def stored_message_ids(
+        self, cur: duckdb.DuckDBPyConnection, keys: Sequence[tuple[str, str]], since: datetime
+    ) -> set[tuple[str, str]]:
+        """Which of ``keys`` are stored events received since ``since`` (confirms in-memory dedup hits)."""
+        if not keys:
+            return set()
+        rows = cur.execute(
+            "SELECT source_id, message_id FROM events WHERE received_at >= ? AND message_id IN "
+            "(SELECT unnest(?::VARCHAR[]))",
+            [since, sorted({mid for _, mid in keys})],
+        ).fetchall()
+        wanted = set(keys)
+        return {(str(s), str(m)) for s, m in rows if (s, m) in wanted}
+
+    def commit_batch(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        events: pa.Table | None,
+        quarantine: pa.Table | None,
+        deduplicated: int,
+    ) -> None:
+        """Write one group commit atomically; DuckDB syncs its WAL before COMMIT returns."""
+        cur.execute("BEGIN")
+        try:
+            if events is not None and events.num_rows:
+                cur.register("_onefold_events", events)
+                cur.execute(f"INSERT INTO events SELECT {', '.join(EVENT_COLUMN_NAMES)} FROM _onefold_events")
+                cur.unregister("_onefold_events")
+            if quarantine is not None and quarantine.num_rows:
+                cur.register("_onefold_quarantine", quarantine)
+                cur.execute(
+                    f"INSERT INTO quarantine SELECT {', '.join(QUARANTINE_COLUMN_NAMES)} FROM _onefold_quarantine"
+                )
+                cur.unregister("_onefold_quarantine")
+            if deduplicated:
+                cur.execute(
+                    "UPDATE counters SET value = value + ? WHERE name = 'events_deduplicated'", [deduplicated]
+                )
+            cur.execute("COMMIT")
+        except Exception:
+            cur.execute("ROLLBACK")
+            raise
+
+    # --- reads for the API --------------------------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        row = self.cursor().execute(
+            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM quarantine),"
+            " (SELECT value FROM counters WHERE name = 'events_deduplicated'),"
+            " (SELECT count(*) FROM sources)"
+        ).fetchone()
+        assert row is not None
+        return {
+            "events_stored": int(row[0]),
+            "events_rejected": int(row[1]),
+            "events_deduplicated": int(row[2]),
+            "sources": int(row[3]),
+        }
+
+    def list_events(self, flt: EventFilter, *, after: int, limit: int) -> list[dict[str, Any]]:
+        clauses, params = ["seq > ?"], [after]
+        for column, value in (
+            ("message_id", flt.message_id),
+            ("user_id", flt.user_id),
+            ("anonymous_id", flt.anonymous_id),
+            ("source_id", flt.source_id),
+            ("type", flt.type),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if flt.since is not None:
+            clauses.append("timestamp >= ?")
+            params.append(flt.since)
+        if flt.until is not None:
+            clauses.append("timestamp < ?")
+            params.append(flt.until)
+        sql = (
+            f"SELECT {', '.join(EVENT_COLUMN_NAMES)} FROM events WHERE {' AND '.join(clauses)} "
+            "ORDER BY seq LIMIT ?"
+        )
+        return self._dicts(sql, [*params, limit])
+
+    def list_quarantine(self, *, source_id: str | None, after: int, limit: int) -> list[dict[str, Any]]:
+        clauses, params = ["id > ?"], [after]
+        if source_id is not None:
+            clauses.append("source_id = ?")
+            params.append(source_id)
+        sql = (
+            f"SELECT {', '.join(QUARANTINE_COLUMN_NAMES)} FROM quarantine WHERE {' AND '.join(clauses)} "
+            "ORDER BY id LIMIT ?"
+        )
+        return self._dicts(sql, [*params, limit])
+
+    def _dicts(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        cur = self.cursor()
+        cur.execute(sql, params)
+        names = [d[0] for d in cur.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

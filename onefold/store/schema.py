@@ -1,0 +1,77 @@
+"""Numbered schema migrations. A migration is appended, never edited once released."""
+
+from __future__ import annotations
+
+# Column order of the `events` table; the writer builds Arrow columns in exactly this order.
+EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("seq", "BIGINT NOT NULL"),
+    ("message_id", "VARCHAR NOT NULL"),
+    ("source_id", "VARCHAR NOT NULL"),
+    ("type", "VARCHAR NOT NULL"),
+    ("event", "VARCHAR"),
+    ("name", "VARCHAR"),
+    ("user_id", "VARCHAR"),
+    ("anonymous_id", "VARCHAR"),
+    ("group_id", "VARCHAR"),
+    ("previous_id", "VARCHAR"),
+    ("timestamp", "TIMESTAMPTZ NOT NULL"),
+    ("original_timestamp", "TIMESTAMPTZ"),
+    ("sent_at", "TIMESTAMPTZ"),
+    ("received_at", "TIMESTAMPTZ NOT NULL"),
+    ("properties", "JSON"),
+    ("traits", "JSON"),
+    ("context", "JSON"),
+    ("integrations", "JSON"),
+    ("identifiers", "JSON"),
+    ("flags", "JSON"),
+    ("consent", "JSON"),
+    ("revenue", "DOUBLE"),
+    ("currency", "VARCHAR"),
+    ("order_id", "VARCHAR"),
+    ("products", "JSON"),
+    ("channel", "VARCHAR"),
+    ("campaign", "VARCHAR"),
+)
+EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in EVENT_COLUMNS)
+
+QUARANTINE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "BIGINT NOT NULL"),
+    ("source_id", "VARCHAR"),
+    ("received_at", "TIMESTAMPTZ NOT NULL"),
+    ("endpoint", "VARCHAR NOT NULL"),
+    ("code", "VARCHAR NOT NULL"),
+    ("reason", "VARCHAR NOT NULL"),
+    ("message_id", "VARCHAR"),
+    ("batch_index", "INTEGER"),
+    ("payload", "VARCHAR NOT NULL"),
+)
+QUARANTINE_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in QUARANTINE_COLUMNS)
+
+
+def _table(name: str, columns: tuple[tuple[str, str], ...]) -> str:
+    body = ",\n  ".join(f'"{col}" {kind}' for col, kind in columns)
+    return f"CREATE TABLE {name} (\n  {body}\n)"
+
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the event log, quarantine, sources, counters and key/value settings.
+    (
+        _table("events", EVENT_COLUMNS),
+        _table("quarantine", QUARANTINE_COLUMNS),
+        """CREATE TABLE sources (
+          id VARCHAR PRIMARY KEY,
+          name VARCHAR NOT NULL UNIQUE,
+          kind VARCHAR NOT NULL,
+          default_region VARCHAR,
+          write_key VARCHAR NOT NULL UNIQUE,
+          previous_write_key VARCHAR,
+          previous_key_expires_at TIMESTAMPTZ,
+          disabled BOOLEAN NOT NULL DEFAULT FALSE,
+          created_at TIMESTAMPTZ NOT NULL,
+          updated_at TIMESTAMPTZ NOT NULL
+        )""",
+        "CREATE TABLE counters (name VARCHAR PRIMARY KEY, value BIGINT NOT NULL)",
+        "INSERT INTO counters VALUES ('events_deduplicated', 0)",
+        "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+    ),
+)
