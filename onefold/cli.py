@@ -10,6 +10,7 @@ from typing import Any
 import click
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from onefold import __version__
@@ -25,7 +26,7 @@ def _settings(**flags: Any) -> Settings:
     try:
         return load_settings(flags=flags)
     except OnefoldError as exc:
-        err_console.print(f"[red]error:[/] {exc.message}")
+        err_console.print(f"[red]error:[/] {escape(exc.message)}")
         sys.exit(2)
 
 
@@ -85,7 +86,7 @@ def serve(data_dir: str | None, host: str | None, port: int | None) -> None:
     try:
         runtime = Runtime.open(settings)
     except OnefoldError as exc:
-        err_console.print(f"[red]error:[/] {exc.message}")
+        err_console.print(f"[red]error:[/] {escape(exc.message)}")
         sys.exit(2)
     server = _uvicorn_server(runtime)
     _banner(runtime)
@@ -115,7 +116,7 @@ def demo(data_dir: str, host: str | None, port: int | None, people: int, seed: i
         try:
             outcome = loader.run()
         except OnefoldError as exc:
-            err_console.print(f"[red]demo load failed:[/] {exc.message}")
+            err_console.print(f"[red]demo load failed:[/] {escape(exc.message)}")
             server.should_exit = True
             return
         _banner(runtime, outcome)

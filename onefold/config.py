@@ -40,12 +40,28 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "127.0.0.1", "Address the server listens on."),
     Setting("port", int, 8700, "Port the server listens on."),
     Setting("admin_token", str, None, "Admin API token; generated on first start when unset.", secret=True),
-    Setting("dedup_window_seconds", _positive_int, 7 * 24 * 3600, "Window in which a repeated messageId is a duplicate."),
+    Setting(
+        "dedup_window_seconds",
+        _positive_int,
+        7 * 24 * 3600,
+        "Window in which a repeated messageId is a duplicate.",
+    ),
     Setting("max_event_bytes", _positive_int, 32 * 1024, "Largest single event, in bytes of JSON."),
     Setting("max_request_bytes", _positive_int, 500 * 1024, "Largest request body, after decompression."),
     Setting("max_batch_events", _positive_int, 2500, "Most events in one batch request."),
-    Setting("queue_max_events", _positive_int, 50_000, "Events waiting for commit before the collector answers 503."),
+    Setting(
+        "queue_max_events",
+        _positive_int,
+        50_000,
+        "Events waiting for commit before the collector answers 503.",
+    ),
     Setting("commit_max_events", _positive_int, 5_000, "Most events written in one group commit."),
+    Setting(
+        "loader_max_lag_bytes",
+        _positive_int,
+        256 * 1024 * 1024,
+        "Journal bytes not yet loaded into DuckDB before the collector answers 503.",
+    ),
     Setting("duckdb_memory_limit", str, "256MB", "DuckDB's memory_limit for the embedded store."),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -63,6 +79,7 @@ class Settings:
     max_batch_events: int = 2500
     queue_max_events: int = 50_000
     commit_max_events: int = 5_000
+    loader_max_lag_bytes: int = 256 * 1024 * 1024
     duckdb_memory_limit: str = "256MB"
 
     @property
@@ -79,7 +96,7 @@ class Settings:
 
 def _coerce(setting: Setting, raw: Any, origin: str) -> Any:
     try:
-        return setting.parse(str(raw)) if not isinstance(raw, bool) else setting.parse(raw)
+        return setting.parse(str(raw))
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"{origin}: setting '{setting.name}' has a bad value {raw!r} ({exc}). {setting.help}",

@@ -12,28 +12,45 @@ class Metrics:
             "onefold_events_accepted", "Events committed to the log.", ["source"], registry=self.registry
         )
         self.rejected = Counter(
-            "onefold_events_rejected", "Events or requests rejected into quarantine.", ["code"],
+            "onefold_events_rejected",
+            "Events or requests rejected into quarantine.",
+            ["code"],
             registry=self.registry,
         )
         self.deduplicated = Counter(
-            "onefold_events_deduplicated", "Events acknowledged as duplicates of stored ones.",
+            "onefold_events_deduplicated",
+            "Events acknowledged as duplicates of stored ones.",
             registry=self.registry,
         )
         self.overloaded = Counter(
-            "onefold_requests_overloaded", "Requests answered 503 because the write queue was full.",
+            "onefold_requests_overloaded",
+            "Requests answered 503 because the write queue was full.",
             registry=self.registry,
         )
         self.queue_depth = Gauge(
             "onefold_write_queue_events", "Events waiting for the next group commit.", registry=self.registry
         )
+        self.loaded = Counter(
+            "onefold_events_loaded",
+            "Events moved from the journal into the DuckDB event log.",
+            registry=self.registry,
+        )
+        self.loader_lag = Gauge(
+            "onefold_loader_lag_bytes",
+            "Journal bytes acknowledged but not yet in DuckDB.",
+            registry=self.registry,
+        )
         self.commit_seconds = Histogram(
-            "onefold_commit_latency_seconds", "Time to write and sync one group commit.",
+            "onefold_commit_latency_seconds",
+            "Time to append and sync one group commit to the journal.",
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
             registry=self.registry,
         )
         self.commit_events = Histogram(
-            "onefold_commit_events", "Events per group commit.",
-            buckets=(1, 5, 20, 100, 500, 1000, 2500, 5000), registry=self.registry,
+            "onefold_commit_events",
+            "Events per group commit.",
+            buckets=(1, 5, 20, 100, 500, 1000, 2500, 5000),
+            registry=self.registry,
         )
 
     def render(self) -> bytes:

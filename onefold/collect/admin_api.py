@@ -14,13 +14,23 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from onefold.collect.loader import LogLoader
 from onefold.collect.sources import SOURCE_KINDS, SourceRegistry
 from onefold.collect.writer import EventWriter, QuarantineRecord
-from onefold.errors import Unauthorized
+from onefold.errors import StoreError, Unauthorized
 from onefold.governance.tokens import AdminToken
 from onefold.store import DuckDBStore, EventFilter, SourceRecord
 
-_JSON_COLUMNS = ("properties", "traits", "context", "integrations", "identifiers", "flags", "consent", "products")
+_JSON_COLUMNS = (
+    "properties",
+    "traits",
+    "context",
+    "integrations",
+    "identifiers",
+    "flags",
+    "consent",
+    "products",
+)
 MAX_PAGE = 1000
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size")]
 
@@ -59,6 +69,7 @@ class Stats(BaseModel):
     events_deduplicated: int = Field(description="Events acknowledged as duplicates and not stored again")
     sources: int
     write_queue_events: int = Field(description="Events waiting for the next group commit")
+    loader_lag_bytes: int = Field(description="Acknowledged journal bytes not yet loaded into DuckDB")
 
 
 class QuarantineIn(BaseModel):
@@ -105,8 +116,18 @@ def _decode_json_columns(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def admin_router(
-    store: DuckDBStore, registry: SourceRegistry, writer: EventWriter, token: AdminToken, clock: Callable[[], datetime]
+    store: DuckDBStore,
+    registry: SourceRegistry,
+    writer: EventWriter,
+    loader: LogLoader,
+    token: AdminToken,
+    clock: Callable[[], datetime],
 ) -> APIRouter:
+    def visible() -> None:
+        """Reads see every acknowledged event: wait for the loader to catch up with the journal."""
+        if not loader.wait_visible(timeout=30):
+            raise StoreError("the event log is still loading acknowledged events; retry in a few seconds")
+
     def require_admin(request: Request) -> None:
         header = request.headers.get("authorization", "")
         presented = header[7:].strip() if header[:7].lower() == "bearer " else None
@@ -150,14 +171,14 @@ def admin_router(
 
     @router.get("/stats", tags=["log"])
     def stats() -> Stats:
-        return Stats(**store.stats(), write_queue_events=writer.depth)
+        visible()
+        return Stats(**store.stats(), write_queue_events=writer.depth, loader_lag_bytes=loader.lag_bytes())
 
     @router.get("/quarantine", tags=["log"])
-    def quarantine(
-        source: str | None = None, after: int = Query(0, ge=0), limit: Limit = 100
-    ) -> Page:
+    def quarantine(source: str | None = None, after: int = Query(0, ge=0), limit: Limit = 100) -> Page:
         """Rejected payloads with their source, reason and time, oldest first."""
         source_id = store.get_source(source).id if source else None
+        visible()
         return _page(store.list_quarantine(source_id=source_id, after=after, limit=limit), "id", limit)
 
     @router.post("/quarantine", status_code=201, tags=["log"])
@@ -202,6 +223,7 @@ def admin_router(
             since=since,
             until=until,
         )
+        visible()
         rows = [_decode_json_columns(r) for r in store.list_events(flt, after=after, limit=limit)]
         return _page(rows, "seq", limit)
 

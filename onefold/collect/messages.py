@@ -55,6 +55,7 @@ class Envelope:
     max_event_bytes: int
     context: dict[str, Any] | None = None
     integrations: dict[str, Any] | None = None
+    sent_at: str | None = None  # a batch's sentAt (the SDKs stamp the batch, not each item)
     # Skip measuring each item when the whole body is under the per-event limit.
     check_item_size: bool = True
 
@@ -86,14 +87,18 @@ def _time(item: dict[str, Any], key: str) -> datetime | None:
     try:
         return parse_timestamp(item.get(key))
     except ValueError as exc:
-        raise _Invalid("invalid_timestamp", f"field '{key}': {exc}; send ISO-8601 such as 2024-05-01T12:00:00Z")
+        raise _Invalid(
+            "invalid_timestamp", f"field '{key}': {exc}; send ISO-8601 such as 2024-05-01T12:00:00Z"
+        ) from None
 
 
 def _with_envelope(item: dict[str, Any], env: Envelope) -> dict[str, Any]:
-    """Batch-level context and integrations merge into each item; the item's own keys win."""
-    if env.context is None and env.integrations is None:
+    """Batch-level context, integrations and sentAt merge into each item; the item's own keys win."""
+    if env.context is None and env.integrations is None and env.sent_at is None:
         return item
     merged = dict(item)
+    if env.sent_at is not None and item.get("sentAt") is None:
+        merged["sentAt"] = env.sent_at
     for key, shared in (("context", env.context), ("integrations", env.integrations)):
         if shared:
             own = item.get(key)
@@ -142,7 +147,8 @@ def build_row(item: Any, msg_type: str | None, env: Envelope, new_message_id: Ca
     message_id = _identity(item, "messageId") or new_message_id()
     if len(message_id) > MAX_MESSAGE_ID_CHARS:
         raise _Invalid(
-            "invalid_field", f"field 'messageId' is {len(message_id)} characters; the limit is {MAX_MESSAGE_ID_CHARS}"
+            "invalid_field",
+            f"field 'messageId' is {len(message_id)} characters; the limit is {MAX_MESSAGE_ID_CHARS}",
         )
     event = item.get("event")
     if kind == "track" and (not isinstance(event, str) or not event.strip()):
@@ -159,8 +165,13 @@ def build_row(item: Any, msg_type: str | None, env: Envelope, new_message_id: Ca
 
     timestamp, original, sent_at = (_time(item, key) for key, _ in _TIME_FIELDS)
     properties: dict[str, Any] | None = item.get("properties")
+    category = item.get("category")
+    if kind in ("page", "screen") and isinstance(category, str) and category:
+        properties = {"category": category, **(properties or {})}
     context: dict[str, Any] = item.get("context") or {}
     raw_traits = item.get("traits")
+    if kind == "identify" and not raw_traits and isinstance(context.get("traits"), dict):
+        raw_traits = context["traits"]  # RudderStack's SDKs send identify traits in context.traits
     traits = canonicalize_traits(raw_traits) if raw_traits else None
 
     source = env.source
@@ -219,4 +230,3 @@ def build_rows(
                 )
             )
     return rows, rejections
-

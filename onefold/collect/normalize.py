@@ -228,9 +228,7 @@ def _squash(name: str) -> str:
 
 
 _TRAIT_ALIASES: Final[dict[str, str]] = {
-    spelling: canonical
-    for canonical, extra in _TRAIT_SPELLINGS.items()
-    for spelling in (_squash(canonical), *extra)
+    spelling: canonical for canonical, extra in _TRAIT_SPELLINGS.items() for spelling in (_squash(canonical), *extra)
 }
 CANONICAL_TRAITS: Final[frozenset[str]] = frozenset(_TRAIT_SPELLINGS)
 
@@ -261,9 +259,7 @@ def canonicalize_traits(traits: dict[str, Any]) -> dict[str, Any]:
 
 _ZERO_UUID: Final = "00000000-0000-0000-0000-000000000000"
 # Values buggy SDK integrations send as ids; matching on them would merge unrelated people into one profile.
-_PLACEHOLDER_IDS: Final = frozenset(
-    {"null", "undefined", "none", "nil", "nan", "[object object]", _ZERO_UUID}
-)
+_PLACEHOLDER_IDS: Final = frozenset({"null", "undefined", "none", "nil", "nan", "[object object]", _ZERO_UUID})
 _HASH_ENCODINGS: Final = frozenset({"md5", "sha1", "sha256", "sha512"})
 _NOT_ID_CHARS: Final = re.compile(r"[^a-z0-9_]")
 # Top-level id fields in extraction order.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -45,9 +46,25 @@ def error_response(error: OnefoldError, headers: dict[str, str] | None = None) -
     return json_response(error.to_json(), error.http_status, extra)
 
 
+def collector_error_response(error: OnefoldError, headers: dict[str, str] | None = None) -> Response:
+    """Our error object plus Segment's top-level `code` and `message`, which the official SDKs read."""
+    response = error_response(error, headers)
+    body = {"code": error.code, "message": error.message, **error.to_json()}
+    response.body = orjson.dumps(body)
+    response.headers["content-length"] = str(len(response.body))
+    return response
+
+
 def _cors(request: Request) -> dict[str, str]:
     origin = request.headers.get("origin")
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    endpoint: str
+    received_at: datetime
+    cors: dict[str, str]
 
 
 class Collector:
@@ -76,7 +93,7 @@ class Collector:
         try:
             return await self._collect(request, endpoint, received_at, cors)
         except OnefoldError as error:
-            return error_response(error, cors)
+            return collector_error_response(error, cors)
 
     def _preflight(self, request: Request, cors: dict[str, str]) -> Response:
         asked = request.headers.get("access-control-request-headers")
@@ -89,54 +106,41 @@ class Collector:
         headers.setdefault("Access-Control-Allow-Origin", "*")
         return Response(status_code=204, headers=headers)
 
-    async def _refuse(
-        self,
-        error: OnefoldError,
-        *,
-        endpoint: str,
-        received_at: datetime,
-        source: SourceInfo | None,
-        payload: bytes | str,
-        cors: dict[str, str],
-    ) -> Response:
+    async def _refuse(self, error: OnefoldError, call: _Call, *, source: SourceInfo | None, payload: bytes) -> Response:
         """Keep a refused request in quarantine (durably) and answer with the error."""
-        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
         record = QuarantineRecord(
             source_id=source.id if source else None,
-            received_at=received_at,
-            endpoint=endpoint,
+            received_at=call.received_at,
+            endpoint=call.endpoint,
             code=error.code,
             reason=error.message,
             message_id=None,
             batch_index=None,
-            payload=text,
+            payload=payload.decode("utf-8", "replace"),
         )
         await self._writer.write([], [record])
-        return error_response(error, cors)
+        return collector_error_response(error, call.cors)
 
-    async def _collect(
-        self, request: Request, endpoint: str, received_at: datetime, cors: dict[str, str]
-    ) -> Response:
-        settings = self._settings
-        refuse = {"endpoint": endpoint, "received_at": received_at, "cors": cors}
+    async def _collect(self, request: Request, endpoint: str, received_at: datetime, cors: dict[str, str]) -> Response:
+        call = _Call(endpoint, received_at, cors)
         try:
-            body = await read_body(request.stream(), request.headers, settings.max_request_bytes)
-        except BodyTooLarge as error:
-            return await self._refuse(error, source=self._try_source(request), payload=error.prefix, **refuse)
-        except CollectError as error:
-            return await self._refuse(error, source=self._try_source(request), payload=b"", **refuse)
+            body = await read_body(request.stream(), request.headers, self._settings.max_request_bytes)
+        except BodyTooLarge as too_large:
+            return await self._refuse(too_large, call, source=self._try_source(request), payload=too_large.prefix)
+        except CollectError as bad_body:
+            return await self._refuse(bad_body, call, source=self._try_source(request), payload=b"")
         try:
             data = parse_json(body.data)
-        except CollectError as error:
-            return await self._refuse(error, source=self._try_source(request), payload=body.data, **refuse)
+        except CollectError as bad_json:
+            return await self._refuse(bad_json, call, source=self._try_source(request), payload=body.data)
         try:
             source = self._registry.authenticate(write_key_from(request.headers, data))
-        except Unauthorized as error:
-            return await self._refuse(error, source=None, payload=body.data, **refuse)
+        except Unauthorized as refused:
+            return await self._refuse(refused, call, source=None, payload=body.data)
         try:
             items, msg_type, envelope = self._unpack(data, endpoint, source, received_at, len(body.data))
-        except CollectError as error:
-            return await self._refuse(error, source=source, payload=body.data, **refuse)
+        except CollectError as bad_request:
+            return await self._refuse(bad_request, call, source=source, payload=body.data)
 
         rows, rejections = build_rows(items, msg_type, envelope, _new_message_id)
         quarantine = [self._quarantined(r, source, endpoint, received_at) for r in rejections]
@@ -144,8 +148,7 @@ class Collector:
         result = await self._writer.write(rows, quarantine)
         if single and rejections:
             bad = rejections[0]
-            error = CollectError(bad.reason, code=bad.code, quarantined=True)
-            return error_response(error, cors)
+            return collector_error_response(CollectError(bad.reason, code=bad.code, quarantined=True), cors)
         return json_response(
             {
                 "success": True,
@@ -199,12 +202,16 @@ class Collector:
         for key, value in shared.items():
             if value is not None and not isinstance(value, dict):
                 raise CollectError(f"field '{key}' must be a JSON object", code="invalid_field", field=key)
+        sent_at = data.get("sentAt")
+        if sent_at is not None and not isinstance(sent_at, str):
+            raise CollectError("field 'sentAt' must be an ISO-8601 string", code="invalid_field", field="sentAt")
         envelope = Envelope(
             source=source,
             received_at=received_at,
             max_event_bytes=settings.max_event_bytes,
             context=shared["context"],
             integrations=shared["integrations"],
+            sent_at=sent_at,
             check_item_size=envelope.check_item_size,
         )
         return batch, None, envelope

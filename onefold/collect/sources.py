@@ -28,8 +28,8 @@ def new_write_key() -> str:
 
 def validate_source_fields(name: str, kind: str, default_region: str | None) -> str | None:
     """Check a new source's fields; return the region upper-cased."""
-    if not name.strip() or len(name) > MAX_NAME_CHARS:
-        raise CollectError(f"field 'name' must be 1 to {MAX_NAME_CHARS} characters", field="name")
+    if not name.strip() or len(name) > MAX_NAME_CHARS or "/" in name:
+        raise CollectError(f"field 'name' must be 1 to {MAX_NAME_CHARS} characters without '/'", field="name")
     if kind not in SOURCE_KINDS:
         raise CollectError(f"field 'kind' must be one of {', '.join(SOURCE_KINDS)}; got {kind!r}", field="kind")
     if default_region is None:
@@ -68,9 +68,7 @@ class SourceRegistry:
             )
         record = self._by_key.get(write_key)
         if record is None:
-            raise Unauthorized(
-                f"unknown write key '{write_key[:6]}…'; copy the source's key from GET /api/sources"
-            )
+            raise Unauthorized(f"unknown write key '{write_key[:6]}…'; copy the source's key from GET /api/sources")
         if write_key == record.previous_write_key and (
             record.previous_key_expires_at is None or record.previous_key_expires_at <= self._clock()
         ):

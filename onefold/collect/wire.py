@@ -15,7 +15,13 @@ from onefold.errors import CollectError, PayloadTooLarge
 
 # Segment's browser endpoints use the first letter of the call type; `b` is analytics.js batching.
 SHORT_PATHS: dict[str, str | None] = {
-    "t": "track", "p": "page", "i": "identify", "s": "screen", "g": "group", "a": "alias", "b": None,
+    "t": "track",
+    "p": "page",
+    "i": "identify",
+    "s": "screen",
+    "g": "group",
+    "a": "alias",
+    "b": None,
 }
 SINGLE_PATHS = ("identify", "track", "page", "screen", "group", "alias")
 BATCH_PATHS = ("batch", "import")
@@ -46,9 +52,7 @@ def _too_large(limit: int, prefix: bytes, what: str) -> BodyTooLarge:
     )
 
 
-async def read_body(
-    chunks: AsyncIterator[bytes], headers: Mapping[str, str], limit: int
-) -> Body:
+async def read_body(chunks: AsyncIterator[bytes], headers: Mapping[str, str], limit: int) -> Body:
     """Read at most ``limit`` bytes, decompressing gzip/deflate incrementally so a bomb is stopped early."""
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:

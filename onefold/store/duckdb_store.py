@@ -6,6 +6,8 @@ process, each thread uses its own cursor; the group-commit writer is the only wr
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,9 +19,31 @@ import duckdb
 import pyarrow as pa
 
 from onefold.errors import Conflict, NotFound, StoreError
-from onefold.store.schema import EVENT_COLUMN_NAMES, MIGRATIONS, QUARANTINE_COLUMN_NAMES
+from onefold.store.schema import (
+    EVENT_COLUMN_NAMES,
+    EVENT_COLUMNS,
+    MIGRATIONS,
+    QUARANTINE_COLUMN_NAMES,
+    QUARANTINE_COLUMNS,
+)
 
 DB_FILE_NAME = "onefold.duckdb"
+LOCK_FILE_NAME = "onefold.lock"
+
+
+def _lock_data_dir(directory: Path) -> int:
+    """Hold an exclusive lock on the data directory for the life of the store (one owner, any process)."""
+    fd = os.open(directory / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreError(
+            f"{directory} is in use: Another Onefold server owns this data directory; "
+            "stop it or point --data at another directory",
+            path=str(directory),
+        ) from None
+    return fd
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +63,17 @@ class SourceRecord:
 _SOURCE_COLS = ", ".join(SourceRecord.__slots__)
 
 
+def _select_list(columns: tuple[tuple[str, str], ...]) -> str:
+    """Column list for loading Arrow rows, casting ISO-8601 text to timestamps."""
+    return ", ".join(
+        f'CAST("{name}" AS TIMESTAMPTZ)' if kind.startswith("TIMESTAMPTZ") else f'"{name}"' for name, kind in columns
+    )
+
+
+_EVENT_SELECT = _select_list(EVENT_COLUMNS)
+_QUARANTINE_SELECT = _select_list(QUARANTINE_COLUMNS)
+
+
 @dataclass(frozen=True, slots=True)
 class EventFilter:
     message_id: str | None = None
@@ -55,9 +90,11 @@ class DuckDBStore:
 
     def __init__(self, path: Path, *, memory_limit: str = "256MB") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock_data_dir(path.parent)
         try:
             self._con = duckdb.connect(str(path), config={"memory_limit": memory_limit})
         except duckdb.IOException as exc:
+            os.close(self._lock_fd)
             raise StoreError(
                 f"cannot open {path}: {exc}. Another Onefold server may own this data directory; "
                 "stop it or point --data at another directory.",
@@ -73,6 +110,7 @@ class DuckDBStore:
 
     def close(self) -> None:
         self._con.close()
+        os.close(self._lock_fd)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection for one thread; DuckDB connections must not be shared across threads."""
@@ -146,18 +184,18 @@ class DuckDBStore:
     # --- the event log: written only by the group-commit writer -------------------------------------------
     def next_ids(self) -> tuple[int, int]:
         """The next event sequence number and the next quarantine id."""
-        row = self.cursor().execute(
-            "SELECT (SELECT coalesce(max(seq), 0) FROM events), (SELECT coalesce(max(id), 0) FROM quarantine)"
-        ).fetchone()
+        row = (
+            self.cursor()
+            .execute("SELECT (SELECT coalesce(max(seq), 0) FROM events), (SELECT coalesce(max(id), 0) FROM quarantine)")
+            .fetchone()
+        )
         assert row is not None
         return int(row[0]) + 1, int(row[1]) + 1
 
     def recent_message_keys(self, since: datetime) -> Iterator[tuple[str, str, float]]:
         """(source_id, message_id, received_at epoch seconds) of events received since ``since``."""
         cur = self.cursor()
-        cur.execute(
-            "SELECT source_id, message_id, epoch(received_at) FROM events WHERE received_at >= ?", [since]
-        )
+        cur.execute("SELECT source_id, message_id, epoch(received_at) FROM events WHERE received_at >= ?", [since])
         while chunk := cur.fetchmany(50_000):
             yield from chunk
 
@@ -181,36 +219,54 @@ class DuckDBStore:
         events: pa.Table | None,
         quarantine: pa.Table | None,
         deduplicated: int,
+        position: tuple[int, int],
     ) -> None:
-        """Write one group commit atomically; DuckDB syncs its WAL before COMMIT returns."""
-        cur.execute("BEGIN")
+        """Load one chunk of the journal atomically, together with the journal position it reaches.
+
+        All statements go in one call: each call releases and re-takes the GIL, and re-taking it from a busy
+        event loop can cost a whole switch interval.
+        """
+        statements = ["BEGIN"]
+        if events is not None and events.num_rows:
+            cur.register("_onefold_events", events)
+            statements.append(f"INSERT INTO events SELECT {_EVENT_SELECT} FROM _onefold_events")
+        if quarantine is not None and quarantine.num_rows:
+            cur.register("_onefold_quarantine", quarantine)
+            statements.append(f"INSERT INTO quarantine SELECT {_QUARANTINE_SELECT} FROM _onefold_quarantine")
+        number, offset = (int(x) for x in position)
+        statements.append(f"INSERT OR REPLACE INTO meta VALUES ('journal_position', '{number}:{offset}')")
+        if deduplicated:
+            statements.append(
+                f"UPDATE counters SET value = value + {int(deduplicated)} WHERE name = 'events_deduplicated'"
+            )
+        statements.append("COMMIT")
         try:
-            if events is not None and events.num_rows:
-                cur.register("_onefold_events", events)
-                cur.execute(f"INSERT INTO events SELECT {', '.join(EVENT_COLUMN_NAMES)} FROM _onefold_events")
-                cur.unregister("_onefold_events")
-            if quarantine is not None and quarantine.num_rows:
-                cur.register("_onefold_quarantine", quarantine)
-                cur.execute(
-                    f"INSERT INTO quarantine SELECT {', '.join(QUARANTINE_COLUMN_NAMES)} FROM _onefold_quarantine"
-                )
-                cur.unregister("_onefold_quarantine")
-            if deduplicated:
-                cur.execute(
-                    "UPDATE counters SET value = value + ? WHERE name = 'events_deduplicated'", [deduplicated]
-                )
-            cur.execute("COMMIT")
+            cur.execute(";\n".join(statements))
         except Exception:
             cur.execute("ROLLBACK")
             raise
+        finally:
+            for name in ("_onefold_events", "_onefold_quarantine"):
+                cur.unregister(name)
+
+    def journal_position(self) -> tuple[int, int] | None:
+        value = self.get_meta("journal_position")
+        if value is None:
+            return None
+        number, offset = value.split(":")
+        return int(number), int(offset)
 
     # --- reads for the API --------------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
-        row = self.cursor().execute(
-            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM quarantine),"
-            " (SELECT value FROM counters WHERE name = 'events_deduplicated'),"
-            " (SELECT count(*) FROM sources)"
-        ).fetchone()
+        row = (
+            self.cursor()
+            .execute(
+                "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM quarantine),"
+                " (SELECT value FROM counters WHERE name = 'events_deduplicated'),"
+                " (SELECT count(*) FROM sources)"
+            )
+            .fetchone()
+        )
         assert row is not None
         return {
             "events_stored": int(row[0]),
@@ -220,7 +276,8 @@ class DuckDBStore:
         }
 
     def list_events(self, flt: EventFilter, *, after: int, limit: int) -> list[dict[str, Any]]:
-        clauses, params = ["seq > ?"], [after]
+        clauses: list[str] = ["seq > ?"]
+        params: list[Any] = [after]
         for column, value in (
             ("message_id", flt.message_id),
             ("user_id", flt.user_id),
@@ -237,14 +294,12 @@ class DuckDBStore:
         if flt.until is not None:
             clauses.append("timestamp < ?")
             params.append(flt.until)
-        sql = (
-            f"SELECT {', '.join(EVENT_COLUMN_NAMES)} FROM events WHERE {' AND '.join(clauses)} "
-            "ORDER BY seq LIMIT ?"
-        )
+        sql = f"SELECT {', '.join(EVENT_COLUMN_NAMES)} FROM events WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?"
         return self._dicts(sql, [*params, limit])
 
     def list_quarantine(self, *, source_id: str | None, after: int, limit: int) -> list[dict[str, Any]]:
-        clauses, params = ["id > ?"], [after]
+        clauses: list[str] = ["id > ?"]
+        params: list[Any] = [after]
         if source_id is not None:
             clauses.append("source_id = ?")
             params.append(source_id)

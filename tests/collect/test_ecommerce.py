@@ -58,9 +58,7 @@ def test_every_spec_event_is_recognized(event: str) -> None:
     assert extract_commerce(event.upper(), None) is not None
 
 
-@pytest.mark.parametrize(
-    "event", ["order completed", "  Order Completed ", "ORDER COMPLETED", "Order  Completed"]
-)
+@pytest.mark.parametrize("event", ["order completed", "  Order Completed ", "ORDER COMPLETED", "Order  Completed"])
 def test_event_name_matching_is_lenient(event: str) -> None:
     assert extract_commerce(event, {"revenue": 10}) == Commerce(10.0, None, None, None)
 
@@ -240,9 +238,7 @@ _values = st.one_of(
 @given(
     st.sampled_from(SPEC_EVENTS),
     st.dictionaries(
-        st.sampled_from(
-            ["revenue", "total", "value", "price", "quantity", "currency", "order_id", "products", "sku"]
-        ),
+        st.sampled_from(["revenue", "total", "value", "price", "quantity", "currency", "order_id", "products", "sku"]),
         _values | st.lists(st.dictionaries(st.text(max_size=3), _values, max_size=2), max_size=2),
     ),
 )

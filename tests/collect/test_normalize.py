@@ -236,9 +236,7 @@ def test_parse_timestamp_error_message_quotes_the_value() -> None:
         parse_timestamp(True)
 
 
-_offsets = st.timedeltas(
-    min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)
-)
+_offsets = st.timedeltas(min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59))
 _zones = st.one_of(st.just(UTC), _offsets.map(timezone), st.timezones())
 
 
@@ -533,9 +531,7 @@ def test_extract_identifiers_device(device: dict[str, Any], expected: list[tuple
 
 
 def test_extract_identifiers_advertising_raw_is_as_received() -> None:
-    (identifier,) = extract_identifiers(
-        {"context": {"device": {"advertisingId": "ABC-DEF"}}}, None
-    ).identifiers
+    (identifier,) = extract_identifiers({"context": {"device": {"advertisingId": "ABC-DEF"}}}, None).identifiers
     assert (identifier.value, identifier.raw) == ("abc-def", "ABC-DEF")
 
 
@@ -550,15 +546,11 @@ _json_scalars = st.one_of(
     st.integers(),
     st.floats(),
     st.text(max_size=10),
-    st.sampled_from(
-        ["a@b.co", "ＪＯＨＮ@Example.COM", "+14155550123", "(416) 967-1111", "555-1234", "undefined"]
-    ),
+    st.sampled_from(["a@b.co", "ＪＯＨＮ@Example.COM", "+14155550123", "(416) 967-1111", "555-1234", "undefined"]),
 )
 _json = st.recursive(
     _json_scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
-    ),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
     max_leaves=12,
 )
 _id_keys = st.sampled_from(
@@ -581,9 +573,7 @@ def _keyed(keys: st.SearchStrategy[str], values: st.SearchStrategy[Any]) -> st.S
     return st.dictionaries(keys | st.text(max_size=5), values, max_size=6)
 
 
-_traits = _keyed(
-    st.sampled_from(["email", "Email", "phone", "phoneNumber", "mobile", "e-mail", "address"]), _json
-)
+_traits = _keyed(st.sampled_from(["email", "Email", "phone", "phoneNumber", "mobile", "e-mail", "address"]), _json)
 _external_id = _keyed(st.sampled_from(["id", "type", "encoding", "collection"]), _json)
 _context = _keyed(
     st.sampled_from(["traits", "externalIds", "device"]),
@@ -607,9 +597,7 @@ _VALID_TYPE = re.compile(r"[a-z0-9_]+")
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_messages, st.sampled_from([None, "US", "CA", "GB"]))
-def test_extract_identifiers_never_raises_and_never_duplicates(
-    message: dict[str, Any], region: str | None
-) -> None:
+def test_extract_identifiers_never_raises_and_never_duplicates(message: dict[str, Any], region: str | None) -> None:
     extraction = extract_identifiers(message, region)
     keys = [(i.type, i.value) for i in extraction.identifiers]
     assert len(keys) == len(set(keys))

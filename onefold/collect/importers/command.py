@@ -4,24 +4,34 @@ from __future__ import annotations
 
 import csv
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from urllib.parse import quote
 
 import click
 import httpx
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from onefold.collect.importers.csv_mapping import CsvMapping, RowError, check_header, parse_mapping, row_to_event
+from onefold.collect.importers.csv_mapping import (
+    CsvMapping,
+    RowError,
+    check_header,
+    parse_mapping,
+    row_to_event,
+)
 from onefold.collect.importers.uploader import BatchUploader, UploadSummary
 from onefold.config import load_settings
 from onefold.errors import ImportFailed, OnefoldError
 
 console = Console(stderr=True)
+_JSONL_NAMESPACE = uuid.UUID("0b6f3f9e-8a7d-4f0e-b1c5-3d2a9e4c7f10")
 MAX_REASONS_SHOWN = 10
 
 
@@ -47,6 +57,8 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRecord]]:
             if not isinstance(value, dict):
                 yield number, BadRecord(number, f"line {number}: not a JSON object", text)
                 continue
+            if not value.get("messageId"):  # a stable id keeps re-runs idempotent
+                value["messageId"] = "jsonl-" + str(uuid.uuid5(_JSONL_NAMESPACE, f"{path.name}\x1f{text}"))
             yield number, value
 
 
@@ -54,12 +66,23 @@ def read_csv(path: Path, mapping: CsvMapping, source: str) -> Iterator[tuple[int
     """(row number, event) per data row; row 1 is the header, so the first record is row 2."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        check_header(mapping, list(reader.fieldnames or []))
-        for number, row in enumerate(reader, start=2):
+        header = list(reader.fieldnames or [])
+        check_header(mapping, header)
+        for row in reader:
+            number = reader.line_num  # the file's line, as a spreadsheet shows it
+            surplus = cast("list[str] | None", row.pop(None, None))  # type: ignore[call-overload,unused-ignore]
             try:
+                if surplus is not None:
+                    raise RowError(
+                        number,
+                        None,
+                        f"the row has {len(header) + len(surplus)} fields but the header has "
+                        f"{len(header)}; quote values that contain commas",
+                    )
                 yield number, row_to_event(mapping, row, number, source)
             except RowError as exc:
-                yield number, BadRecord(number, str(exc), orjson.dumps(row).decode())
+                payload = {**row, **({"_extra_fields": surplus} if surplus else {})}
+                yield number, BadRecord(number, str(exc), orjson.dumps(payload).decode())
 
 
 def _count_records(path: Path, is_csv: bool) -> int:
@@ -69,10 +92,15 @@ def _count_records(path: Path, is_csv: bool) -> int:
 
 
 def run_import(
-    client: httpx.Client, path: Path, source: str, mapping: CsvMapping | None, *, progress: Progress | None = None
+    client: httpx.Client,
+    path: Path,
+    source: str,
+    mapping: CsvMapping | None,
+    *,
+    progress: Progress | None = None,
 ) -> tuple[UploadSummary, list[BadRecord]]:
     """Send every good record through the collector and every bad one to quarantine."""
-    response = client.get(f"/api/sources/{source}")
+    response = client.get(f"/api/sources/{quote(source, safe='')}")
     if response.status_code == 404:
         raise ImportFailed(f"no source named '{source}'; create it with POST /api/sources first")
     if response.status_code == 401:
@@ -114,8 +142,11 @@ def _summary_table(summary: UploadSummary, bad: list[BadRecord]) -> Table:
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--source", required=True, help="Name or id of the source the records belong to.")
-@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="TOML column mapping; required for CSV files (see docs/importers.md).")
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML column mapping; required for CSV files (see docs/importers.md).",
+)
 @click.option("--url", default=None, help="Server URL [default: http://HOST:PORT from settings].")
 @click.option("--token", default=None, help="Admin token [default: ONEFOLD_ADMIN_TOKEN].")
 def import_command(file: Path, source: str, mapping: Path | None, url: str | None, token: str | None) -> None:
@@ -131,21 +162,27 @@ def import_command(file: Path, source: str, mapping: Path | None, url: str | Non
         parsed = parse_mapping(mapping.read_text(encoding="utf-8"), str(mapping)) if mapping else None
         base = url or f"http://{settings.host}:{settings.port}"
         headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=base, headers=headers, timeout=60) as client, Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=console,
-        ) as progress:
+        with (
+            httpx.Client(base_url=base, headers=headers, timeout=60) as client,
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            ) as progress,
+        ):
             try:
                 summary, bad = run_import(client, file, source, parsed, progress=progress)
             except httpx.TransportError as exc:
                 raise ImportFailed(f"cannot reach {base} ({exc}); start it with `onefold serve` or pass --url") from exc
     except OnefoldError as exc:
-        console.print(f"[red]error:[/] {exc.message}")
+        console.print(f"[red]error:[/] {escape(exc.message)}")
         sys.exit(2)
     console.print(_summary_table(summary, bad))
     reasons = [b.reason for b in bad] + [f"record {r['ref']}: {r['reason']}" for r in summary.rejected]
     for reason in reasons[:MAX_REASONS_SHOWN]:
-        console.print(f"  [red]✗[/] {reason}")
+        console.print(f"  [red]✗[/] {escape(reason)}")
     if len(reasons) > MAX_REASONS_SHOWN:
         console.print(f"  … and {len(reasons) - MAX_REASONS_SHOWN} more: GET /api/quarantine?source={source}")
     sys.exit(1 if reasons else 0)

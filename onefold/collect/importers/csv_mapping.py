@@ -6,15 +6,17 @@ message ids stable across re-runs, and extra columns to carry along. See docs/im
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 import uuid
+from collections.abc import Callable
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from onefold.collect.normalize import parse_timestamp
+from onefold.collect.normalize import normalize_email, normalize_phone, parse_timestamp
 from onefold.errors import ImportFailed
 
 _NAMESPACE = uuid.UUID("6f1c2a0e-5b1d-4c57-9a43-0e3b8f7d2c11")
@@ -31,32 +33,77 @@ class KindSpec:
 
 
 IDENTITY_FIELDS = ("user_id", "anonymous_id", "email", "phone", "loyalty_card", "timestamp")
-_ORDER_FIELDS = ("order_id", "revenue", "currency", "product_id", "sku", "product_name", "price", "quantity",
-                 "category", "status")
+_ORDER_FIELDS = (
+    "order_id",
+    "revenue",
+    "currency",
+    "product_id",
+    "sku",
+    "product_name",
+    "price",
+    "quantity",
+    "category",
+    "status",
+)
 
 KINDS: dict[str, KindSpec] = {
     "crm_contacts": KindSpec(
-        call="identify", required=(), fields=("first_name", "last_name", "company", "city", "country", "birthday")
+        call="identify",
+        required=(),
+        fields=("first_name", "last_name", "company", "city", "country", "birthday"),
     ),
-    "orders": KindSpec(call="track", required=("order_id", "revenue"), fields=_ORDER_FIELDS,
-                       event="Order Completed", channel="ecommerce"),
-    "pos_purchases": KindSpec(call="track", required=("order_id", "revenue"), fields=(*_ORDER_FIELDS, "store_id"),
-                              event="Order Completed", channel="pos"),
+    "orders": KindSpec(
+        call="track",
+        required=("order_id", "revenue"),
+        fields=_ORDER_FIELDS,
+        event="Order Completed",
+        channel="ecommerce",
+    ),
+    "pos_purchases": KindSpec(
+        call="track",
+        required=("order_id", "revenue"),
+        fields=(*_ORDER_FIELDS, "store_id"),
+        event="Order Completed",
+        channel="pos",
+    ),
     "email_engagement": KindSpec(
-        call="track", required=("event", "email"), fields=("event", "campaign", "subject", "url"), channel="email",
-        event_values=(("sent", "Email Sent"), ("delivered", "Email Delivered"), ("open", "Email Opened"),
-                      ("opened", "Email Opened"), ("click", "Email Link Clicked"), ("clicked", "Email Link Clicked"),
-                      ("bounce", "Email Bounced"), ("bounced", "Email Bounced"), ("unsubscribe", "Unsubscribed"),
-                      ("unsubscribed", "Unsubscribed"), ("spam", "Email Marked as Spam")),
+        call="track",
+        required=("event", "email"),
+        fields=("event", "campaign", "subject", "url"),
+        channel="email",
+        event_values=(
+            ("sent", "Email Sent"),
+            ("delivered", "Email Delivered"),
+            ("open", "Email Opened"),
+            ("opened", "Email Opened"),
+            ("click", "Email Link Clicked"),
+            ("clicked", "Email Link Clicked"),
+            ("bounce", "Email Bounced"),
+            ("bounced", "Email Bounced"),
+            ("unsubscribe", "Unsubscribed"),
+            ("unsubscribed", "Unsubscribed"),
+            ("spam", "Email Marked as Spam"),
+        ),
     ),
     "sms_engagement": KindSpec(
-        call="track", required=("event", "phone"), fields=("event", "campaign", "url"), channel="sms",
-        event_values=(("sent", "SMS Sent"), ("delivered", "SMS Delivered"), ("click", "SMS Link Clicked"),
-                      ("clicked", "SMS Link Clicked"), ("opt_out", "SMS Opted Out"), ("opted_out", "SMS Opted Out"),
-                      ("stop", "SMS Opted Out"), ("unsubscribed", "SMS Opted Out"), ("reply", "SMS Replied")),
+        call="track",
+        required=("event", "phone"),
+        fields=("event", "campaign", "url"),
+        channel="sms",
+        event_values=(
+            ("sent", "SMS Sent"),
+            ("delivered", "SMS Delivered"),
+            ("click", "SMS Link Clicked"),
+            ("clicked", "SMS Link Clicked"),
+            ("opt_out", "SMS Opted Out"),
+            ("opted_out", "SMS Opted Out"),
+            ("stop", "SMS Opted Out"),
+            ("unsubscribed", "SMS Opted Out"),
+            ("reply", "SMS Replied"),
+        ),
     ),
 }
-_NUMBER_FIELDS = {"revenue": float, "price": float, "quantity": int}
+_NUMBER_FIELDS: dict[str, Callable[[str], float]] = {"revenue": float, "price": float, "quantity": int}
 _STRIP_NUMBER = re.compile(r"[\s$€£¥,]")
 
 
@@ -129,7 +176,7 @@ def parse_mapping(text: str, origin: str = "mapping") -> CsvMapping:
 
 def _str_table(value: Any, where: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise ImportFailed(f"{where} must be a table of name = \"CSV column\" strings")
+        raise ImportFailed(f'{where} must be a table of name = "CSV column" strings')
     return dict(value)
 
 
@@ -142,9 +189,7 @@ def check_header(mapping: CsvMapping, header: list[str]) -> None:
     named = [*mapping.columns.values(), *mapping.extra.values(), *mapping.row_key]
     missing = sorted({c for c in named if c not in header})
     if missing:
-        raise ImportFailed(
-            f"the CSV has no column(s) {missing}; its columns are: {', '.join(header)}. Fix the mapping"
-        )
+        raise ImportFailed(f"the CSV has no column(s) {missing}; its columns are: {', '.join(header)}. Fix the mapping")
 
 
 def message_id(mapping: CsvMapping, row: MappingABC[str, str], source: str) -> str:
@@ -156,7 +201,10 @@ def message_id(mapping: CsvMapping, row: MappingABC[str, str], source: str) -> s
 def _number(field_name: str, text: str, row_number: int, column: str) -> float | int:
     cleaned = _STRIP_NUMBER.sub("", text)
     try:
-        return _NUMBER_FIELDS[field_name](cleaned)
+        value: float = _NUMBER_FIELDS[field_name](cleaned)
+        if not math.isfinite(value):
+            raise ValueError("not finite")
+        return value
     except ValueError:
         kind = "a whole number" if _NUMBER_FIELDS[field_name] is int else "a number"
         raise RowError(row_number, column, f"{field_name} must be {kind}, got {text!r}") from None
@@ -204,9 +252,14 @@ def row_to_event(mapping: CsvMapping, row: MappingABC[str, str], row_number: int
         event["userId"] = values["user_id"]
     elif "anonymous_id" in values:
         event["anonymousId"] = values["anonymous_id"]
-    else:  # the wire needs an id: use the strongest identifier, stable for the same person
+    else:  # the wire needs an id: use the strongest identifier, normalized so a person keeps one id
         first = next(k for k in ("loyalty_card", "email", "phone") if k in identity)
-        event["anonymousId"] = f"{first}:{identity[first]}"
+        value = identity[first]
+        if first == "email":
+            value = normalize_email(value) or value
+        elif first == "phone":
+            value = normalize_phone(value, None).e164 or value
+        event["anonymousId"] = f"{first}:{value}"
     if "timestamp" in values:
         event["timestamp"] = values["timestamp"]
     context: dict[str, Any] = {"library": {"name": "onefold-import", "version": "1"}}
@@ -251,11 +304,16 @@ def _event_name(mapping: CsvMapping, values: dict[str, Any], row_number: int) ->
 
 
 def _properties(spec: KindSpec, values: dict[str, Any]) -> dict[str, Any]:
-    props = {k: values[k] for k in ("order_id", "revenue", "currency", "store_id", "campaign", "subject", "url")
-             if k in values}
+    props: dict[str, Any] = {
+        k: values[k]
+        for k in ("order_id", "revenue", "currency", "store_id", "campaign", "subject", "url")
+        if k in values
+    }
     if "currency" in props:
         props["currency"] = str(props["currency"]).upper()
-    product = {k: values[k] for k in ("product_id", "sku", "price", "quantity", "category") if k in values}
+    product: dict[str, Any] = {
+        k: values[k] for k in ("product_id", "sku", "price", "quantity", "category") if k in values
+    }
     if "product_name" in values:
         product["name"] = values["product_name"]
     if product:

@@ -55,9 +55,7 @@ class BatchUploader:
     def add(self, event: dict[str, Any], ref: Any = None) -> None:
         """Queue one event; ``ref`` (a row or line number) is reported back if the server rejects it."""
         encoded = orjson.dumps(event)
-        if self._items and (
-            self._size + len(encoded) + 1 > self._max_bytes or len(self._items) >= self._max_events
-        ):
+        if self._items and (self._size + len(encoded) + 1 > self._max_bytes or len(self._items) >= self._max_events):
             self.flush()
         self._items.append(encoded)
         self._refs.append(ref)
@@ -85,7 +83,10 @@ class BatchUploader:
         for attempt in range(RETRIES):
             try:
                 response = self._client.post(
-                    self._endpoint, content=body, auth=self._auth, headers={"Content-Type": "application/json"}
+                    self._endpoint,
+                    content=body,
+                    auth=self._auth,
+                    headers={"Content-Type": "application/json"},
                 )
             except httpx.TransportError as exc:
                 if attempt == RETRIES - 1:

@@ -1,0 +1,163 @@
+"""The loader: moves journaled records into DuckDB in large transactions.
+
+Each transaction also stores the journal position it reached, so after a crash the loader resumes exactly
+where the last commit ended: nothing acknowledged is skipped, nothing is inserted twice. DuckDB's pauses
+(checkpoints) delay only the loader, never an acknowledgement. Readers that must see every acknowledged
+event (the admin API) wait for the loader with ``wait_visible``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from onefold.collect.journal import SEGMENT_BYTES, Journal, Position
+from onefold.collect.writer import DEDUPLICATED, EVENT, QUARANTINE
+from onefold.metrics import Metrics
+from onefold.store import DuckDBStore
+from onefold.store.schema import EVENT_COLUMNS, QUARANTINE_COLUMNS
+
+log = logging.getLogger(__name__)
+
+# Timestamps travel as ISO-8601 text and are cast by DuckDB on insert.
+_ARROW_TYPES = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64()}
+
+
+def _arrow_schema(columns: tuple[tuple[str, str], ...]) -> pa.Schema:
+    return pa.schema([(name, _ARROW_TYPES.get(kind.split()[0], pa.string())) for name, kind in columns])
+
+
+EVENT_SCHEMA = _arrow_schema(EVENT_COLUMNS)
+QUARANTINE_SCHEMA = _arrow_schema(QUARANTINE_COLUMNS)
+
+
+def arrow_table(rows: list[Any], schema: pa.Schema) -> pa.Table:
+    columns = list(zip(*rows, strict=True))
+    return pa.Table.from_arrays(
+        [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)], schema=schema
+    )
+
+
+class LogLoader:
+    def __init__(
+        self,
+        store: DuckDBStore,
+        journal: Journal,
+        metrics: Metrics,
+        *,
+        chunk_bytes: int = 4 * 1024 * 1024,
+        max_lag_bytes: int = 256 * 1024 * 1024,
+    ) -> None:
+        self._store = store
+        self._journal = journal
+        self._metrics = metrics
+        self._chunk_bytes = chunk_bytes
+        self._max_lag = max_lag_bytes
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        segments = journal.segments()
+        self.position: Position = store.journal_position() or (segments[0] if segments else 1, 0)
+        self.loaded_seq = store.next_ids()[0] - 1
+        self.failure: BaseException | None = None
+
+    # --- called from other threads ------------------------------------------------------------------------
+    def notify(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def lag_bytes(self) -> int:
+        end, pos = self._journal.end, self.position
+        return (end[0] - pos[0]) * SEGMENT_BYTES + end[1] - pos[1] if end > pos else 0
+
+    def overdue_bytes(self) -> int:
+        """Bytes behind beyond the allowed lag (the writer refuses new work while this is positive)."""
+        lag = self.lag_bytes()
+        return lag if lag > self._max_lag else 0
+
+    def wait_visible(self, timeout: float = 30.0) -> bool:
+        """Wait until everything journaled before this call is in DuckDB."""
+        target = self._journal.end
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.position < target and self.failure is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return self.position >= target
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+    def recover(self) -> int:
+        """Load whatever the journal holds beyond the stored position (after a crash); returns records loaded."""
+        cur = self._store.cursor()
+        count = 0
+        for records, position in self._journal.read(self.position, self._journal.end, self._chunk_bytes):
+            self._apply(cur, records, position)
+            count += len(records)
+        self._journal.drop_before(self.position)
+        return count
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="onefold-loader", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Load everything journaled so far, then stop."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        cur = self._store.cursor()
+        while True:
+            with self._cond:
+                while self.position >= self._journal.end and not self._stopping:
+                    self._cond.wait(0.5)
+                if self.position >= self._journal.end and self._stopping:
+                    return
+            end = self._journal.end
+            try:
+                for records, position in self._journal.read(self.position, end, self._chunk_bytes):
+                    self._apply(cur, records, position)
+                self._journal.drop_before(self.position)
+            except Exception as exc:  # keep the journal; a restart resumes from the stored position
+                log.exception("loading the journal into DuckDB failed")
+                with self._cond:
+                    self.failure = exc
+                    self._cond.notify_all()
+                return
+
+    def _apply(self, cur: Any, records: list[bytes], position: Position) -> None:
+        events: list[Any] = []
+        quarantine: list[Any] = []
+        deduplicated = 0
+        for record in records:
+            kind, body = record[:1], record[1:]
+            if kind == EVENT:
+                events.append(orjson.loads(body))
+            elif kind == QUARANTINE:
+                quarantine.append(orjson.loads(body))
+            elif kind == DEDUPLICATED:
+                deduplicated += int(body)
+        self._store.commit_batch(
+            cur,
+            arrow_table(events, EVENT_SCHEMA) if events else None,
+            arrow_table(quarantine, QUARANTINE_SCHEMA) if quarantine else None,
+            deduplicated,
+            position,
+        )
+        with self._cond:
+            self.position = position
+            if events:
+                self.loaded_seq = int(events[-1][0])
+            self._cond.notify_all()
+        self._metrics.loaded.inc(len(events))
+        self._metrics.loader_lag.set(self.lag_bytes())

@@ -1,0 +1,368 @@
+"""The collector's HTTP contract against a real server: every endpoint, auth path, limit and bad input."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import gzip
+import zlib
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from onefold.errors import StoreError
+from tests.conftest import RunningServer, start_server, stop_server
+
+
+def post(server: RunningServer, path: str, body: Any, *, key: str | None = None, **kw: Any) -> httpx.Response:
+    headers = kw.pop("headers", {})
+    if key is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    return httpx.post(server.url + path, content=content, headers=headers, timeout=30, **kw)
+
+
+def quarantine(server: RunningServer) -> list[dict[str, Any]]:
+    with server.admin() as client:
+        data: list[dict[str, Any]] = client.get("/api/quarantine", params={"limit": 1000}).json()["data"]
+        return data
+
+
+@pytest.mark.parametrize("call", ["identify", "track", "page", "screen", "group", "alias"])
+def test_single_call_endpoints_store_the_event_with_its_type(server, source, call):
+    body = {"userId": "u-1", "event": "Signed Up", "groupId": "g-1", "previousId": "anon-9", "name": "Home"}
+    response = post(server, f"/v1/{call}", body, key=source["write_key"])
+    assert response.status_code == 200, response.text
+    assert response.json()["stored"] == 1
+    [event] = server.events(user_id="u-1")
+    assert event["type"] == call
+    assert event["source_id"] == source["id"]
+
+
+@pytest.mark.parametrize(
+    ("short", "call"),
+    [("t", "track"), ("p", "page"), ("i", "identify"), ("s", "screen"), ("g", "group"), ("a", "alias")],
+)
+def test_analytics_js_short_paths_take_text_plain_with_key_in_body(server, source, short, call):
+    body = {
+        "writeKey": source["write_key"],
+        "anonymousId": "a-1",
+        "userId": "u-2",
+        "event": "Clicked",
+        "groupId": "g",
+        "previousId": "a-0",
+    }
+    response = post(server, f"/v1/{short}", body, headers={"Content-Type": "text/plain", "Origin": "https://shop.test"})
+    assert response.status_code == 200, response.text
+    assert response.headers["access-control-allow-origin"] == "https://shop.test"
+    assert [e["type"] for e in server.events(anonymous_id="a-1")] == [call]
+
+
+def test_analytics_js_batch_path_and_cors_preflight(server, source):
+    preflight = httpx.options(
+        server.url + "/v1/b",
+        headers={
+            "Origin": "https://shop.test",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "https://shop.test"
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert preflight.headers["access-control-allow-headers"] == "content-type"
+    body = {
+        "writeKey": source["write_key"],
+        "batch": [
+            {"type": "page", "anonymousId": "a-7", "name": "Home"},
+            {"type": "track", "anonymousId": "a-7", "event": "Product Viewed"},
+        ],
+    }
+    response = post(server, "/v1/b", body, headers={"Content-Type": "text/plain"})
+    assert response.json()["stored"] == 2
+    assert [e["type"] for e in server.events(anonymous_id="a-7")] == ["page", "track"]
+
+
+def test_write_key_accepted_from_basic_auth_header_and_body(server, source):
+    key = source["write_key"]
+    assert post(server, "/v1/track", {"userId": "a", "event": "e"}, key=key).status_code == 200
+    assert post(server, "/v1/track", {"userId": "b", "event": "e"}, headers={"X-Write-Key": key}).status_code == 200
+    assert post(server, "/v1/track", {"userId": "c", "event": "e", "writeKey": key}).status_code == 200
+    assert server.stats()["events_stored"] == 3
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [(None, "no write key"), ("wk_nope", "unknown write key")],
+)
+def test_missing_or_unknown_key_is_401_and_quarantined(server, source, key, message):
+    response = post(server, "/v1/track", {"userId": "u", "event": "e"}, key=key)
+    assert response.status_code == 401
+    assert message in response.json()["error"]["message"]
+    assert server.stats()["events_stored"] == 0
+    [kept] = quarantine(server)
+    assert kept["code"] == "unauthorized"
+    assert orjson.loads(kept["payload"]) == {"userId": "u", "event": "e"}
+
+
+def test_disabled_source_is_refused_until_enabled_and_rotation_has_a_grace_period(server, source):
+    key = source["write_key"]
+    with server.admin() as admin:
+        admin.post(f"/api/sources/{source['id']}/disable").raise_for_status()
+        refused = post(server, "/v1/track", {"userId": "u", "event": "e"}, key=key)
+        assert refused.status_code == 401
+        assert "disabled" in refused.json()["error"]["message"]
+        admin.post(f"/api/sources/{source['name']}/enable").raise_for_status()
+        assert post(server, "/v1/track", {"userId": "u", "event": "e"}, key=key).status_code == 200
+
+        rotated = admin.post(f"/api/sources/{source['id']}/rotate-key", json={"grace_seconds": 3600}).json()
+        assert rotated["write_key"] != key
+        assert post(server, "/v1/track", {"userId": "u", "event": "e"}, key=key).status_code == 200
+        assert post(server, "/v1/track", {"userId": "u", "event": "e"}, key=rotated["write_key"]).status_code == 200
+
+        again = admin.post(f"/api/sources/{source['id']}/rotate-key").json()
+        assert post(server, "/v1/track", {"userId": "u", "event": "e"}, key=rotated["write_key"]).status_code == 401
+        assert post(server, "/v1/track", {"userId": "u", "event": "e"}, key=again["write_key"]).status_code == 200
+
+
+def test_gzip_and_deflate_bodies_are_accepted(server, source):
+    body = orjson.dumps({"batch": [{"type": "track", "userId": "z", "event": f"e{i}"} for i in range(50)]})
+    for encoding, data in (("gzip", gzip.compress(body)), ("deflate", zlib.compress(body))):
+        response = post(server, "/v1/batch", data, key=source["write_key"], headers={"Content-Encoding": encoding})
+        assert response.status_code == 200, response.text
+    assert server.stats()["events_stored"] == 100
+
+
+def test_gzip_bomb_is_refused_by_decompressed_size(server, source):
+    bomb = gzip.compress(b'{"batch":[' + b" " * (50 * 1024 * 1024) + b"]}")
+    assert len(bomb) < 100 * 1024
+    response = post(server, "/v1/batch", bomb, key=source["write_key"], headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert error["details"]["limit"] == "max_request_bytes"
+    assert "decompressed" in error["message"]
+    [kept] = quarantine(server)
+    assert kept["code"] == "payload_too_large"
+    assert kept["source_id"] == source["id"]
+
+
+def test_corrupt_gzip_is_a_clear_400(server, source):
+    response = post(
+        server,
+        "/v1/batch",
+        b"\x1f\x8bnot gzip at all",
+        key=source["write_key"],
+        headers={"Content-Encoding": "gzip"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_encoding"
+
+
+def test_malformed_json_is_400_and_quarantined_with_the_raw_body(server, source):
+    response = post(server, "/v1/batch", b'{"batch": [', key=source["write_key"])
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_json"
+    [kept] = quarantine(server)
+    assert kept["payload"] == '{"batch": ['
+    assert kept["source_id"] == source["id"]
+
+
+def test_request_over_500kb_is_413_naming_the_limit(server, source):
+    big = {"batch": [{"type": "track", "userId": "u", "event": "e", "properties": {"x": "y" * 20_000}}] * 30}
+    response = post(server, "/v1/batch", big, key=source["write_key"])
+    assert response.status_code == 413
+    assert response.json()["error"]["details"] == {"limit": "max_request_bytes", "limit_bytes": 512_000}
+    assert server.stats()["events_stored"] == 0
+
+
+def test_batch_over_2500_events_is_413_naming_the_limit(server, source):
+    batch = {"batch": [{"type": "track", "userId": "u", "event": "e"}] * 2501}
+    response = post(server, "/v1/batch", batch, key=source["write_key"])
+    assert response.status_code == 413
+    assert response.json()["error"]["details"]["limit"] == "max_batch_events"
+    assert server.stats()["events_stored"] == 0
+    assert quarantine(server)[0]["code"] == "payload_too_large"
+
+
+def test_single_event_over_32kb_is_413_and_in_a_batch_only_that_event_is_rejected(server, source):
+    huge = {"userId": "u", "event": "e", "properties": {"blob": "x" * 40_000}}
+    single = post(server, "/v1/track", huge, key=source["write_key"])
+    assert single.status_code == 413
+    assert single.json()["error"]["details"]["limit"] == "max_event_bytes"
+
+    batch = {"batch": [{"type": "track", **huge}, {"type": "track", "userId": "u", "event": "small"}]}
+    answer = post(server, "/v1/batch", batch, key=source["write_key"]).json()
+    assert answer["stored"] == 1
+    assert answer["rejected"][0]["index"] == 0
+    assert answer["rejected"][0]["code"] == "event_too_large"
+    assert [e["event"] for e in server.events()] == ["small"]
+
+
+def test_partially_invalid_batch_answers_200_with_precise_rejections_all_quarantined(server, source):
+    batch = {
+        "batch": [
+            {"type": "track", "userId": "ok", "event": "Good", "messageId": "m-good"},
+            {"type": "track", "userId": "u", "messageId": "m-no-event"},
+            {"type": "identify", "messageId": "m-no-id", "traits": {"a": 1}},
+            {"type": "launch", "userId": "u", "messageId": "m-bad-type"},
+            {
+                "type": "track",
+                "userId": "u",
+                "event": "e",
+                "timestamp": "yesterday",
+                "messageId": "m-bad-time",
+            },
+            {"type": "track", "userId": "u", "event": "e", "properties": [1, 2], "messageId": "m-bad-props"},
+            "not an object",
+        ]
+    }
+    response = post(server, "/v1/batch", batch, key=source["write_key"])
+    assert response.status_code == 200
+    body = response.json()
+    assert body["accepted"] == 1
+    rejected = {r["index"]: r for r in body["rejected"]}
+    assert sorted(rejected) == [1, 2, 3, 4, 5, 6]
+    assert "'event' is required" in rejected[1]["reason"]
+    assert rejected[1]["messageId"] == "m-no-event"
+    assert "userId or anonymousId" in rejected[2]["reason"]
+    assert "'type'" in rejected[3]["reason"]
+    assert "'timestamp'" in rejected[4]["reason"]
+    assert "'properties'" in rejected[5]["reason"]
+    assert rejected[6]["code"] == "not_an_object"
+    kept = quarantine(server)
+    assert sorted(k["batch_index"] for k in kept) == [1, 2, 3, 4, 5, 6]
+    assert {k["message_id"] for k in kept} >= {"m-no-event", "m-no-id", "m-bad-type"}
+    assert server.stats()["events_rejected"] == 6
+
+
+def test_null_anonymous_id_with_user_id_is_fine_and_missing_message_id_is_generated(server, source):
+    response = post(
+        server,
+        "/v1/identify",
+        {"userId": 42, "anonymousId": None, "traits": {"firstName": "Ann"}},
+        key=source["write_key"],
+    )
+    assert response.status_code == 200
+    [event] = server.events()
+    assert event["user_id"] == "42"
+    assert event["anonymous_id"] is None
+    assert event["message_id"].startswith("onefold-")
+    assert event["traits"] == {"first_name": "Ann"}
+
+
+def test_batch_context_and_integrations_merge_into_each_item(server, source):
+    batch = {
+        "context": {"library": {"name": "analytics-python"}, "ip": "203.0.113.9"},
+        "integrations": {"All": False},
+        "batch": [
+            {"type": "track", "userId": "u", "event": "a"},
+            {
+                "type": "track",
+                "userId": "u",
+                "event": "b",
+                "context": {"ip": "198.51.100.1"},
+                "integrations": {"Mixpanel": True},
+            },
+        ],
+    }
+    post(server, "/v1/batch", batch, key=source["write_key"]).raise_for_status()
+    first, second = server.events()
+    assert first["context"] == {"library": {"name": "analytics-python"}, "ip": "203.0.113.9"}
+    assert first["integrations"] == {"All": False}
+    assert second["context"]["ip"] == "198.51.100.1"
+    assert second["context"]["library"] == {"name": "analytics-python"}
+    assert second["integrations"] == {"All": False, "Mixpanel": True}
+
+
+def test_clock_skew_correction_uses_sent_at(server, source):
+    body = {
+        "userId": "u",
+        "event": "e",
+        "originalTimestamp": "2020-01-01T00:00:00Z",
+        "sentAt": "2020-01-01T00:01:00Z",
+    }
+    post(server, "/v1/track", body, key=source["write_key"]).raise_for_status()
+    [event] = server.events()
+    ts = datetime.fromisoformat(event["timestamp"])
+    recv = datetime.fromisoformat(event["received_at"])
+    assert recv - ts == timedelta(minutes=1)
+    assert event["original_timestamp"].startswith("2020-01-01T00:00:00")
+
+
+def test_historical_timestamp_without_sent_at_is_kept(server, source):
+    body = {"batch": [{"type": "track", "userId": "u", "event": "old", "timestamp": "2023-03-04T05:06:07+02:00"}]}
+    post(server, "/v1/import", body, key=source["write_key"]).raise_for_status()
+    [event] = server.events()
+    assert event["timestamp"].startswith("2023-03-04T03:06:07")
+
+
+def test_duplicate_message_ids_are_acknowledged_but_stored_once(server, source):
+    event = {"type": "track", "userId": "u", "event": "e", "messageId": "dup-1"}
+    first = post(server, "/v1/batch", {"batch": [event, event]}, key=source["write_key"]).json()
+    assert (first["stored"], first["duplicates"]) == (1, 1)
+    again = post(server, "/v1/track", event, key=source["write_key"])
+    assert again.status_code == 200
+    assert again.json()["duplicates"] == 1
+    other = server.create_source("app", "mobile")
+    post(server, "/v1/track", event, key=other["write_key"]).raise_for_status()
+    assert len(server.events(message_id="dup-1")) == 2  # dedup is per source
+    assert server.stats()["events_deduplicated"] == 2
+
+
+def test_dedup_survives_a_restart_and_the_data_dir_has_one_owner(tmp_path):
+    data = tmp_path / "restart"
+    first, server, thread = start_server(data)
+    try:
+        src = first.create_source("website")
+        event = {"userId": "u", "event": "e", "messageId": "keep-1"}
+        assert post(first, "/v1/track", event, key=src["write_key"]).json()["stored"] == 1
+        with pytest.raises(StoreError, match="Another Onefold server"):
+            start_server(data)
+    finally:
+        stop_server(server, thread, first.runtime)
+    second, server, thread = start_server(data)
+    try:
+        assert second.runtime.writer.loaded_keys == 1
+        answer = post(second, "/v1/track", event, key=src["write_key"]).json()
+        assert (answer["stored"], answer["duplicates"]) == (0, 1)
+        assert second.stats()["events_stored"] == 1
+    finally:
+        stop_server(server, thread, second.runtime)
+
+
+def test_overload_answers_503_with_retry_after(make_server):
+    running = make_server(queue_max_events=1)
+    src = running.create_source("website")
+    body = orjson.dumps({"batch": [{"type": "track", "userId": "u", "event": f"e{i}"} for i in range(200)]})
+
+    def send(_: int) -> httpx.Response:
+        return httpx.post(running.url + "/v1/batch", content=body, auth=(src["write_key"], ""), timeout=30)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(send, range(40)))
+    statuses = {r.status_code for r in responses}
+    assert statuses <= {200, 503}
+    refused = [r for r in responses if r.status_code == 503]
+    assert refused, "a queue limit of one event must refuse some concurrent batches"
+    assert refused[0].headers["retry-after"] == "1"
+    assert refused[0].json()["error"]["code"] == "overloaded"
+    stored = sum(r.json()["stored"] for r in responses if r.status_code == 200)
+    assert running.stats()["events_stored"] == stored
+
+
+def test_health_and_metrics(server, source):
+    assert httpx.get(server.url + "/health").json()["status"] == "ok"
+    post(
+        server,
+        "/v1/batch",
+        {"batch": [{"type": "track", "userId": "u", "event": "e"}, {"type": "track"}]},
+        key=source["write_key"],
+    )
+    text = httpx.get(server.url + "/metrics").text
+    assert f'onefold_events_accepted_total{{source="{source["id"]}"}} 1.0' in text
+    assert 'onefold_events_rejected_total{code="missing_identity"} 1.0' in text
+    assert "onefold_commit_latency_seconds_bucket" in text
+    assert "onefold_write_queue_events" in text
