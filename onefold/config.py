@@ -50,6 +50,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_request_bytes", _positive_int, 500 * 1024, "Largest request body, after decompression."),
     Setting("max_batch_events", _positive_int, 2500, "Most events in one batch request."),
     Setting(
+        "max_inflight_requests",
+        _positive_int,
+        128,
+        "Collector requests being handled at once before new ones are answered 503 with Retry-After.",
+    ),
+    Setting(
+        "max_inflight_bytes",
+        _positive_int,
+        2 * 1024 * 1024,
+        "Request bytes (decompressed) being handled at once before new requests are answered 503; "
+        "bounds the queueing delay an accepted request can see.",
+    ),
+    Setting(
         "queue_max_events",
         _positive_int,
         50_000,
@@ -62,7 +75,7 @@ SETTINGS: tuple[Setting, ...] = (
         256 * 1024 * 1024,
         "Journal bytes not yet loaded into DuckDB before the collector answers 503.",
     ),
-    Setting("duckdb_memory_limit", str, "256MB", "DuckDB's memory_limit for the embedded store."),
+    Setting("duckdb_memory_limit", str, "128MB", "DuckDB's memory_limit for the embedded store."),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -77,10 +90,12 @@ class Settings:
     max_event_bytes: int = 32 * 1024
     max_request_bytes: int = 500 * 1024
     max_batch_events: int = 2500
+    max_inflight_requests: int = 128
+    max_inflight_bytes: int = 2 * 1024 * 1024
     queue_max_events: int = 50_000
     commit_max_events: int = 5_000
     loader_max_lag_bytes: int = 256 * 1024 * 1024
-    duckdb_memory_limit: str = "256MB"
+    duckdb_memory_limit: str = "128MB"
 
     @property
     def data_path(self) -> Path:

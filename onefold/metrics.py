@@ -24,7 +24,7 @@ class Metrics:
         )
         self.overloaded = Counter(
             "onefold_requests_overloaded",
-            "Requests answered 503 because the write queue was full.",
+            "Requests answered 503 because the collector was at capacity.",
             registry=self.registry,
         )
         self.queue_depth = Gauge(

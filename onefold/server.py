@@ -145,7 +145,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.add_exception_handler(OnefoldError, _onefold_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    collector = Collector(runtime.registry, runtime.writer, runtime.settings, runtime.clock)
+    collector = Collector(runtime.registry, runtime.writer, runtime.settings, runtime.metrics, runtime.clock)
     app.router.routes.extend(collector.routes())
     app.include_router(
         admin_router(

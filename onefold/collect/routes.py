@@ -31,6 +31,7 @@ from onefold.collect.wire import (
 from onefold.collect.writer import EventWriter, QuarantineRecord
 from onefold.config import Settings
 from onefold.errors import CollectError, OnefoldError, Overloaded, PayloadTooLarge, Unauthorized
+from onefold.metrics import Metrics
 
 _CORS_ALLOWED_HEADERS = "Content-Type, Authorization, X-Write-Key, Content-Encoding"
 
@@ -73,12 +74,16 @@ class Collector:
         registry: SourceRegistry,
         writer: EventWriter,
         settings: Settings,
+        metrics: Metrics,
         clock: Callable[[], datetime],
     ) -> None:
         self._registry = registry
         self._writer = writer
         self._settings = settings
         self._clock = clock
+        self._metrics = metrics
+        self._inflight = 0  # requests and body bytes being handled; only touched on the event loop
+        self._inflight_bytes = 0
 
     def routes(self) -> list[Route]:
         paths = {f"/v1/{p}": p for p in (*SINGLE_PATHS, *BATCH_PATHS, *SHORT_PATHS)}
@@ -88,12 +93,25 @@ class Collector:
         cors = _cors(request)
         if request.method == "OPTIONS":
             return self._preflight(request, cors)
+        settings = self._settings
+        if self._inflight >= settings.max_inflight_requests or self._inflight_bytes >= settings.max_inflight_bytes:
+            # Under overload the CPU, not the write queue, is the bottleneck: refuse at once instead of letting
+            # every accepted request wait longer.
+            self._metrics.overloaded.inc()
+            busy = Overloaded(
+                f"the collector is at capacity ({self._inflight} requests, {self._inflight_bytes:,} bytes in "
+                "progress); retry after the Retry-After delay"
+            )
+            return collector_error_response(busy, cors)
         endpoint = request.url.path.rsplit("/", 1)[-1]
         received_at = self._clock()
+        self._inflight += 1
         try:
             return await self._collect(request, endpoint, received_at, cors)
         except OnefoldError as error:
             return collector_error_response(error, cors)
+        finally:
+            self._inflight -= 1
 
     def _preflight(self, request: Request, cors: dict[str, str]) -> Response:
         asked = request.headers.get("access-control-request-headers")
@@ -129,18 +147,26 @@ class Collector:
             return await self._refuse(too_large, call, source=self._try_source(request), payload=too_large.prefix)
         except CollectError as bad_body:
             return await self._refuse(bad_body, call, source=self._try_source(request), payload=b"")
+        self._inflight_bytes += len(body.data)
         try:
-            data = parse_json(body.data)
+            return await self._accept(request, call, body.data)
+        finally:
+            self._inflight_bytes -= len(body.data)
+
+    async def _accept(self, request: Request, call: _Call, raw: bytes) -> Response:
+        endpoint, received_at, cors = call.endpoint, call.received_at, call.cors
+        try:
+            data = parse_json(raw)
         except CollectError as bad_json:
-            return await self._refuse(bad_json, call, source=self._try_source(request), payload=body.data)
+            return await self._refuse(bad_json, call, source=self._try_source(request), payload=raw)
         try:
             source = self._registry.authenticate(write_key_from(request.headers, data))
         except Unauthorized as refused:
-            return await self._refuse(refused, call, source=None, payload=body.data)
+            return await self._refuse(refused, call, source=None, payload=raw)
         try:
-            items, msg_type, envelope = self._unpack(data, endpoint, source, received_at, len(body.data))
+            items, msg_type, envelope = self._unpack(data, endpoint, source, received_at, len(raw))
         except CollectError as bad_request:
-            return await self._refuse(bad_request, call, source=source, payload=body.data)
+            return await self._refuse(bad_request, call, source=source, payload=raw)
 
         rows, rejections = build_rows(items, msg_type, envelope, _new_message_id)
         quarantine = [self._quarantined(r, source, endpoint, received_at) for r in rejections]

@@ -88,7 +88,7 @@ class EventFilter:
 class DuckDBStore:
     """All SQL of the embedded tier lives here; callers get plain records and dicts."""
 
-    def __init__(self, path: Path, *, memory_limit: str = "256MB") -> None:
+    def __init__(self, path: Path, *, memory_limit: str = "128MB") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock_data_dir(path.parent)
         try:
@@ -105,7 +105,7 @@ class DuckDBStore:
         self._migrate()
 
     @classmethod
-    def open(cls, data_dir: Path, *, memory_limit: str = "256MB") -> DuckDBStore:
+    def open(cls, data_dir: Path, *, memory_limit: str = "128MB") -> DuckDBStore:
         return cls(data_dir / DB_FILE_NAME, memory_limit=memory_limit)
 
     def close(self) -> None:

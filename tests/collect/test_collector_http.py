@@ -366,3 +366,23 @@ def test_health_and_metrics(server, source):
     assert 'onefold_events_rejected_total{code="missing_identity"} 1.0' in text
     assert "onefold_commit_latency_seconds_bucket" in text
     assert "onefold_write_queue_events" in text
+
+
+def test_requests_beyond_inflight_capacity_get_503_with_retry_after(make_server):
+    running = make_server(max_inflight_bytes=1)  # any request in progress fills the collector
+    src = running.create_source("website")
+    body = orjson.dumps({"batch": [{"type": "track", "userId": "u", "event": f"e{i}"} for i in range(300)]})
+
+    def send(_: int) -> httpx.Response:
+        return httpx.post(running.url + "/v1/batch", content=body, auth=(src["write_key"], ""), timeout=30)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(send, range(40)))
+    refused = [r for r in responses if r.status_code == 503]
+    accepted = [r for r in responses if r.status_code == 200]
+    assert refused, "with one byte of capacity, concurrent batches must be refused"
+    assert accepted, "a request arriving at an idle collector is always admitted"
+    assert refused[0].headers["retry-after"] == "1"
+    assert "at capacity" in refused[0].json()["message"]
+    assert running.stats()["events_stored"] == 300 * len(accepted)
+    assert "onefold_requests_overloaded_total" in httpx.get(running.url + "/metrics").text
