@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -22,6 +24,7 @@ from onefold import __version__
 from onefold.collect.admin_api import admin_router
 from onefold.collect.journal import Journal
 from onefold.collect.loader import LogLoader
+from onefold.collect.openapi import collector_paths
 from onefold.collect.routes import Collector, error_response, json_response
 from onefold.collect.sources import SourceRegistry
 from onefold.collect.writer import EventWriter
@@ -114,13 +117,14 @@ def _tune_interpreter() -> None:
 
 def _validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    problems = [
+        {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body", "problem": e.get("msg", "")}
+        for e in exc.errors()
+    ]
+    first = problems[0]
+    hint = " (send a JSON body with Content-Type: application/json)" if first["field"] == "body" else ""
     error = CollectError(
-        f"field '{where}': {first.get('msg', 'invalid')}",
-        code="invalid_request",
-        field=where,
-        errors=exc.errors(),
+        f"field '{first['field']}': {first['problem']}{hint}", code="invalid_request", problems=problems
     )
     return json_response(error.to_json(), 422)
 
@@ -165,4 +169,13 @@ def create_app(runtime: Runtime) -> FastAPI:
         return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
 
     app.router.routes.extend([Route("/health", health), Route("/metrics", metrics)])
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema["paths"] = {**collector_paths(), **schema["paths"]}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
