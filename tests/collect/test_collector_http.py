@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import gzip
+import time
 import zlib
 from datetime import datetime, timedelta
 from typing import Any
@@ -386,3 +387,28 @@ def test_requests_beyond_inflight_capacity_get_503_with_retry_after(make_server)
     assert "at capacity" in refused[0].json()["message"]
     assert running.stats()["events_stored"] == 300 * len(accepted)
     assert "onefold_requests_overloaded_total" in httpx.get(running.url + "/metrics").text
+
+
+def test_a_message_id_outside_the_dedup_window_is_stored_again(make_server):
+    running = make_server(dedup_window_seconds=1)
+    src = running.create_source("website")
+    event = {"userId": "u", "event": "e", "messageId": "late-1"}
+    assert post(running, "/v1/track", event, key=src["write_key"]).json()["stored"] == 1
+    assert post(running, "/v1/track", event, key=src["write_key"]).json()["duplicates"] == 1
+    time.sleep(2.2)  # let the one-second window pass
+    assert post(running, "/v1/track", event, key=src["write_key"]).json()["stored"] == 1
+    assert len(running.events(message_id="late-1")) == 2
+
+
+def test_events_filter_by_time_and_type(server, source):
+    batch = {
+        "batch": [
+            {"type": "track", "userId": "u", "event": "old", "timestamp": "2024-01-01T00:00:00Z"},
+            {"type": "page", "userId": "u", "name": "Home", "timestamp": "2024-06-01T00:00:00Z"},
+            {"type": "track", "userId": "u", "event": "new", "timestamp": "2025-01-01T00:00:00Z"},
+        ]
+    }
+    post(server, "/v1/import", batch, key=source["write_key"]).raise_for_status()
+    window = server.events(since="2024-03-01T00:00:00Z", until="2025-01-01T00:00:00Z")
+    assert [e["type"] for e in window] == ["page"]
+    assert [e["event"] for e in server.events(type="track")] == ["old", "new"]

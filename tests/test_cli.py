@@ -1,0 +1,101 @@
+"""`onefold serve` and `onefold demo` as a user runs them: real processes, real ports, real data dirs."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from onefold.demo.generator import DEMO_SOURCES, generate, ground_truth
+from onefold.demo.loader import TRUTH_FILE_NAME, DemoLoader
+from tests.conftest import RunningServer, free_port, spawn_server
+
+
+def _stop(process: subprocess.Popen[bytes]) -> str:
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    return output.decode()
+
+
+def test_generated_admin_token_is_printed_once_and_stored_only_as_a_hash(tmp_path: Path):
+    data, port = tmp_path / "data", free_port()
+    banner = _stop(spawn_server(data, port, ONEFOLD_ADMIN_TOKEN=""))
+    tokens = re.findall(r"oft_[A-Za-z0-9_-]+", banner)
+    assert len(tokens) == 1, banner
+    token = tokens[0]
+    assert "shown once" in banner
+    for path in data.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), f"the clear token is in {path}"
+
+    second = spawn_server(data, port, ONEFOLD_ADMIN_TOKEN="")
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/api/stats", headers={"Authorization": f"Bearer {token}"})
+        refused = httpx.get(f"http://127.0.0.1:{port}/api/stats", headers={"Authorization": "Bearer oft_guess"})
+    finally:
+        again = _stop(second)
+    assert response.status_code == 200
+    assert refused.status_code == 401
+    assert "oft_" not in again
+    assert "configured" in again
+
+
+def _run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "onefold", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_bad_settings_fail_at_startup_naming_the_source(tmp_path: Path):
+    result = _run_cli("serve", "--data", str(tmp_path), ONEFOLD_PORT="eighty")
+    assert result.returncode == 2
+    assert "environment variable ONEFOLD_PORT" in result.stderr
+    (tmp_path / "onefold.toml").write_text('colour = "blue"\n')
+    result = _run_cli("serve", "--data", str(tmp_path))
+    assert result.returncode == 2
+    assert "unknown setting 'colour'" in result.stderr
+
+
+def test_a_second_server_on_the_same_data_dir_is_refused(tmp_path: Path):
+    port = free_port()
+    first = spawn_server(tmp_path, port)
+    try:
+        result = _run_cli("serve", "--data", str(tmp_path), "--port", str(free_port()))
+    finally:
+        _stop(first)
+    assert result.returncode == 2
+    assert "Another Onefold server owns this data directory" in result.stderr
+
+
+def test_demo_loader_loads_every_generated_event_through_the_collector_once(server: RunningServer):
+    runtime = server.runtime
+    loader = DemoLoader(runtime, people=25, seed=3, console=Console(file=io.StringIO()))
+    lines = dict(loader.run())
+    stats = server.stats()
+    sources = {s.name for s in runtime.store.list_sources()}
+    assert sources == {s.name for s in DEMO_SOURCES}
+    website = runtime.store.get_source("website")
+    assert lines["Write key"].startswith(website.write_key)
+
+    truth_path = Path(lines["Ground truth"])
+    assert truth_path == (server.data_dir / TRUTH_FILE_NAME).resolve()
+    end = datetime.combine(runtime.clock().date(), time(), tzinfo=UTC)  # the loader anchors the data at today
+    generated = sum(1 for _ in generate(seed=3, people=25, end=end))
+    assert stats["events_stored"] == generated
+    assert stats["events_rejected"] == 0
+    assert len(truth_path.read_text().splitlines()) - 1 == len(ground_truth(seed=3, people=25, end=end))
+
+    loader.run()  # a second start does not load again
+    assert server.stats()["events_stored"] == generated
