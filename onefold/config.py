@@ -63,6 +63,12 @@ SETTINGS: tuple[Setting, ...] = (
         "bounds the queueing delay an accepted request can see.",
     ),
     Setting(
+        "body_timeout_seconds",
+        _positive_int,
+        10,
+        "Longest a collector request may take to send its body before it is answered 408.",
+    ),
+    Setting(
         "queue_max_events",
         _positive_int,
         50_000,
@@ -92,6 +98,7 @@ class Settings:
     max_batch_events: int = 2500
     max_inflight_requests: int = 128
     max_inflight_bytes: int = 2 * 1024 * 1024
+    body_timeout_seconds: int = 10
     queue_max_events: int = 50_000
     commit_max_events: int = 5_000
     loader_max_lag_bytes: int = 256 * 1024 * 1024

@@ -56,6 +56,13 @@ class PayloadTooLarge(CollectError):
     http_status = 413
 
 
+class RequestTimeout(CollectError):
+    """The client did not send its whole request in time."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
 class Unauthorized(OnefoldError):
     """A missing, unknown or disabled credential."""
 

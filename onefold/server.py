@@ -163,6 +163,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
 
     async def health(_: Request) -> Response:
+        failure = runtime.loader.failure
+        if failure is not None:  # acknowledged events can no longer reach the event log: say so loudly
+            body = {"status": "failing", "version": __version__, "problem": f"the loader stopped: {failure}"}
+            return json_response(body, 503)
         return json_response({"status": "ok", "version": __version__})
 
     async def metrics(_: Request) -> Response:

@@ -126,6 +126,11 @@ def admin_router(
     def visible() -> None:
         """Reads see every acknowledged event: wait for the loader to catch up with the journal."""
         if not loader.wait_visible(timeout=30):
+            if loader.failure is not None:
+                raise StoreError(
+                    f"the loader stopped ({loader.failure}); acknowledged events are safe in the journal and "
+                    "load when the server restarts after the cause is fixed"
+                )
             raise StoreError("the event log is still loading acknowledged events; retry in a few seconds")
 
     def require_admin(request: Request) -> None:

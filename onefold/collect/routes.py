@@ -6,6 +6,7 @@ with a precise JSON error *and* kept in quarantine; a 200 is sent only after the
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from onefold.collect.wire import (
 )
 from onefold.collect.writer import EventWriter, QuarantineRecord
 from onefold.config import Settings
-from onefold.errors import CollectError, OnefoldError, Overloaded, PayloadTooLarge, Unauthorized
+from onefold.errors import CollectError, OnefoldError, Overloaded, PayloadTooLarge, RequestTimeout, Unauthorized
 from onefold.metrics import Metrics
 
 _CORS_ALLOWED_HEADERS = "Content-Type, Authorization, X-Write-Key, Content-Encoding"
@@ -142,7 +143,14 @@ class Collector:
     async def _collect(self, request: Request, endpoint: str, received_at: datetime, cors: dict[str, str]) -> Response:
         call = _Call(endpoint, received_at, cors)
         try:
-            body = await read_body(request.stream(), request.headers, self._settings.max_request_bytes)
+            async with asyncio.timeout(self._settings.body_timeout_seconds):
+                body = await read_body(request.stream(), request.headers, self._settings.max_request_bytes)
+        except TimeoutError:
+            slow = RequestTimeout(
+                f"the request body did not arrive within {self._settings.body_timeout_seconds} s; "
+                "send it again on a faster connection"
+            )
+            return collector_error_response(slow, cors)
         except BodyTooLarge as too_large:
             return await self._refuse(too_large, call, source=self._try_source(request), payload=too_large.prefix)
         except CollectError as bad_body:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import gzip
+import socket
 import time
 import zlib
 from datetime import datetime, timedelta
@@ -412,3 +413,35 @@ def test_events_filter_by_time_and_type(server, source):
     window = server.events(since="2024-03-01T00:00:00Z", until="2025-01-01T00:00:00Z")
     assert [e["type"] for e in window] == ["page"]
     assert [e["event"] for e in server.events(type="track")] == ["old", "new"]
+
+
+def test_a_body_that_trickles_in_too_slowly_gets_408_and_frees_its_slot(make_server):
+    running = make_server(body_timeout_seconds=1)
+    src = running.create_source("website")
+    port = int(running.url.rsplit(":", 1)[1])
+    auth = base64.b64encode(f"{src['write_key']}:".encode()).decode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            f"POST /v1/track HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n"
+            'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"userId"'.encode()
+        )
+        answer = sock.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 408")
+    assert "did not arrive within 1 s" in answer
+    assert post(running, "/v1/track", {"userId": "u", "event": "e"}, key=src["write_key"]).status_code == 200
+
+
+def test_health_reports_a_failed_loader_and_reads_refuse_instead_of_hanging(server, source):
+    assert httpx.get(server.url + "/health").status_code == 200
+    server.runtime.store.cursor().execute("DROP TABLE quarantine")  # the next load fails for real
+    post(server, "/v1/track", {"event": "no identity"}, key=source["write_key"])  # quarantined -> load fails
+    deadline = time.monotonic() + 30
+    while server.runtime.loader.failure is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    health = httpx.get(server.url + "/health")
+    assert health.status_code == 503
+    assert "loader stopped" in health.json()["problem"]
+    with server.admin() as admin:
+        stats = admin.get("/api/stats")
+    assert stats.status_code == 500
+    assert "safe in the journal" in stats.json()["error"]["message"]
