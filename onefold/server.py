@@ -58,7 +58,7 @@ class Runtime:
     def open(cls, settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Runtime:
         store = DuckDBStore.open(settings.data_path, memory_limit=settings.duckdb_memory_limit)
         metrics = Metrics()
-        journal = Journal(settings.data_path / JOURNAL_DIR_NAME)
+        journal = Journal(settings.data_path / JOURNAL_DIR_NAME, loaded=store.journal_position())
         loader = LogLoader(store, journal, metrics, max_lag_bytes=settings.loader_max_lag_bytes)
         loader.recover()  # whatever was acknowledged before a crash reaches DuckDB before we serve
         writer = EventWriter(
@@ -68,7 +68,6 @@ class Runtime:
             queue_max_events=settings.queue_max_events,
             commit_max_events=settings.commit_max_events,
             loader_overdue_bytes=loader.overdue_bytes,
-            loaded_seq=lambda: loader.loaded_seq,
             metrics=metrics,
             clock=clock,
         )

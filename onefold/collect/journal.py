@@ -1,9 +1,11 @@
 """The intake journal: append-only segment files that make an acknowledgement durable in one fsync.
 
 Each record is framed as ``length (4 bytes) | crc32 (4 bytes) | payload``. A group of records is written with
-one ``write`` and one ``fdatasync``; only then is the group acknowledged. A crash can leave a torn record at
-the tail, which was never acknowledged: ``read`` stops at the first frame that is short or fails its CRC, and
-``open`` truncates it away. Positions are ``(segment number, byte offset)`` pairs, ordered as tuples.
+one ``write`` and one ``fdatasync``; only then is the group acknowledged. A crash can leave a torn group at the
+tail of the newest segment, which was never acknowledged; opening the journal truncates it. Anything else
+that fails to decode before the durable end is corruption, reported loudly and never skipped.
+
+Positions are ``(segment number, byte offset)`` pairs, ordered as tuples.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ _FRAME = struct.Struct("<II")
 SEGMENT_BYTES = 64 * 1024 * 1024
 
 
+class JournalCorrupt(StoreError):
+    """A journal record before the durable end does not decode; loading stops rather than skip it."""
+
+    code = "journal_corrupt"
+
+
 def _segment_name(number: int) -> str:
     return f"{number:08d}.log"
 
@@ -30,7 +38,7 @@ def encode(payloads: list[bytes]) -> bytes:
 
 
 def decode(data: bytes) -> tuple[list[bytes], int]:
-    """The whole records in ``data`` and how many bytes they span (a torn tail is left out)."""
+    """The whole records in ``data`` and how many bytes they span (a torn or bad tail is left out)."""
     records: list[bytes] = []
     offset, size = 0, len(data)
     while offset + _FRAME.size <= size:
@@ -46,19 +54,41 @@ def decode(data: bytes) -> tuple[list[bytes], int]:
     return records, offset
 
 
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Journal:
     """Append side (the writer thread) and read side (the loader thread) of the segment files."""
 
-    def __init__(self, directory: Path, *, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(self, directory: Path, *, loaded: Position | None = None, segment_bytes: int = SEGMENT_BYTES) -> None:
+        """Open the journal; ``loaded`` is the position the event log has loaded up to, if any."""
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self._segment_bytes = segment_bytes
+        self._broken: str | None = None
         numbers = self.segments()
-        self._number = numbers[-1] if numbers else 1
+        if numbers:
+            self._number = numbers[-1]
+        else:  # a new journal continues after whatever the event log already loaded
+            self._number = loaded[0] + 1 if loaded else 1
         path = directory / _segment_name(self._number)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if not numbers:
+            _fsync_dir(directory)
         self._size = self._truncate_torn_tail(path)
         self.end: Position = (self._number, self._size)
+        if loaded is not None and loaded > self.end:
+            os.close(self._fd)
+            raise StoreError(
+                f"the event log has loaded the journal up to {loaded}, but {directory} ends at {self.end}: "
+                "journal files were replaced or restored from an older copy. Put the right journal back, or "
+                "move the journal directory away to start a new one (unloaded events in it would be lost)"
+            )
 
     def segments(self) -> list[int]:
         return sorted(int(p.stem) for p in self.directory.glob("*.log") if p.stem.isdigit())
@@ -72,7 +102,13 @@ class Journal:
         return valid
 
     def append(self, payloads: list[bytes]) -> Position:
-        """Write and sync a group of records; returns the new durable end."""
+        """Write and sync a group of records; returns the new durable end.
+
+        On failure the file is cut back to the last durable group, so a later append never lands behind
+        garbage. If even that fails, the journal refuses every later append until the server restarts.
+        """
+        if self._broken:
+            raise StoreError(self._broken)
         if self._size >= self._segment_bytes:
             self._rotate()
         data = encode(payloads)
@@ -82,48 +118,53 @@ class Journal:
                 raise OSError(f"short write: {written} of {len(data)} bytes")
             os.fdatasync(self._fd)
         except OSError as exc:
-            raise StoreError(f"cannot write the intake journal in {self.directory}: {exc}") from exc
+            self._roll_back(exc)
+            raise StoreError(f"cannot write the intake journal in {self.directory}: {exc}; retry later") from exc
         self._size += len(data)
         self.end = (self._number, self._size)
         return self.end
 
-    def _rotate(self) -> None:
-        os.close(self._fd)
-        self._number += 1
-        self._fd = os.open(self.directory / _segment_name(self._number), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        dir_fd = os.open(self.directory, os.O_RDONLY)
+    def _roll_back(self, cause: OSError) -> None:
         try:
-            os.fsync(dir_fd)  # make the new segment's name durable too
-        finally:
-            os.close(dir_fd)
-        self._size = 0
+            os.ftruncate(self._fd, self._size)
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._broken = (
+                f"the intake journal in {self.directory} could not be repaired after a failed write ({cause}; "
+                f"then {exc}); restart the server once the disk is healthy"
+            )
+
+    def _rotate(self) -> None:
+        path = self.directory / _segment_name(self._number + 1)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        _fsync_dir(self.directory)  # make the new segment's name durable too
+        os.close(self._fd)
+        self._fd, self._number, self._size = fd, self._number + 1, 0
 
     def read(self, start: Position, end: Position, max_bytes: int) -> Iterator[tuple[list[bytes], Position]]:
         """Records between two positions, in chunks of about ``max_bytes``, each with the position after it."""
         number, offset = start
         while (number, offset) < end:
             path = self.directory / _segment_name(number)
-            limit = end[1] if number == end[0] else None
             if not path.exists():
-                if number >= end[0]:
-                    return
-                number, offset = number + 1, 0
-                continue
+                raise JournalCorrupt(f"journal segment {path} is missing, but records up to {end} need it")
+            stop = end[1] if number == end[0] else path.stat().st_size
             with path.open("rb") as handle:
-                handle.seek(offset)
-                while limit is None or offset < limit:
-                    want = max_bytes if limit is None else min(max_bytes, limit - offset)
-                    data = handle.read(want)
+                while offset < stop:
+                    handle.seek(offset)
+                    data = handle.read(min(max_bytes, stop - offset))
                     records, used = decode(data)
                     if not records and len(data) >= _FRAME.size:
                         length = _FRAME.unpack_from(data, 0)[0]
                         if _FRAME.size + length > len(data):  # one record larger than the chunk
                             handle.seek(offset)
-                            records, used = decode(handle.read(_FRAME.size + length))
+                            records, used = decode(handle.read(min(_FRAME.size + length, stop - offset)))
                     if not records:
-                        break
+                        raise JournalCorrupt(
+                            f"journal segment {path} does not decode at byte {offset} (before its durable end "
+                            f"{stop}); loading stopped so that nothing is skipped"
+                        )
                     offset += used
-                    handle.seek(offset)
                     yield records, (number, offset)
             if number >= end[0]:
                 return

@@ -16,13 +16,14 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from onefold.collect.journal import SEGMENT_BYTES, Journal, Position
+from onefold.collect.journal import SEGMENT_BYTES, Journal, JournalCorrupt, Position
 from onefold.collect.writer import DEDUPLICATED, EVENT, QUARANTINE
 from onefold.metrics import Metrics
 from onefold.store import DuckDBStore
 from onefold.store.schema import EVENT_COLUMNS, QUARANTINE_COLUMNS
 
 log = logging.getLogger(__name__)
+RETRIES = 5  # transient failures (DuckDB out of memory, a full disk) are retried with backoff before giving up
 
 # Timestamps travel as ISO-8601 text and are cast by DuckDB on insert.
 _ARROW_TYPES = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64()}
@@ -63,7 +64,6 @@ class LogLoader:
         self._thread: threading.Thread | None = None
         segments = journal.segments()
         self.position: Position = store.journal_position() or (segments[0] if segments else 1, 0)
-        self.loaded_seq = store.next_ids()[0] - 1
         self.failure: BaseException | None = None
 
     # --- called from other threads ------------------------------------------------------------------------
@@ -117,6 +117,7 @@ class LogLoader:
 
     def _run(self) -> None:
         cur = self._store.cursor()
+        attempt = 0
         while True:
             with self._cond:
                 while self.position >= self._journal.end and not self._stopping:
@@ -128,12 +129,18 @@ class LogLoader:
                 for records, position in self._journal.read(self.position, end, self._chunk_bytes):
                     self._apply(cur, records, position)
                 self._journal.drop_before(self.position)
-            except Exception as exc:  # keep the journal; a restart resumes from the stored position
-                log.exception("loading the journal into DuckDB failed")
-                with self._cond:
-                    self.failure = exc
-                    self._cond.notify_all()
-                return
+                attempt = 0
+            except Exception as exc:  # the journal keeps everything; a restart resumes from the stored position
+                attempt += 1
+                if isinstance(exc, JournalCorrupt) or attempt > RETRIES:
+                    log.exception("loading the journal into DuckDB failed for good")
+                    with self._cond:
+                        self.failure = exc
+                        self._cond.notify_all()
+                    return
+                log.warning("loading the journal failed (%s); retry %d of %d", exc, attempt, RETRIES)
+                cur = self._store.cursor()
+                time.sleep(min(0.2 * 2**attempt, 5.0))
 
     def _apply(self, cur: Any, records: list[bytes], position: Position) -> None:
         events: list[Any] = []
@@ -156,8 +163,6 @@ class LogLoader:
         )
         with self._cond:
             self.position = position
-            if events:
-                self.loaded_seq = int(events[-1][0])
             self._cond.notify_all()
         self._metrics.loaded.inc(len(events))
         self._metrics.loader_lag.set(self.lag_bytes())

@@ -112,7 +112,13 @@ def _event_time(
     """Segment's skew correction: timestamp = receivedAt - (sentAt - originalTimestamp) when sentAt is given."""
     device_time = original or timestamp
     if sent_at is not None and device_time is not None:
-        return received_at - (sent_at - device_time)
+        try:
+            return received_at - (sent_at - device_time)
+        except OverflowError:
+            raise _Invalid(
+                "invalid_timestamp",
+                "'sentAt' and 'originalTimestamp' are too far apart to correct the device clock; check both",
+            ) from None
     return timestamp or original or received_at
 
 
@@ -178,7 +184,8 @@ def build_row(item: Any, msg_type: str | None, env: Envelope, new_message_id: Ca
     extraction = extract_identifiers(item, source.default_region)
     commerce = extract_commerce(event, properties) if kind == "track" else None
     campaign = context.get("campaign")
-    channel = item.get("channel") or (properties or {}).get("channel") or source.kind
+    channel = item.get("channel") or (properties or {}).get("channel")
+    channel = channel if isinstance(channel, str) else source.kind
     return (
         message_id,
         source.id,
@@ -204,7 +211,7 @@ def build_row(item: Any, msg_type: str | None, env: Envelope, new_message_id: Ca
         commerce.currency if commerce else None,
         commerce.order_id if commerce else None,
         _dumps(commerce.products) if commerce and commerce.products else None,
-        str(channel) if channel is not None else None,
+        channel,
         str(campaign.get("name")) if isinstance(campaign, dict) and campaign.get("name") else None,
     )
 
@@ -218,15 +225,28 @@ def build_rows(
     for index, item in enumerate(items):
         try:
             rows.append(build_row(item, msg_type, env, new_message_id))
-        except _Invalid as bad:
-            mid = item.get("messageId") if isinstance(item, dict) else None
+        except orjson.JSONEncodeError as exc:  # e.g. nesting deeper than the JSON writer allows
             rejections.append(
-                Rejection(
-                    index=index,
-                    message_id=mid if isinstance(mid, str) else None,
-                    code=bad.code,
-                    reason=bad.reason,
-                    payload=orjson.dumps(item).decode(),
+                _rejection(
+                    index,
+                    item,
+                    _Invalid(
+                        "invalid_field",
+                        f"the event cannot be stored as JSON ({exc}); objects may nest at most 254 levels",
+                    ),
                 )
             )
+        except _Invalid as bad:
+            rejections.append(_rejection(index, item, bad))
     return rows, rejections
+
+
+def _rejection(index: int, item: Any, bad: _Invalid) -> Rejection:
+    mid = item.get("messageId") if isinstance(item, dict) else None
+    try:
+        payload = orjson.dumps(item).decode()
+    except orjson.JSONEncodeError:  # keep what can be kept of an item that cannot be written as JSON
+        payload = orjson.dumps({"unserializable": repr(item)[:65536]}).decode()
+    return Rejection(
+        index=index, message_id=mid if isinstance(mid, str) else None, code=bad.code, reason=bad.reason, payload=payload
+    )

@@ -34,6 +34,7 @@ from onefold.config import Settings
 from onefold.errors import CollectError, OnefoldError, Overloaded, PayloadTooLarge, RequestTimeout, Unauthorized
 from onefold.metrics import Metrics
 
+UNAUTHENTICATED_SAMPLE_BYTES = 4096  # what quarantine keeps of a request without a valid write key
 _CORS_ALLOWED_HEADERS = "Content-Type, Authorization, X-Write-Key, Content-Encoding"
 
 
@@ -62,11 +63,12 @@ def _cors(request: Request) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Call:
     endpoint: str
     received_at: datetime
     cors: dict[str, str]
+    reserved: int  # body bytes counted against max_inflight_bytes: declared length first, then actual size
 
 
 class Collector:
@@ -104,15 +106,22 @@ class Collector:
                 "progress); retry after the Retry-After delay"
             )
             return collector_error_response(busy, cors)
-        endpoint = request.url.path.rsplit("/", 1)[-1]
-        received_at = self._clock()
+        declared = request.headers.get("content-length", "")
+        call = _Call(
+            endpoint=request.url.path.rsplit("/", 1)[-1],
+            received_at=self._clock(),
+            cors=cors,
+            reserved=min(int(declared), settings.max_request_bytes) if declared.isdigit() else 0,
+        )
         self._inflight += 1
+        self._inflight_bytes += call.reserved
         try:
-            return await self._collect(request, endpoint, received_at, cors)
+            return await self._collect(request, call)
         except OnefoldError as error:
             return collector_error_response(error, cors)
         finally:
             self._inflight -= 1
+            self._inflight_bytes -= call.reserved
 
     def _preflight(self, request: Request, cors: dict[str, str]) -> Response:
         asked = request.headers.get("access-control-request-headers")
@@ -140,8 +149,7 @@ class Collector:
         await self._writer.write([], [record])
         return collector_error_response(error, call.cors)
 
-    async def _collect(self, request: Request, endpoint: str, received_at: datetime, cors: dict[str, str]) -> Response:
-        call = _Call(endpoint, received_at, cors)
+    async def _collect(self, request: Request, call: _Call) -> Response:
         try:
             async with asyncio.timeout(self._settings.body_timeout_seconds):
                 body = await read_body(request.stream(), request.headers, self._settings.max_request_bytes)
@@ -150,16 +158,14 @@ class Collector:
                 f"the request body did not arrive within {self._settings.body_timeout_seconds} s; "
                 "send it again on a faster connection"
             )
-            return collector_error_response(slow, cors)
+            return collector_error_response(slow, call.cors)
         except BodyTooLarge as too_large:
             return await self._refuse(too_large, call, source=self._try_source(request), payload=too_large.prefix)
         except CollectError as bad_body:
             return await self._refuse(bad_body, call, source=self._try_source(request), payload=b"")
-        self._inflight_bytes += len(body.data)
-        try:
-            return await self._accept(request, call, body.data)
-        finally:
-            self._inflight_bytes -= len(body.data)
+        self._inflight_bytes += len(body) - call.reserved  # decompressed size is the real cost
+        call.reserved = len(body)
+        return await self._accept(request, call, body)
 
     async def _accept(self, request: Request, call: _Call, raw: bytes) -> Response:
         endpoint, received_at, cors = call.endpoint, call.received_at, call.cors
@@ -169,8 +175,10 @@ class Collector:
             return await self._refuse(bad_json, call, source=self._try_source(request), payload=raw)
         try:
             source = self._registry.authenticate(write_key_from(request.headers, data))
-        except Unauthorized as refused:
-            return await self._refuse(refused, call, source=None, payload=raw)
+        except Unauthorized as refused:  # keep a capped sample: nobody vouched for this sender
+            known = refused.details.get("source_id")
+            owner = SourceInfo(id=known, kind="", default_region=None) if known else None
+            return await self._refuse(refused, call, source=owner, payload=raw[:UNAUTHENTICATED_SAMPLE_BYTES])
         try:
             items, msg_type, envelope = self._unpack(data, endpoint, source, received_at, len(raw))
         except CollectError as bad_request:

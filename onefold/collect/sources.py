@@ -47,17 +47,18 @@ class SourceRegistry:
     def __init__(self, store: DuckDBStore, clock: Callable[[], datetime]) -> None:
         self._store = store
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._by_key: dict[str, SourceRecord] = {}
         self.refresh()
 
     def refresh(self) -> None:
-        by_key: dict[str, SourceRecord] = {}
-        for record in self._store.list_sources():
-            by_key[record.write_key] = record
-            if record.previous_write_key:
-                by_key[record.previous_write_key] = record
+        """Rebuild the key cache; changes and refreshes are serialized so an older read never wins."""
         with self._lock:
+            by_key: dict[str, SourceRecord] = {}
+            for record in self._store.list_sources():
+                by_key[record.write_key] = record
+                if record.previous_write_key:
+                    by_key[record.previous_write_key] = record
             self._by_key = by_key
 
     def authenticate(self, write_key: str | None) -> SourceInfo:
@@ -73,16 +74,22 @@ class SourceRegistry:
             record.previous_key_expires_at is None or record.previous_key_expires_at <= self._clock()
         ):
             raise Unauthorized(
-                f"this write key of source '{record.name}' was rotated and has expired; use the current key"
+                f"this write key of source '{record.name}' was rotated and has expired; use the current key",
+                source_id=record.id,
             )
         if record.disabled:
             raise Unauthorized(
-                f"source '{record.name}' is disabled; enable it with POST /api/sources/{record.id}/enable"
+                f"source '{record.name}' is disabled; enable it with POST /api/sources/{record.id}/enable",
+                source_id=record.id,
             )
         return SourceInfo(id=record.id, kind=record.kind, default_region=record.default_region)
 
     def create(self, name: str, kind: str, default_region: str | None) -> SourceRecord:
         region = validate_source_fields(name, kind, default_region)
+        with self._lock:
+            return self._create(name, kind, region)
+
+    def _create(self, name: str, kind: str, region: str | None) -> SourceRecord:
         record = self._store.create_source(
             id="src_" + secrets.token_hex(8),
             name=name.strip(),
@@ -95,22 +102,24 @@ class SourceRegistry:
         return record
 
     def set_disabled(self, id_or_name: str, disabled: bool) -> SourceRecord:
-        record = self._store.get_source(id_or_name)
-        updated = self._store.update_source(record.id, now=self._clock(), disabled=disabled)
-        self.refresh()
-        return updated
+        with self._lock:
+            record = self._store.get_source(id_or_name)
+            updated = self._store.update_source(record.id, now=self._clock(), disabled=disabled)
+            self.refresh()
+            return updated
 
     def rotate_key(self, id_or_name: str, grace_seconds: int = 0) -> SourceRecord:
         if grace_seconds < 0:
             raise CollectError("field 'grace_seconds' must be zero or more", field="grace_seconds")
-        record = self._store.get_source(id_or_name)
-        now = self._clock()
-        updated = self._store.update_source(
-            record.id,
-            now=now,
-            write_key=new_write_key(),
-            previous_write_key=record.write_key if grace_seconds else None,
-            previous_key_expires_at=now + timedelta(seconds=grace_seconds) if grace_seconds else None,
-        )
-        self.refresh()
-        return updated
+        with self._lock:  # two concurrent rotations must not both start from the same old key
+            record = self._store.get_source(id_or_name)
+            now = self._clock()
+            updated = self._store.update_source(
+                record.id,
+                now=now,
+                write_key=new_write_key(),
+                previous_write_key=record.write_key if grace_seconds else None,
+                previous_key_expires_at=now + timedelta(seconds=grace_seconds) if grace_seconds else None,
+            )
+            self.refresh()
+            return updated

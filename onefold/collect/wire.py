@@ -6,7 +6,6 @@ import base64
 import binascii
 import zlib
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -28,12 +27,6 @@ BATCH_PATHS = ("batch", "import")
 QUARANTINE_PREFIX_BYTES = 64 * 1024  # what we keep of a body we refused to read whole
 
 
-@dataclass(frozen=True, slots=True)
-class Body:
-    data: bytes
-    compressed_size: int
-
-
 class BodyTooLarge(PayloadTooLarge):
     """Carries the prefix read so far, so the refused request still lands in quarantine."""
 
@@ -52,7 +45,7 @@ def _too_large(limit: int, prefix: bytes, what: str) -> BodyTooLarge:
     )
 
 
-async def read_body(chunks: AsyncIterator[bytes], headers: Mapping[str, str], limit: int) -> Body:
+async def read_body(chunks: AsyncIterator[bytes], headers: Mapping[str, str], limit: int) -> bytes:
     """Read at most ``limit`` bytes, decompressing gzip/deflate incrementally so a bomb is stopped early."""
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -88,13 +81,19 @@ async def read_body(chunks: AsyncIterator[bytes], headers: Mapping[str, str], li
                     code="bad_encoding",
                     field="Content-Encoding",
                 )
+            if inflater.unused_data:
+                raise CollectError(
+                    f"the body has data after the end of its {encoding} stream; send one compressed stream",
+                    code="bad_encoding",
+                    field="Content-Encoding",
+                )
     except zlib.error as exc:
         raise CollectError(
             f"the body is not valid {encoding} data ({exc}); compress it properly or drop Content-Encoding",
             code="bad_encoding",
             field="Content-Encoding",
         ) from exc
-    return Body(bytes(out), raw_size)
+    return bytes(out)
 
 
 def parse_json(data: bytes) -> Any:

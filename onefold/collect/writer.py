@@ -22,7 +22,7 @@ import orjson
 
 from onefold.collect.dedup import DedupIndex
 from onefold.collect.journal import Journal
-from onefold.errors import Overloaded, StoreError
+from onefold.errors import CollectError, Overloaded, StoreError
 from onefold.metrics import Metrics
 from onefold.store import DuckDBStore
 
@@ -53,13 +53,48 @@ class CommitResult:
 
 @dataclass(slots=True)
 class _Submission:
-    rows: list[tuple[Any, ...]]
-    quarantine: list[QuarantineRecord]
+    """Rows and quarantine records already serialized, so a bad one fails its own request, not a group."""
+
+    source_id: str | None
+    keys: list[int]  # dedup keys, one per row
+    rows: list[bytes]  # JSON arrays without the sequence number
+    quarantine: list[bytes]  # JSON arrays without the quarantine id
+    codes: list[str]  # quarantine reason codes, for metrics
     done: Callable[[CommitResult | BaseException], None]
     size: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.size = len(self.rows) + len(self.quarantine)
+
+
+def _submission(
+    rows: list[tuple[Any, ...]],
+    quarantine: list[QuarantineRecord],
+    done: Callable[[CommitResult | BaseException], None],
+) -> _Submission:
+    try:
+        encoded = [orjson.dumps(row) for row in rows]
+        kept = [
+            orjson.dumps(
+                (q.source_id, q.received_at, q.endpoint, q.code, q.reason, q.message_id, q.batch_index, q.payload)
+            )
+            for q in quarantine
+        ]
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise CollectError(f"the data cannot be stored as JSON ({exc}); send valid UTF-8 text") from exc
+    return _Submission(
+        source_id=rows[0][1] if rows else None,
+        keys=[DedupIndex.key(row[1], row[0]) for row in rows],
+        rows=encoded,
+        quarantine=kept,
+        codes=[q.code for q in quarantine],
+        done=done,
+    )
+
+
+def _with_id(number: int, encoded: bytes) -> bytes:
+    """Prepend a number to an encoded JSON array: b'[1,2]' -> b'[7,1,2]'."""
+    return b"[" + str(number).encode() + (b"," + encoded[1:] if encoded != b"[]" else b"]")
 
 
 class EventWriter:
@@ -72,7 +107,6 @@ class EventWriter:
         queue_max_events: int,
         commit_max_events: int,
         loader_overdue_bytes: Callable[[], int],
-        loaded_seq: Callable[[], int],
         metrics: Metrics,
         clock: Callable[[], datetime],
     ) -> None:
@@ -83,10 +117,6 @@ class EventWriter:
         self._queue_max = queue_max_events
         self._commit_max = commit_max_events
         self._loader_overdue = loader_overdue_bytes
-        self._loaded_seq = loaded_seq
-        # Keys journaled but maybe not yet in DuckDB, by the last seq of their group: the DuckDB check of a
-        # dedup candidate cannot see them.
-        self._unloaded: deque[tuple[int, set[tuple[str, str]]]] = deque()
         self._window = timedelta(seconds=dedup_window_seconds)
         self._dedup = DedupIndex(dedup_window_seconds)
         self._queue: deque[_Submission] = deque()
@@ -95,7 +125,7 @@ class EventWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._next_seq, self._next_quarantine_id = store.next_ids()
-        self.loaded_keys = self._dedup.load(store.recent_message_keys(clock() - self._window))
+        self._dedup.load(store.recent_message_keys(clock() - self._window))
         self.on_durable: Callable[[], None] = lambda: None
 
     @property
@@ -141,7 +171,7 @@ class EventWriter:
         def resolve(outcome: CommitResult | BaseException) -> None:
             loop.call_soon_threadsafe(_settle, future, outcome)
 
-        self._enqueue(_Submission(rows, quarantine, resolve))
+        self._enqueue(_submission(rows, quarantine, resolve))
         return await future
 
     # --- the writer thread --------------------------------------------------------------------------------
@@ -160,10 +190,9 @@ class EventWriter:
             return group
 
     def _run(self) -> None:
-        cur = self._store.cursor()
         while (group := self._take()) is not None:
             try:
-                results = self._commit(cur, group)
+                results = self._commit(group)
             except Exception as exc:  # every waiter learns the commit failed; nothing was acknowledged
                 log.exception("group commit failed")
                 error = StoreError(f"the event log could not commit: {exc}; retry the request")
@@ -177,46 +206,28 @@ class EventWriter:
                     self._depth -= sum(sub.size for sub in group)
                     self._metrics.queue_depth.set(self._depth)
 
-    def _commit(self, cur: Any, group: list[_Submission]) -> list[CommitResult]:
-        now = self._clock()
-        keys = [[(row[1], row[0]) for row in sub.rows] for sub in group]
-        candidates = [k for sub_keys in keys for k in sub_keys if self._dedup.might_contain(DedupIndex.key(*k))]
-        loaded = self._loaded_seq()
-        while self._unloaded and self._unloaded[0][0] <= loaded:
-            self._unloaded.popleft()
-        stored_before = self._store.stored_message_ids(cur, candidates, now - self._window)
-        stored_before.update(k for k in candidates if any(k in keys for _, keys in self._unloaded))
-
-        seen: set[tuple[str, str]] = set()
+    def _commit(self, group: list[_Submission]) -> list[CommitResult]:
+        now_epoch = self._clock().timestamp()
+        self._dedup.expire(now_epoch)
+        seen: set[int] = set()
         payloads: list[bytes] = []
         counts: list[tuple[int, int]] = []
         seq = self._next_seq
-        for sub, sub_keys in zip(group, keys, strict=True):
+        for sub in group:
             stored = duplicates = 0
-            for row, key in zip(sub.rows, sub_keys, strict=True):
-                if key in seen or key in stored_before:
+            for key, row in zip(sub.keys, sub.rows, strict=True):
+                if key in seen or self._dedup.contains(key):
                     duplicates += 1
                     continue
                 seen.add(key)
-                payloads.append(EVENT + orjson.dumps((seq, *row)))
+                payloads.append(EVENT + _with_id(seq, row))
                 seq += 1
                 stored += 1
             counts.append((stored, duplicates))
         qid = self._next_quarantine_id
         for sub in group:
-            for q in sub.quarantine:
-                record = (
-                    qid,
-                    q.source_id,
-                    q.received_at,
-                    q.endpoint,
-                    q.code,
-                    q.reason,
-                    q.message_id,
-                    q.batch_index,
-                    q.payload,
-                )
-                payloads.append(QUARANTINE + orjson.dumps(record))
+            for record in sub.quarantine:
+                payloads.append(QUARANTINE + _with_id(qid, record))
                 qid += 1
         duplicates_total = sum(d for _, d in counts)
         if duplicates_total:
@@ -224,13 +235,9 @@ class EventWriter:
 
         with self._metrics.commit_seconds.time():
             self._journal.append(payloads)
-        if seen:
-            self._unloaded.append((seq - 1, seen))
         self._next_seq, self._next_quarantine_id = seq, qid
-        now_epoch = now.timestamp()
-        for source_id, message_id in seen:
-            self._dedup.add(DedupIndex.key(source_id, message_id), now_epoch)
-        self._dedup.expire(now_epoch)
+        for key in seen:
+            self._dedup.add(key, now_epoch)
         self._observe(group, counts, duplicates_total, len(payloads))
         self.on_durable()
         return [
@@ -242,10 +249,10 @@ class EventWriter:
         m = self._metrics
         m.commit_events.observe(records)
         for sub, (stored, _) in zip(group, counts, strict=True):
-            if stored:
-                m.accepted.labels(source=sub.rows[0][1]).inc(stored)
-            for q in sub.quarantine:
-                m.rejected.labels(code=q.code).inc()
+            if stored and sub.source_id:
+                m.accepted.labels(source=sub.source_id).inc(stored)
+            for code in sub.codes:
+                m.rejected.labels(code=code).inc()
         if duplicates:
             m.deduplicated.inc(duplicates)
 

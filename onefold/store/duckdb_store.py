@@ -9,7 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -198,20 +198,6 @@ class DuckDBStore:
         cur.execute("SELECT source_id, message_id, epoch(received_at) FROM events WHERE received_at >= ?", [since])
         while chunk := cur.fetchmany(50_000):
             yield from chunk
-
-    def stored_message_ids(
-        self, cur: duckdb.DuckDBPyConnection, keys: Sequence[tuple[str, str]], since: datetime
-    ) -> set[tuple[str, str]]:
-        """Which of ``keys`` are stored events received since ``since`` (confirms in-memory dedup hits)."""
-        if not keys:
-            return set()
-        rows = cur.execute(
-            "SELECT source_id, message_id FROM events WHERE received_at >= ? AND message_id IN "
-            "(SELECT unnest(?::VARCHAR[]))",
-            [since, sorted({mid for _, mid in keys})],
-        ).fetchall()
-        wanted = set(keys)
-        return {(str(s), str(m)) for s, m in rows if (s, m) in wanted}
 
     def commit_batch(
         self,

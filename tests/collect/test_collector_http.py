@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import gzip
+import json
 import socket
 import time
 import zlib
@@ -327,7 +328,6 @@ def test_dedup_survives_a_restart_and_the_data_dir_has_one_owner(tmp_path):
         stop_server(server, thread, first.runtime)
     second, server, thread = start_server(data)
     try:
-        assert second.runtime.writer.loaded_keys == 1
         answer = post(second, "/v1/track", event, key=src["write_key"]).json()
         assert (answer["stored"], answer["duplicates"]) == (0, 1)
         assert second.stats()["events_stored"] == 1
@@ -445,3 +445,64 @@ def test_health_reports_a_failed_loader_and_reads_refuse_instead_of_hanging(serv
         stats = admin.get("/api/stats")
     assert stats.status_code == 500
     assert "safe in the journal" in stats.json()["error"]["message"]
+
+
+def test_items_that_cannot_be_stored_are_rejected_alone_not_with_their_batch(server, source):
+    deep: dict[str, Any] = {"leaf": 1}
+    for _ in range(300):
+        deep = {"x": deep}
+    batch = {
+        "batch": [
+            {
+                "type": "track",
+                "userId": "u",
+                "event": "skewed",
+                "timestamp": "9999-12-31T00:00:00Z",
+                "sentAt": "0001-01-02T00:00:00Z",
+            },
+            {"type": "track", "userId": "u", "event": "deep", "properties": deep},
+            {"type": "track", "userId": "u", "event": "fine", "channel": {"not": "a string"}},
+        ]
+    }
+    body = json.dumps(batch).encode()  # orjson refuses to write such nesting; the stdlib still can
+    response = post(server, "/v1/batch", body, key=source["write_key"])
+    assert response.status_code == 200, response.text
+    rejected = {r["index"]: r for r in response.json()["rejected"]}
+    assert "too far apart" in rejected[0]["reason"]
+    assert "nest at most" in rejected[1]["reason"]
+    [stored] = server.events()
+    assert (stored["event"], stored["channel"]) == ("fine", "web")
+    kept = {q["batch_index"]: q for q in quarantine(server)}
+    assert sorted(kept) == [0, 1]
+    assert "unserializable" in kept[1]["payload"]
+
+
+def test_unauthenticated_payloads_are_sampled_and_refusals_of_a_known_source_are_attributed(server, source):
+    big = {"userId": "u", "event": "e", "properties": {"blob": "x" * 20_000}}
+    assert post(server, "/v1/track", big, key="wk_unknown").status_code == 401
+    with server.admin() as admin:
+        admin.post(f"/api/sources/{source['id']}/disable").raise_for_status()
+    assert post(server, "/v1/track", {"userId": "u", "event": "e"}, key=source["write_key"]).status_code == 401
+    unknown, disabled = quarantine(server)
+    assert len(unknown["payload"]) == 4096
+    assert unknown["source_id"] is None
+    assert disabled["source_id"] == source["id"]
+
+
+def test_data_after_the_end_of_a_gzip_stream_is_refused(server, source):
+    body = gzip.compress(orjson.dumps({"userId": "u", "event": "e"})) + b"trailing bytes"
+    response = post(server, "/v1/track", body, key=source["write_key"], headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 400
+    assert "after the end of its gzip stream" in response.json()["message"]
+
+
+def test_quarantine_text_that_cannot_be_stored_fails_only_its_own_request(server, source):
+    with server.admin() as admin:
+        bad = admin.post(
+            "/api/quarantine",
+            content=b'[{"source": "website", "code": "bad_record", "reason": "r", "payload": "\\ud800"}]',
+            headers={"Content-Type": "application/json"},
+        )
+    assert bad.status_code == 400
+    assert "valid UTF-8" in bad.json()["error"]["message"]
+    assert post(server, "/v1/track", {"userId": "u", "event": "e"}, key=source["write_key"]).status_code == 200

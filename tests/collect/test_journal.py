@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from onefold.collect.journal import Journal, decode, encode
+from onefold.collect.journal import Journal, JournalCorrupt, decode, encode
 from onefold.collect.messages import Envelope, SourceInfo, build_rows
 from onefold.collect.writer import QuarantineRecord
 from onefold.config import Settings
+from onefold.errors import StoreError
 from onefold.server import Runtime
 from onefold.store import EventFilter
 
@@ -126,3 +130,62 @@ def test_duplicates_of_journaled_but_unloaded_events_are_caught(tmp_path: Path):
         runtime.writer.stop()
         runtime.loader.start()
         runtime.close()
+
+
+_FAILING_WRITE = r"""
+import resource, signal, sys
+from pathlib import Path
+from onefold.collect.journal import Journal
+from onefold.errors import StoreError
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
+journal = Journal(Path(sys.argv[1]))
+journal.append([b"A" * 100])
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (journal.end[1] + 50, hard))  # the disk is "full" mid-record
+try:
+    journal.append([b"B" * 1000])
+except StoreError as exc:
+    print("refused:", exc)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space again
+journal.append([b"C" * 10])
+print("end", journal.end)
+"""
+
+
+def test_a_failed_write_is_cut_back_so_later_acknowledged_groups_are_readable(tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-c", _FAILING_WRITE, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "refused: cannot write the intake journal" in result.stdout
+    reopened = Journal(tmp_path)
+    records = [r for chunk, _ in reopened.read((1, 0), reopened.end, 4096) for r in chunk]
+    assert records == [b"A" * 100, b"C" * 10]  # the partial B is gone and C, acknowledged, survives reopening
+    reopened.close()
+
+
+def test_corruption_before_the_durable_end_stops_loading_instead_of_skipping(tmp_path: Path):
+    journal = Journal(tmp_path, segment_bytes=64)
+    for i in range(6):
+        journal.append([f"group-{i}".encode() * 4])
+    first = tmp_path / "00000001.log"
+    data = bytearray(first.read_bytes())
+    data[10] ^= 0xFF
+    first.write_bytes(bytes(data))
+    with pytest.raises(JournalCorrupt, match="does not decode at byte 0"):
+        list(journal.read((1, 0), journal.end, 4096))
+    (tmp_path / "00000002.log").unlink()
+    with pytest.raises(JournalCorrupt, match="is missing"):
+        list(journal.read((2, 0), journal.end, 4096))
+    journal.close()
+
+
+def test_a_journal_behind_the_loaded_position_refuses_to_open(tmp_path: Path):
+    Journal(tmp_path).close()  # segment 1, empty
+    with pytest.raises(StoreError, match="replaced or restored"):
+        Journal(tmp_path, loaded=(3, 120))
+    fresh = tmp_path / "fresh"
+    journal = Journal(fresh, loaded=(3, 120))  # a brand-new journal continues after the loaded position
+    assert journal.end == (4, 0)
+    journal.close()

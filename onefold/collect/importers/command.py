@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,11 +27,12 @@ from onefold.collect.importers.csv_mapping import (
     parse_mapping,
     row_to_event,
 )
-from onefold.collect.importers.uploader import BatchUploader, UploadSummary
+from onefold.collect.importers.uploader import RETRIES, BatchUploader, UploadSummary
 from onefold.config import load_settings
 from onefold.errors import ImportFailed, OnefoldError
 
 console = Console(stderr=True)
+QUARANTINE_BATCH = 500
 _JSONL_NAMESPACE = uuid.UUID("0b6f3f9e-8a7d-4f0e-b1c5-3d2a9e4c7f10")
 MAX_REASONS_SHOWN = 10
 
@@ -120,14 +122,28 @@ def run_import(
         if isinstance(record, BadRecord):
             bad.append(record)
             advance(1)
+            if len(bad) % QUARANTINE_BATCH == 0:  # keep them as we go: a later failure must not lose them
+                _quarantine(client, source, bad[-QUARANTINE_BATCH:])
         else:
             uploader.add(record, ref)
     uploader.flush()
-    if bad:
-        body = [{"source": source, "code": "bad_record", "reason": b.reason, "payload": b.payload} for b in bad]
-        for start in range(0, len(body), 500):
-            client.post("/api/quarantine", json=body[start : start + 500]).raise_for_status()
+    _quarantine(client, source, bad[len(bad) - len(bad) % QUARANTINE_BATCH :])
     return uploader.summary, bad
+
+
+def _quarantine(client: httpx.Client, source: str, bad: list[BadRecord]) -> None:
+    if not bad:
+        return
+    body = [{"source": source, "code": "bad_record", "reason": b.reason, "payload": b.payload} for b in bad]
+    for _ in range(RETRIES):
+        response = client.post("/api/quarantine", json=body)
+        if response.status_code not in (429, 503):
+            break
+        time.sleep(float(response.headers.get("Retry-After", 1)))
+    if response.status_code != 201:
+        raise ImportFailed(
+            f"the server did not keep {len(bad)} rejected records ({response.status_code}): {response.text[:300]}"
+        )
 
 
 def _summary_table(summary: UploadSummary, bad: list[BadRecord]) -> Table:
