@@ -32,9 +32,8 @@ from onefold.demo.records import (
     Device,
     Session,
     format_phone,
-    pick,
 )
-from onefold.demo.world import MS_DAY, MS_HOUR, MS_MINUTE, Identity, Store, World, uuid4_str
+from onefold.demo.world import MS_DAY, MS_HOUR, MS_MINUTE, Identity, Store, World, pick, uuid4_str
 
 TIERS: Final = (("light", 57), ("regular", 32), ("heavy", 11))
 _HOURS: Final = tuple(range(24))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from random import Random
 from typing import Final
 
 from onefold.demo import data
@@ -94,16 +93,6 @@ class Contact:
     phone_kind: str  # a format name, "landline", "placeholder" or "missing"
     linked_card: bool
     group: bool
-
-
-def pick(rng: Random, items: tuple[tuple[str, int], ...]) -> str:
-    total = sum(w for _, w in items)
-    r = rng.random() * total
-    for value, w in items:
-        r -= w
-        if r < 0:
-            return value
-    return items[-1][0]
 
 
 def format_phone(e164: str, fmt: str) -> str:

@@ -128,7 +128,7 @@ def uuid4_str(rng: Random) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _weighted(rng: Random, items: tuple[tuple[str, int], ...]) -> str:
+def pick(rng: Random, items: tuple[tuple[str, int], ...]) -> str:
     total = sum(w for _, w in items)
     r = rng.random() * total
     for value, w in items:
@@ -215,9 +215,9 @@ class _Allocator:
     def email(self, rng: Random, first: str, last: str, *, avoid_domain: str = "") -> str:
         f = re.sub(r"[^a-z]", "", first.lower())
         la = re.sub(r"[^a-z]", "", last.lower())
-        domain = _weighted(rng, data.EMAIL_DOMAINS)
+        domain = pick(rng, data.EMAIL_DOMAINS)
         while domain == avoid_domain:
-            domain = _weighted(rng, data.EMAIL_DOMAINS)
+            domain = pick(rng, data.EMAIL_DOMAINS)
         pattern = rng.randrange(8)
         yy = rng.randint(60, 99) if rng.random() < 0.7 else rng.randint(0, 9)
         local = (
