@@ -1,0 +1,1 @@
+"""Identity resolution: typed identifier keys, rules against over-merging, and the constrained graph."""

@@ -1,0 +1,201 @@
+"""The identity graph: union-find over typed identifiers, with constraints checked before every union.
+
+Pure and deterministic: ``observe(seq, keys)`` decides from the keys and the current state only, and profile
+ids derive from the sequence number that created them, so replaying the log gives exactly the same state as
+streaming it. Every link, merge and refusal is returned in a ``Decision`` so callers can record the evidence.
+
+Checks, in order, for each event: blocked values and known hubs never link; hub detection (an identifier seen
+with too many distinct values of a unique type stops linking); then the event's identifiers are matched, and
+while the union would break a rule (cannot-link on unique types, per-type limits, identifier and merge caps)
+the event's lowest-priority identifier is set aside and matching retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from onefold.identity.rules import IdentityRules, Key
+
+
+@dataclass(slots=True)
+class _Profile:
+    id: str
+    created: int  # seq of the event that created it: the oldest profile keeps its id on merge
+    keys: set[Key] = field(default_factory=set)
+    by_type: dict[str, set[str]] = field(default_factory=dict)
+    merges: int = 0
+
+    def add(self, key: Key) -> None:
+        self.keys.add(key)
+        self.by_type.setdefault(key[0], set()).add(key[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    winner: str
+    loser: str
+    via: tuple[Key, ...]  # the event's identifiers that joined the two
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    rule: str  # "blocked", "hub", "cannot_link:<type>", "limit:<type>", "max_identifiers", "max_merges"
+    key: Key  # the identifier set aside
+    profiles: tuple[str, ...] = ()  # the profiles it would have joined
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    seq: int
+    profile_id: str | None  # None when no identifier of the event could be used
+    created: bool
+    attached: tuple[Key, ...]  # identifiers new to the profile
+    merges: tuple[Merge, ...]
+    refusals: tuple[Refusal, ...]
+
+
+class IdentityGraph:
+    def __init__(self, rules: IdentityRules) -> None:
+        self.rules = rules
+        self._owner: dict[Key, _Profile] = {}
+        self._profiles: dict[str, _Profile] = {}
+        # unique-type keys each non-unique key was seen with, for hub detection
+        self._companions: dict[Key, set[Key]] = {}
+        self.hubs: set[Key] = set()
+        self._counts = {"events": 0, "merges": 0, "refusals": 0, "unlinked_events": 0}
+
+    # --- reading ------------------------------------------------------------------------------------------
+    def profile_of(self, key: Key) -> str | None:
+        profile = self._owner.get(key)
+        return profile.id if profile else None
+
+    def identifiers_of(self, profile_id: str) -> set[Key]:
+        return set(self._profiles[profile_id].keys)
+
+    def profiles(self) -> Iterator[tuple[str, frozenset[Key]]]:
+        for profile in self._profiles.values():
+            yield profile.id, frozenset(profile.keys)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            **self._counts,
+            "profiles": len(self._profiles),
+            "identifiers": len(self._owner),
+            "hubs": len(self.hubs),
+        }
+
+    # --- deciding -----------------------------------------------------------------------------------------
+    def observe(self, seq: int, keys: list[Key]) -> Decision:
+        self._counts["events"] += 1
+        refusals: list[Refusal] = []
+        candidates = self._usable(keys, refusals)
+        owners: list[_Profile] = []
+        while candidates:
+            owners = self._owners(candidates)
+            broken = self._broken_rule(owners, candidates)
+            if broken is None:
+                break
+            weakest = max(candidates, key=lambda k: (self.rules.priority[k[0]], candidates.index(k)))
+            candidates.remove(weakest)
+            refusals.append(Refusal(broken, weakest, tuple(p.id for p in owners)))
+        self._counts["refusals"] += len(refusals)
+        if not candidates:
+            self._counts["unlinked_events"] += 1
+            return Decision(seq, None, False, (), (), tuple(refusals))
+        return self._apply(seq, candidates, owners, tuple(refusals))
+
+    def _usable(self, keys: list[Key], refusals: list[Refusal]) -> list[Key]:
+        rules = self.rules
+        usable: list[Key] = []
+        for key in dict.fromkeys(keys):
+            if not rules.tracks(key):
+                continue
+            if key in self.hubs:
+                refusals.append(Refusal("hub", key))
+            elif rules.is_blocked(key):
+                refusals.append(Refusal("blocked", key))
+            else:
+                usable.append(key)
+        uniques = [k for k in usable if k[0] in rules.unique_types]
+        if not uniques:
+            return usable
+        kept: list[Key] = []
+        for key in usable:
+            if key[0] not in rules.unique_types and self._becomes_hub(key, uniques):
+                refusals.append(Refusal("hub", key))
+            else:
+                kept.append(key)
+        return kept
+
+    def _becomes_hub(self, key: Key, uniques: list[Key]) -> bool:
+        seen = self._companions.setdefault(key, set())
+        seen.update(uniques)
+        threshold = self.rules.hub_threshold(key[0])
+        for unique_type in {u[0] for u in uniques}:
+            if sum(1 for s in seen if s[0] == unique_type) > threshold:
+                self.hubs.add(key)
+                return True
+        return False
+
+    def _owners(self, candidates: list[Key]) -> list[_Profile]:
+        found: dict[str, _Profile] = {}
+        for key in candidates:
+            profile = self._owner.get(key)
+            if profile is not None:
+                found.setdefault(profile.id, profile)
+        return sorted(found.values(), key=lambda p: p.created)
+
+    def _broken_rule(self, owners: list[_Profile], candidates: list[Key]) -> str | None:
+        """The first rule the union of ``owners`` and ``candidates`` would break, or None."""
+        rules = self.rules
+        new = [k for k in candidates if k not in self._owner]
+        types = {k[0] for k in new} | ({t for p in owners for t in p.by_type} if len(owners) > 1 else set())
+        for identifier_type in sorted(types, key=lambda t: rules.priority.get(t, 99)):
+            values = {k[1] for k in new if k[0] == identifier_type}
+            for profile in owners:
+                values |= profile.by_type.get(identifier_type, set())
+            if len(values) > rules.limit(identifier_type):
+                kind = "cannot_link" if identifier_type in rules.unique_types else "limit"
+                return f"{kind}:{identifier_type}"
+        if sum(len(p.keys) for p in owners) + len(new) > rules.max_identifiers:
+            return "max_identifiers"
+        if sum(p.merges for p in owners) + len(owners) - 1 > rules.max_merges:
+            return "max_merges"
+        return None
+
+    def _apply(
+        self, seq: int, candidates: list[Key], owners: list[_Profile], refusals: tuple[Refusal, ...]
+    ) -> Decision:
+        created = not owners
+        target = owners[0] if owners else self._create(seq)
+        merges: list[Merge] = []
+        for other in owners[1:]:
+            via = tuple(k for k in candidates if self._owner.get(k) in (target, other))
+            target = self._merge(target, other)
+            merges.append(Merge(winner=target.id, loser=other.id, via=via))
+        attached = tuple(k for k in candidates if k not in self._owner)
+        for key in attached:
+            target.add(key)
+            self._owner[key] = target
+        self._counts["merges"] += len(merges)
+        return Decision(seq, target.id, created, attached, tuple(merges), refusals)
+
+    def _create(self, seq: int) -> _Profile:
+        profile = _Profile(id=f"prof_{seq:010d}", created=seq)
+        self._profiles[profile.id] = profile
+        return profile
+
+    def _merge(self, older: _Profile, newer: _Profile) -> _Profile:
+        """Fold ``newer`` into ``older``; the smaller key set moves, the older id survives."""
+        big, small = (older, newer) if len(older.keys) >= len(newer.keys) else (newer, older)
+        for key in small.keys:
+            big.add(key)
+            self._owner[key] = big
+        del self._profiles[small.id]
+        big.merges = older.merges + newer.merges + 1
+        if big is newer:
+            del self._profiles[newer.id]
+            big.id, big.created = older.id, older.created
+            self._profiles[big.id] = big
+        return big

@@ -1,0 +1,115 @@
+"""Rules that keep identity resolution from gluing people together. Declarative tables with safe defaults.
+
+Defaults follow the research in ``shared/reference/identity.md``: the union of the values Segment, PostHog and
+Adobe refuse to merge on; cannot-link on unique types; Segment-style per-type limits and priorities; caps; hub
+detection for identifiers shared by several people (family tablets, household phones, test addresses).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+Key = tuple[str, str]  # (identifier type, normalized value)
+
+BLOCKED_VALUES: frozenset[str] = frozenset(
+    {
+        "",
+        "0",
+        "-1",
+        "1",
+        "null",
+        "none",
+        "nil",
+        "undefined",
+        "anonymous",
+        "guest",
+        "[object object]",
+        "nan",
+        "true",
+        "false",
+        "id",
+        "distinct_id",
+        "not_authenticated",
+        "email",
+        "user",
+        "customer",
+        "unknown",
+        "n/a",
+        "na",
+        "test",
+        "void",
+        "abc123",
+        "default",
+        "admin",
+        "test@test.com",
+        "none@none.com",
+        "noemail@noemail.com",
+        "no@email.com",
+        "email@email.com",
+        "test@example.com",
+        "user@example.com",
+        "example@example.com",
+        "null@null.com",
+        "a@a.com",
+    }
+)
+BLOCKED_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"^[0-]*$"),  # all zeros and dashes: nil UUIDs, 0000000000
+    re.compile(r"^\+?(\d)\1{6,}$"),  # one digit repeated: +11111111111
+    re.compile(r"^([0-9a-f])\1{7}-\1{4}-\1{4}-\1{4}-\1{12}$"),  # a UUID of one repeated hex digit
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRules:
+    # type -> priority; lower is stronger. When a merge would break a limit, the event's identifier with the
+    # highest number here is set aside and matching retried (Segment's rule).
+    priority: Mapping[str, int] = field(
+        default_factory=lambda: {
+            "user_id": 0,
+            "crm_id": 1,
+            "email": 2,
+            "phone": 3,
+            "loyalty_card": 4,
+            "esp_id": 5,
+            "sms_id": 6,
+            "pos_id": 7,
+            "device_id": 8,
+            "advertising_id": 9,
+            "anonymous_id": 10,
+        }
+    )
+    # a profile holds at most one value of a unique type: two such values never merge (cannot-link)
+    unique_types: frozenset[str] = frozenset({"user_id", "crm_id"})
+    # most distinct values of a type per profile (types not listed: default_limit)
+    limits: Mapping[str, int] = field(
+        default_factory=lambda: {"user_id": 1, "crm_id": 1, "phone": 3, "anonymous_id": 100}
+    )
+    default_limit: int = 5
+    max_identifiers: int = 200
+    max_merges: int = 100
+    # an identifier seen with more than this many distinct values of one unique type is a hub: it stops linking
+    hub_thresholds: Mapping[str, int] = field(
+        default_factory=lambda: {"anonymous_id": 1, "device_id": 1, "advertising_id": 1, "phone": 1}
+    )
+    default_hub_threshold: int = 3
+    blocked_values: frozenset[str] = BLOCKED_VALUES
+    blocked_patterns: tuple[re.Pattern[str], ...] = BLOCKED_PATTERNS
+
+    def tracks(self, key: Key) -> bool:
+        return key[0] in self.priority
+
+    def is_blocked(self, key: Key) -> bool:
+        value = key[1].strip().lower()
+        return value in self.blocked_values or any(p.match(value) for p in self.blocked_patterns)
+
+    def limit(self, identifier_type: str) -> int:
+        return 1 if identifier_type in self.unique_types else self.limits.get(identifier_type, self.default_limit)
+
+    def hub_threshold(self, identifier_type: str) -> int:
+        return self.hub_thresholds.get(identifier_type, self.default_hub_threshold)
+
+
+DEFAULT_RULES = IdentityRules()
