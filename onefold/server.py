@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onefold import __version__
-from onefold.collect.admin_api import admin_router
+from onefold.collect.admin_api import admin_router, wait_for_log
 from onefold.collect.journal import Journal
 from onefold.collect.loader import LogLoader
 from onefold.collect.openapi import collector_paths
@@ -31,7 +31,10 @@ from onefold.collect.writer import EventWriter
 from onefold.config import Settings
 from onefold.errors import CollectError, OnefoldError
 from onefold.governance.tokens import AdminToken, ensure_admin_token
+from onefold.identity.api import identity_router
+from onefold.identity.rules import DEFAULT_RULES
 from onefold.metrics import Metrics
+from onefold.pipeline.identity_processor import IdentityProcessor
 from onefold.store import DuckDBStore
 
 JOURNAL_DIR_NAME = "journal"
@@ -49,6 +52,7 @@ class Runtime:
     writer: EventWriter
     journal: Journal
     loader: LogLoader
+    identity: IdentityProcessor
     metrics: Metrics
     admin_token: AdminToken
     clock: Callable[[], datetime]
@@ -72,11 +76,15 @@ class Runtime:
             clock=clock,
         )
         writer.on_durable = loader.notify
+        identity = IdentityProcessor(store, DEFAULT_RULES)
+        identity.recover()  # the graph is in memory: rebuild it from the log up to the processor's offset
+        loader.on_loaded = identity.notify
         return cls(
             settings=settings,
             store=store,
             journal=journal,
             loader=loader,
+            identity=identity,
             registry=SourceRegistry(store, clock),
             writer=writer,
             metrics=metrics,
@@ -87,12 +95,14 @@ class Runtime:
     def start(self) -> None:
         _tune_interpreter()
         self.loader.start()
+        self.identity.start()
         self.writer.start()
 
     def stop(self) -> None:
         """Journal what is queued, load what is journaled; safe to call more than once."""
         self.writer.stop()
         self.loader.stop()
+        self.identity.stop()
 
     def close(self) -> None:
         self.stop()
@@ -158,14 +168,24 @@ def create_app(runtime: Runtime) -> FastAPI:
             runtime.loader,
             runtime.admin_token,
             runtime.clock,
+            later_stages=lambda: {
+                "processor_lag": runtime.identity.lag(),
+                "profiles": runtime.identity.tables.counts()["profiles"],
+            },
+            stage_routers=(
+                identity_router(runtime.identity, DEFAULT_RULES, settle=lambda: wait_for_log(runtime.loader)),
+            ),
         )
     )
 
     async def health(_: Request) -> Response:
-        failure = runtime.loader.failure
-        if failure is not None:  # acknowledged events can no longer reach the event log: say so loudly
-            body = {"status": "failing", "version": __version__, "problem": f"the loader stopped: {failure}"}
-            return json_response(body, 503)
+        problems = [
+            f"the {name} stopped: {failure}"
+            for name, failure in (("loader", runtime.loader.failure), ("identity processor", runtime.identity.failure))
+            if failure is not None
+        ]
+        if problems:  # acknowledged events no longer reach the log or the profiles: say so loudly
+            return json_response({"status": "failing", "version": __version__, "problem": "; ".join(problems)}, 503)
         return json_response({"status": "ok", "version": __version__})
 
     async def metrics(_: Request) -> Response:

@@ -70,6 +70,8 @@ class Stats(BaseModel):
     sources: int
     write_queue_events: int = Field(description="Events waiting for the next group commit")
     loader_lag_bytes: int = Field(description="Acknowledged journal bytes not yet loaded into DuckDB")
+    processor_lag: int = Field(0, description="Events in the log not yet processed by identity resolution")
+    profiles: int = Field(0, description="Profiles (people) resolved so far")
 
 
 class QuarantineIn(BaseModel):
@@ -115,6 +117,17 @@ def _decode_json_columns(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def wait_for_log(loader: LogLoader) -> None:
+    """Reads see every acknowledged event: wait for the loader to catch up with the journal."""
+    if not loader.wait_visible(timeout=30):
+        if loader.failure is not None:
+            raise StoreError(
+                f"the loader stopped ({loader.failure}); acknowledged events are safe in the journal and "
+                "load when the server restarts after the cause is fixed"
+            )
+        raise StoreError("the event log is still loading acknowledged events; retry in a few seconds")
+
+
 def admin_router(
     store: DuckDBStore,
     registry: SourceRegistry,
@@ -122,16 +135,11 @@ def admin_router(
     loader: LogLoader,
     token: AdminToken,
     clock: Callable[[], datetime],
+    later_stages: Callable[[], dict[str, int]] = dict,
+    stage_routers: tuple[APIRouter, ...] = (),
 ) -> APIRouter:
     def visible() -> None:
-        """Reads see every acknowledged event: wait for the loader to catch up with the journal."""
-        if not loader.wait_visible(timeout=30):
-            if loader.failure is not None:
-                raise StoreError(
-                    f"the loader stopped ({loader.failure}); acknowledged events are safe in the journal and "
-                    "load when the server restarts after the cause is fixed"
-                )
-            raise StoreError("the event log is still loading acknowledged events; retry in a few seconds")
+        wait_for_log(loader)
 
     def require_admin(request: Request) -> None:
         header = request.headers.get("authorization", "")
@@ -177,7 +185,9 @@ def admin_router(
     @router.get("/stats", tags=["log"])
     def stats() -> Stats:
         visible()
-        return Stats(**store.stats(), write_queue_events=writer.depth, loader_lag_bytes=loader.lag_bytes())
+        return Stats(
+            **store.stats(), write_queue_events=writer.depth, loader_lag_bytes=loader.lag_bytes(), **later_stages()
+        )
 
     @router.get("/quarantine", tags=["log"])
     def quarantine(source: str | None = None, after: int = Query(0, ge=0), limit: Limit = 100) -> Page:
@@ -232,4 +242,6 @@ def admin_router(
         rows = [_decode_json_columns(r) for r in store.list_events(flt, after=after, limit=limit)]
         return _page(rows, "seq", limit)
 
+    for stage in stage_routers:
+        router.include_router(stage)
     return router

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -65,6 +66,7 @@ class LogLoader:
         segments = journal.segments()
         self.position: Position = store.journal_position() or (segments[0] if segments else 1, 0)
         self.failure: BaseException | None = None
+        self.on_loaded: Callable[[], None] = lambda: None  # wakes the stages that tail the event log
 
     # --- called from other threads ------------------------------------------------------------------------
     def notify(self) -> None:
@@ -166,3 +168,4 @@ class LogLoader:
             self._cond.notify_all()
         self._metrics.loaded.inc(len(events))
         self._metrics.loader_lag.set(self.lag_bytes())
+        self.on_loaded()

@@ -8,6 +8,11 @@ Checks, in order, for each event: blocked values and known hubs never link; hub 
 with too many distinct values of a unique type stops linking); then the event's identifiers are matched, and
 while the union would break a rule (cannot-link on unique types, per-type limits, identifier and merge caps)
 the event's lowest-priority identifier is set aside and matching retried.
+
+Refusal rules: ``blocked``, ``hub_detected`` (this event made the identifier a hub), ``hub`` (a known hub),
+``cannot_link:<type>``, ``limit:<type>``, ``weak_link:<type>`` (a weak identifier such as a household phone
+would be the only tie between an event carrying its own unique id and another profile), ``max_identifiers``
+and ``max_merges``.
 """
 
 from __future__ import annotations
@@ -40,7 +45,9 @@ class Merge:
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    rule: str  # "blocked", "hub", "cannot_link:<type>", "limit:<type>", "max_identifiers", "max_merges"
+    # "blocked", "hub_detected" (this event made it a hub), "hub", "cannot_link:<type>", "limit:<type>",
+    # "max_identifiers", "max_merges"
+    rule: str
     key: Key  # the identifier set aside
     profiles: tuple[str, ...] = ()  # the profiles it would have joined
 
@@ -93,12 +100,13 @@ class IdentityGraph:
         owners: list[_Profile] = []
         while candidates:
             owners = self._owners(candidates)
-            broken = self._broken_rule(owners, candidates)
+            broken, culprit = self._broken_rule(owners, candidates)
             if broken is None:
                 break
-            weakest = max(candidates, key=lambda k: (self.rules.priority[k[0]], candidates.index(k)))
-            candidates.remove(weakest)
-            refusals.append(Refusal(broken, weakest, tuple(p.id for p in owners)))
+            if culprit is None:
+                culprit = max(candidates, key=lambda k: (self.rules.priority[k[0]], candidates.index(k)))
+            candidates.remove(culprit)
+            refusals.append(Refusal(broken, culprit, tuple(p.id for p in owners)))
         self._counts["refusals"] += len(refusals)
         if not candidates:
             self._counts["unlinked_events"] += 1
@@ -123,7 +131,7 @@ class IdentityGraph:
         kept: list[Key] = []
         for key in usable:
             if key[0] not in rules.unique_types and self._becomes_hub(key, uniques):
-                refusals.append(Refusal("hub", key))
+                refusals.append(Refusal("hub_detected", key))
             else:
                 kept.append(key)
         return kept
@@ -146,8 +154,25 @@ class IdentityGraph:
                 found.setdefault(profile.id, profile)
         return sorted(found.values(), key=lambda p: p.created)
 
-    def _broken_rule(self, owners: list[_Profile], candidates: list[Key]) -> str | None:
-        """The first rule the union of ``owners`` and ``candidates`` would break, or None."""
+    def _broken_rule(self, owners: list[_Profile], candidates: list[Key]) -> tuple[str | None, Key | None]:
+        """The first rule the union would break and, when the rule names one, the identifier to set aside."""
+        weak = self._weak_link(owners, candidates)
+        if weak is not None:
+            return f"weak_link:{weak[0]}", weak
+        return self._broken_limit(owners, candidates), None
+
+    def _weak_link(self, owners: list[_Profile], candidates: list[Key]) -> Key | None:
+        """A weak identifier (a phone) that alone would tie an event carrying its own unique id to a profile."""
+        rules = self.rules
+        if not rules.weak_types or not any(k[0] in rules.unique_types for k in candidates):
+            return None
+        for profile in owners:
+            links = [k for k in candidates if self._owner.get(k) is profile]
+            if links and all(k[0] in rules.weak_types for k in links):
+                return links[0]
+        return None
+
+    def _broken_limit(self, owners: list[_Profile], candidates: list[Key]) -> str | None:
         rules = self.rules
         new = [k for k in candidates if k not in self._owner]
         types = {k[0] for k in new} | ({t for p in owners for t in p.by_type} if len(owners) > 1 else set())
@@ -171,9 +196,10 @@ class IdentityGraph:
         target = owners[0] if owners else self._create(seq)
         merges: list[Merge] = []
         for other in owners[1:]:
+            loser = other.id  # read before the merge: the surviving object may be ``other``, renamed
             via = tuple(k for k in candidates if self._owner.get(k) in (target, other))
             target = self._merge(target, other)
-            merges.append(Merge(winner=target.id, loser=other.id, via=via))
+            merges.append(Merge(winner=target.id, loser=loser, via=via))
         attached = tuple(k for k in candidates if k not in self._owner)
         for key in attached:
             target.add(key)

@@ -82,7 +82,8 @@ class IdentityRules:
         }
     )
     # a profile holds at most one value of a unique type: two such values never merge (cannot-link)
-    unique_types: frozenset[str] = frozenset({"user_id", "crm_id"})
+    # a loyalty card identifies one account: two cards never merge, so a household phone cannot glue them
+    unique_types: frozenset[str] = frozenset({"user_id", "crm_id", "loyalty_card"})
     # most distinct values of a type per profile (types not listed: default_limit)
     limits: Mapping[str, int] = field(
         default_factory=lambda: {"user_id": 1, "crm_id": 1, "phone": 3, "anonymous_id": 100}
@@ -95,6 +96,10 @@ class IdentityRules:
         default_factory=lambda: {"anonymous_id": 1, "device_id": 1, "advertising_id": 1, "phone": 1}
     )
     default_hub_threshold: int = 3
+    # identifiers too often shared to be the only tie between an event that carries its own unique id and an
+    # existing profile. Off by default: on the demo data {"phone"} raised pairwise precision 0.9969 -> 0.9977 but
+    # cut recall 0.778 -> 0.650, because most people's CRM contact joins their store profile by phone.
+    weak_types: frozenset[str] = frozenset()
     blocked_values: frozenset[str] = BLOCKED_VALUES
     blocked_patterns: tuple[re.Pattern[str], ...] = BLOCKED_PATTERNS
 

@@ -74,4 +74,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "INSERT INTO counters VALUES ('events_deduplicated', 0)",
         "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
     ),
+    # 2: identity resolution. The processor's offset commits with its changes; evidence is append-only.
+    (
+        "CREATE TABLE processor_offsets (name VARCHAR PRIMARY KEY, seq BIGINT NOT NULL)",
+        "CREATE TABLE identity_keys (type VARCHAR NOT NULL, value VARCHAR NOT NULL, profile_id VARCHAR NOT NULL,"
+        " first_seq BIGINT NOT NULL)",
+        "CREATE TABLE identity_links (seq BIGINT NOT NULL, profile_id VARCHAR NOT NULL, type VARCHAR NOT NULL,"
+        " value VARCHAR NOT NULL)",
+        "CREATE TABLE identity_merges (seq BIGINT NOT NULL, winner VARCHAR NOT NULL, loser VARCHAR NOT NULL,"
+        " via JSON NOT NULL)",
+        "CREATE TABLE identity_refusals (seq BIGINT NOT NULL, rule VARCHAR NOT NULL, type VARCHAR NOT NULL,"
+        " value VARCHAR NOT NULL, profiles JSON NOT NULL)",
+        "CREATE TABLE identity_hubs (type VARCHAR NOT NULL, value VARCHAR NOT NULL, seq BIGINT NOT NULL)",
+    ),
 )

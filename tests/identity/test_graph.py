@@ -48,6 +48,17 @@ def test_a_merge_records_the_identifiers_that_joined_the_profiles():
     assert set(merge.via) == {("anonymous_id", "a"), ("email", "ann@example.com")}
 
 
+def test_when_the_newer_profile_is_larger_the_older_id_survives_and_the_merge_names_both():
+    graph = IdentityGraph(DEFAULT_RULES)
+    graph.observe(1, [("email", "ann@example.com")])
+    graph.observe(2, [("anonymous_id", "a1"), ("anonymous_id", "a2"), ("anonymous_id", "a3")])
+    decision = graph.observe(3, [("email", "ann@example.com"), ("anonymous_id", "a1")])
+    [merge] = decision.merges
+    assert (merge.winner, merge.loser) == ("prof_0000000001", "prof_0000000002")
+    assert graph.profile_of(("anonymous_id", "a3")) == "prof_0000000001"
+    assert [pid for pid, _ in graph.profiles()] == ["prof_0000000001"]
+
+
 def test_blocked_values_never_link_anyone():
     graph = IdentityGraph(DEFAULT_RULES)
     decisions = [
@@ -80,7 +91,7 @@ def test_a_family_tablet_is_refused_then_becomes_a_hub_and_stops_linking():
     graph.observe(1, [("user_id", "mum"), tablet])
     second = graph.observe(2, [("user_id", "dad"), tablet])
     later = graph.observe(3, [tablet, ("email", "kid@example.com")])
-    assert [r.rule for r in second.refusals] == ["hub"]
+    assert [r.rule for r in second.refusals] == ["hub_detected"]
     assert tablet in graph.hubs
     assert [r.rule for r in later.refusals] == ["hub"]
     assert graph.profile_of(("email", "kid@example.com")) not in {
@@ -111,6 +122,28 @@ def test_a_changed_email_stays_with_the_person_and_sources_namespace_their_user_
     assert same_profile(
         graph, ("user_id", "u1"), ("email", "old@example.com"), ("email", "new@example.com"), ("crm_id", "crm_7")
     )
+
+
+def test_weak_identifiers_can_be_kept_from_tying_a_new_person_to_a_profile():
+    rules = replace(DEFAULT_RULES, weak_types=frozenset({"phone"}))
+    graph = IdentityGraph(rules)
+    landline = ("phone", "+14155550100")
+    graph.observe(1, [("loyalty_card", "L1"), landline])
+    decision = graph.observe(2, [("crm_id", "c2"), landline, ("email", "b@example.com")])
+    assert [(r.rule, r.key) for r in decision.refusals] == [("weak_link:phone", landline)]
+    assert graph.profile_of(("crm_id", "c2")) != graph.profile_of(("loyalty_card", "L1"))
+    default = IdentityGraph(DEFAULT_RULES)  # off by default: the phone links
+    default.observe(1, [("loyalty_card", "L1"), landline])
+    default.observe(2, [("crm_id", "c2"), landline])
+    assert default.profile_of(("crm_id", "c2")) == default.profile_of(("loyalty_card", "L1"))
+
+
+def test_two_loyalty_cards_never_merge():
+    graph = IdentityGraph(DEFAULT_RULES)
+    graph.observe(1, [("loyalty_card", "L1"), ("email", "home@example.com")])
+    decision = graph.observe(2, [("loyalty_card", "L2"), ("email", "home@example.com")])
+    assert decision.refusals[0].rule == "cannot_link:loyalty_card"
+    assert graph.profile_of(("loyalty_card", "L1")) != graph.profile_of(("loyalty_card", "L2"))
 
 
 def test_per_type_limits_set_aside_the_identifier_that_would_break_them():

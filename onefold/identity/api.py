@@ -1,0 +1,100 @@
+"""Admin API of identity resolution: look up a profile by any identifier, and explain merges and refusals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from onefold.collect.normalize import normalize_email, normalize_phone
+from onefold.errors import CollectError, NotFound, StoreError
+from onefold.identity.rules import IdentityRules, Key
+from onefold.pipeline.identity_processor import IdentityProcessor
+
+_NORMALIZERS: dict[str, Callable[[str], str | None]] = {
+    "email": normalize_email,
+    "phone": lambda raw: normalize_phone(raw, None).e164 or raw.strip(),
+    "advertising_id": lambda raw: raw.strip().lower(),
+}
+
+
+def parse_identifier(text: str, field: str) -> Key:
+    """``type:value`` with the value normalized as the collector does (emails lower-cased, phones E.164)."""
+    kind, sep, raw = text.partition(":")
+    if not sep or not kind or not raw:
+        raise CollectError(f"field '{field}' must look like type:value, e.g. email:ann@example.com", field=field)
+    value = _NORMALIZERS.get(kind, str.strip)(raw)
+    return kind, value if value else raw.strip()
+
+
+def identity_router(processor: IdentityProcessor, rules: IdentityRules, settle: Callable[[], None]) -> APIRouter:
+    tables = processor.tables
+    router = APIRouter(prefix="/identity", tags=["identity"])
+
+    def caught_up() -> None:
+        """Reads reflect every acknowledged event: wait for the loader, then for the processor."""
+        settle()
+        if not processor.wait_processed(tables.last_seq(), timeout=30):
+            problem = processor.failure or "it is still catching up; retry in a few seconds"
+            raise StoreError(f"identity processing is behind the event log ({problem})")
+
+    def status(key: Key) -> str:
+        if rules.is_blocked(key):
+            return "blocked"
+        if tables.hub(key):
+            return "hub"
+        return "linked" if tables.owner(key) else "unknown"
+
+    @router.get("/lookup")
+    def lookup(identifier: str = Query(..., description="type:value, e.g. email:ann@example.com")) -> dict[str, Any]:
+        """The profile an identifier belongs to, with all of that profile's identifiers."""
+        caught_up()
+        key = parse_identifier(identifier, "identifier")
+        profile_id = tables.owner(key)
+        if profile_id is None:
+            raise NotFound(f"no profile holds {key[0]}:{key[1]} (status: {status(key)})", status=status(key))
+        return {
+            "identifier": {"type": key[0], "value": key[1]},
+            "profile_id": profile_id,
+            "identifiers": tables.profile_keys(profile_id),
+        }
+
+    @router.get("/profiles/{profile_id}")
+    def profile(profile_id: str) -> dict[str, Any]:
+        caught_up()
+        keys = tables.profile_keys(profile_id)
+        if not keys:
+            raise NotFound(f"no profile '{profile_id}'; it may have been merged: look it up by an identifier")
+        return {"profile_id": profile_id, "identifiers": keys}
+
+    @router.get("/explain")
+    def explain(
+        a: str = Query(..., description="type:value"), b: str = Query(..., description="type:value")
+    ) -> dict[str, Any]:
+        """Why two identifiers are one profile (the evidence chain), or why they are not (the rules)."""
+        caught_up()
+        keys = (parse_identifier(a, "a"), parse_identifier(b, "b"))
+        owners = [tables.owner(k) for k in keys]
+        same = owners[0] is not None and owners[0] == owners[1]
+        parts = []
+        for key, owner in zip(keys, owners, strict=True):
+            link = tables.link_of(key)
+            parts.append(
+                {
+                    "identifier": {"type": key[0], "value": key[1]},
+                    "status": status(key),
+                    "profile_id": owner,
+                    "linked_by": link,
+                    "merged_through": tables.merges_from(link["profile_id"]) if link else [],
+                    "refusals": tables.refusals_of(key),
+                }
+            )
+        return {"same_profile": same, "a": parts[0], "b": parts[1]}
+
+    @router.get("/stats")
+    def stats() -> dict[str, int]:
+        caught_up()
+        return {**tables.counts(), "processor_lag": processor.lag()}
+
+    return router

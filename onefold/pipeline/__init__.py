@@ -1,0 +1,1 @@
+"""The processor stages that tail the event log and keep projections current."""

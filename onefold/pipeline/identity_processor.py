@@ -1,0 +1,133 @@
+"""The identity processor: tails the event log in sequence order and stitches identifiers into profiles.
+
+Each micro-batch's changes (new identifier owners, link/merge/refusal evidence, hubs) are written in one
+transaction together with the processor's offset, so after a crash it resumes exactly where it stopped. The
+graph itself lives in memory; at startup it is rebuilt by replaying the log up to the stored offset, which
+gives the same state because the graph is deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import orjson
+
+from onefold.identity.graph import Decision, IdentityGraph
+from onefold.identity.keys import event_keys
+from onefold.identity.rules import IdentityRules
+from onefold.store import DuckDBStore
+from onefold.store.identity_tables import IdentityBatch, IdentityTables
+
+log = logging.getLogger(__name__)
+NAME = "identity"
+
+
+class IdentityProcessor:
+    def __init__(self, store: DuckDBStore, rules: IdentityRules, *, batch_events: int = 5000) -> None:
+        self._store = store
+        self.tables = IdentityTables(store)
+        self.graph = IdentityGraph(rules)
+        self._batch = batch_events
+        self._kinds: dict[str, str] = {}
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.offset = self.tables.offset(NAME)
+        self.failure: BaseException | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+    def recover(self) -> int:
+        """Rebuild the in-memory graph from the log up to the stored offset; returns events replayed."""
+        cur = self._store.cursor()
+        seq, replayed = 0, 0
+        while rows := self.tables.events_after(cur, seq, self._batch, upto=self.offset):
+            for row in rows:
+                self.graph.observe(row[0], self._keys(row))
+            seq = rows[-1][0]
+            replayed += len(rows)
+        return replayed
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="onefold-identity", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+
+    def notify(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def lag(self) -> int:
+        return max(0, self.tables.last_seq() - self.offset)
+
+    def wait_processed(self, seq: int, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.offset < seq and self.failure is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return self.offset >= seq
+
+    # --- the loop -----------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        cur = self._store.cursor()
+        while True:
+            rows = self.tables.events_after(cur, self.offset, self._batch)
+            if not rows:
+                with self._cond:
+                    if self._stopping:
+                        return
+                    self._cond.wait(0.2)
+                continue
+            try:
+                self._process(cur, rows)
+            except Exception as exc:  # the offset did not move; a restart retries the same events
+                log.exception("identity processing failed")
+                with self._cond:
+                    self.failure = exc
+                    self._cond.notify_all()
+                return
+
+    def _process(self, cur: Any, rows: list[Any]) -> None:
+        batch = IdentityBatch()
+        for row in rows:
+            _record(batch, self.graph.observe(row[0], self._keys(row)))
+        last = int(rows[-1][0])
+        self.tables.commit(cur, NAME, batch, last)
+        with self._cond:
+            self.offset = last
+            self._cond.notify_all()
+
+    def _keys(self, row: Any) -> list[tuple[str, str]]:
+        _, source_id, identifiers = row
+        kind = self._kinds.get(source_id)
+        if kind is None:
+            self._kinds = {s.id: s.kind for s in self._store.list_sources()}
+            kind = self._kinds.get(source_id, "other")
+        return event_keys(kind, orjson.loads(identifiers) if identifiers else [])
+
+
+def _record(batch: IdentityBatch, decision: Decision) -> None:
+    seq = decision.seq
+    for key in decision.attached:
+        assert decision.profile_id is not None
+        batch.new_keys.append((key[0], key[1], decision.profile_id, seq))
+        batch.links.append((seq, decision.profile_id, key[0], key[1]))
+    for merge in decision.merges:
+        batch.merges.append((seq, merge.winner, merge.loser, orjson.dumps(merge.via).decode()))
+    for refusal in decision.refusals:
+        batch.refusals.append(
+            (seq, refusal.rule, refusal.key[0], refusal.key[1], orjson.dumps(refusal.profiles).decode())
+        )
+        if refusal.rule == "hub_detected":
+            batch.hubs.append((refusal.key[0], refusal.key[1], seq))

@@ -1,0 +1,196 @@
+"""SQL of the identity projection: current owners of identifiers, the evidence log, hubs and the offset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from onefold.store.duckdb_store import DuckDBStore
+
+Key = tuple[str, str]
+
+
+@dataclass
+class IdentityBatch:
+    """What one micro-batch of the processor changes, written in one transaction with its offset."""
+
+    new_keys: list[tuple[str, str, str, int]] = field(default_factory=list)  # type, value, profile, first_seq
+    links: list[tuple[int, str, str, str]] = field(default_factory=list)  # seq, profile, type, value
+    merges: list[tuple[int, str, str, str]] = field(default_factory=list)  # seq, winner, loser, via JSON
+    refusals: list[tuple[int, str, str, str, str]] = field(default_factory=list)  # seq, rule, type, value, JSON
+    hubs: list[tuple[str, str, int]] = field(default_factory=list)  # type, value, seq
+
+    def remap(self) -> dict[str, str]:
+        """Each profile merged away in this batch -> the profile it finally belongs to."""
+        winner_of = {loser: winner for _, winner, loser, _ in self.merges}
+        final: dict[str, str] = {}
+        for loser in winner_of:
+            target, seen = winner_of[loser], {loser}
+            while target in winner_of and target not in seen:  # chains within the batch; never loop
+                seen.add(target)
+                target = winner_of[target]
+            final[loser] = target
+        return final
+
+
+_SCHEMAS = {
+    "new_keys": pa.schema(
+        [("type", pa.string()), ("value", pa.string()), ("profile_id", pa.string()), ("first_seq", pa.int64())]
+    ),
+    "links": pa.schema(
+        [("seq", pa.int64()), ("profile_id", pa.string()), ("type", pa.string()), ("value", pa.string())]
+    ),
+    "merges": pa.schema([("seq", pa.int64()), ("winner", pa.string()), ("loser", pa.string()), ("via", pa.string())]),
+    "refusals": pa.schema(
+        [
+            ("seq", pa.int64()),
+            ("rule", pa.string()),
+            ("type", pa.string()),
+            ("value", pa.string()),
+            ("profiles", pa.string()),
+        ]
+    ),
+    "hubs": pa.schema([("type", pa.string()), ("value", pa.string()), ("seq", pa.int64())]),
+    "remap": pa.schema([("loser", pa.string()), ("winner", pa.string())]),
+}
+_TABLES = {
+    "new_keys": "identity_keys",
+    "links": "identity_links",
+    "merges": "identity_merges",
+    "refusals": "identity_refusals",
+    "hubs": "identity_hubs",
+}
+
+
+def _arrow(name: str, rows: list[Any]) -> pa.Table:
+    schema = _SCHEMAS[name]
+    columns = list(zip(*rows, strict=True))
+    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+
+
+class IdentityTables:
+    def __init__(self, store: DuckDBStore) -> None:
+        self._store = store
+
+    def offset(self, name: str) -> int:
+        row = self._store.cursor().execute("SELECT seq FROM processor_offsets WHERE name = ?", [name]).fetchone()
+        return int(row[0]) if row else 0
+
+    def events_after(self, cur: duckdb.DuckDBPyConnection, seq: int, limit: int, upto: int | None = None) -> list[Any]:
+        """(seq, source_id, identifiers JSON) of the next events in log order."""
+        bound = "" if upto is None else f" AND seq <= {int(upto)}"
+        return cur.execute(
+            f"SELECT seq, source_id, identifiers FROM events WHERE seq > ?{bound} ORDER BY seq LIMIT ?", [seq, limit]
+        ).fetchall()
+
+    def last_seq(self) -> int:
+        row = self._store.cursor().execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    def commit(self, cur: duckdb.DuckDBPyConnection, name: str, batch: IdentityBatch, offset: int) -> None:
+        remap = batch.remap()
+        batch.new_keys = [(t, v, remap.get(p, p), s) for t, v, p, s in batch.new_keys]
+        registered: list[str] = []
+        statements = ["BEGIN"]
+        for part, table in _TABLES.items():
+            rows = getattr(batch, part)
+            if rows:
+                cur.register(f"_identity_{part}", _arrow(part, rows))
+                registered.append(f"_identity_{part}")
+                statements.append(f"INSERT INTO {table} SELECT * FROM _identity_{part}")
+        if remap:
+            cur.register("_identity_remap", _arrow("remap", list(remap.items())))
+            registered.append("_identity_remap")
+            statements.append(
+                "UPDATE identity_keys SET profile_id = r.winner FROM _identity_remap r "
+                "WHERE identity_keys.profile_id = r.loser"
+            )
+        statements.append(f"INSERT OR REPLACE INTO processor_offsets VALUES ('{name}', {int(offset)})")
+        statements.append("COMMIT")
+        try:
+            cur.execute(";\n".join(statements))
+        except Exception:
+            cur.execute("ROLLBACK")
+            raise
+        finally:
+            for view in registered:
+                cur.unregister(view)
+
+    # --- reads for the API --------------------------------------------------------------------------------
+    def owner(self, key: Key) -> str | None:
+        row = (
+            self._store.cursor()
+            .execute("SELECT profile_id FROM identity_keys WHERE type = ? AND value = ?", list(key))
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    def profile_keys(self, profile_id: str) -> list[dict[str, Any]]:
+        return self._dicts(
+            "SELECT type, value, first_seq FROM identity_keys WHERE profile_id = ? ORDER BY first_seq, type, value",
+            [profile_id],
+        )
+
+    def link_of(self, key: Key) -> dict[str, Any] | None:
+        rows = self._dicts(
+            "SELECT l.seq, l.profile_id, e.message_id, e.type AS event_type, e.source_id, e.timestamp, e.identifiers "
+            "FROM identity_links l JOIN events e ON e.seq = l.seq WHERE l.type = ? AND l.value = ?",
+            list(key),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        row["identifiers"] = orjson.loads(row["identifiers"]) if row["identifiers"] else []
+        return row
+
+    def merges_from(self, profile_id: str) -> list[dict[str, Any]]:
+        """The merges that folded ``profile_id`` into its current profile, in order."""
+        chain: list[dict[str, Any]] = []
+        current = profile_id
+        while True:
+            rows = self._dicts(
+                "SELECT m.seq, m.winner, m.loser, m.via, e.message_id, e.source_id, e.timestamp "
+                "FROM identity_merges m JOIN events e ON e.seq = m.seq WHERE m.loser = ?",
+                [current],
+            )
+            if not rows:
+                return chain
+            row = rows[0]
+            row["via"] = orjson.loads(row["via"])
+            chain.append(row)
+            current = row["winner"]
+
+    def refusals_of(self, key: Key, limit: int = 20) -> list[dict[str, Any]]:
+        rows = self._dicts(
+            "SELECT seq, rule, profiles FROM identity_refusals WHERE type = ? AND value = ? ORDER BY seq LIMIT ?",
+            [*key, limit],
+        )
+        for row in rows:
+            row["profiles"] = orjson.loads(row["profiles"])
+        return rows
+
+    def hub(self, key: Key) -> dict[str, Any] | None:
+        rows = self._dicts("SELECT seq FROM identity_hubs WHERE type = ? AND value = ?", list(key))
+        return rows[0] if rows else None
+
+    def counts(self) -> dict[str, int]:
+        row = (
+            self._store.cursor()
+            .execute(
+                "SELECT (SELECT count(DISTINCT profile_id) FROM identity_keys), (SELECT count(*) FROM identity_keys),"
+                " (SELECT count(*) FROM identity_merges), (SELECT count(*) FROM identity_hubs)"
+            )
+            .fetchone()
+        )
+        assert row is not None
+        return {"profiles": int(row[0]), "identifiers": int(row[1]), "merges": int(row[2]), "hubs": int(row[3])}
+
+    def _dicts(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        cur = self._store.cursor()
+        cur.execute(sql, params)
+        names = [d[0] for d in cur.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -1,0 +1,106 @@
+"""Identity resolution end to end: events in through the collector, profiles and explanations out of the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from onefold.identity.graph import IdentityGraph
+from onefold.identity.keys import event_keys
+from onefold.identity.rules import DEFAULT_RULES
+from tests.conftest import RunningServer, start_server, stop_server
+
+
+def send(server: RunningServer, key: str, batch: list[dict[str, Any]]) -> None:
+    response = httpx.post(server.url + "/v1/batch", json={"batch": batch}, auth=(key, ""), timeout=30)
+    assert response.status_code == 200, response.text
+    assert not response.json()["rejected"]
+
+
+def get(server: RunningServer, path: str, **params: str) -> httpx.Response:
+    with server.admin() as admin:
+        return admin.get(path, params=params)
+
+
+STORY: list[dict[str, Any]] = [
+    {"type": "page", "anonymousId": "laptop-1", "name": "Home"},
+    {"type": "track", "anonymousId": "phone-1", "event": "Product Viewed"},
+    {"type": "identify", "anonymousId": "laptop-1", "userId": "u1", "traits": {"email": " Ann@Example.com "}},
+    {"type": "track", "anonymousId": "phone-1", "userId": "u1", "event": "Signed In"},
+    {"type": "identify", "anonymousId": "tablet", "userId": "u1"},
+    {"type": "identify", "anonymousId": "tablet", "userId": "u2", "traits": {"email": "bob@example.com"}},
+    {"type": "identify", "userId": "u3", "traits": {"email": "test@test.com"}},
+    {"type": "identify", "userId": "u4", "traits": {"email": "test@test.com"}},
+]
+
+
+def test_profiles_are_stitched_as_events_arrive_and_explained(server, source):
+    send(server, source["write_key"], STORY)
+
+    found = get(server, "/api/identity/lookup", identifier="email:ANN@example.com")
+    assert found.status_code == 200, found.text
+    keys = {(k["type"], k["value"]) for k in found.json()["identifiers"]}
+    assert {
+        ("anonymous_id", "laptop-1"),
+        ("anonymous_id", "phone-1"),
+        ("user_id", "u1"),
+        ("email", "ann@example.com"),
+        ("anonymous_id", "tablet"),
+    } == keys
+
+    why = get(server, "/api/identity/explain", a="anonymous_id:phone-1", b="anonymous_id:laptop-1").json()
+    assert why["same_profile"] is True
+    assert why["a"]["linked_by"]["message_id"]
+    assert sorted(why["a"]["merged_through"][0]["via"]) == [["anonymous_id", "phone-1"], ["user_id", "u1"]]
+
+    tablet = get(server, "/api/identity/explain", a="user_id:u1", b="user_id:u2").json()
+    assert tablet["same_profile"] is False
+    assert tablet["b"]["status"] == "linked"
+    hub = get(server, "/api/identity/explain", a="anonymous_id:tablet", b="user_id:u2").json()
+    assert hub["a"]["status"] == "hub"
+    assert [r["rule"] for r in hub["a"]["refusals"]] == ["hub_detected"]
+
+    placeholder = get(server, "/api/identity/lookup", identifier="email:test@test.com")
+    assert placeholder.status_code == 404
+    assert placeholder.json()["error"]["details"]["status"] == "blocked"
+
+    identity = get(server, "/api/identity/stats").json()
+    assert identity["processor_lag"] == 0
+    assert identity["profiles"] == 4  # u1's devices, u2, u3, u4: never glued through the tablet or test@test.com
+
+
+def test_identity_state_after_a_restart_equals_a_replay_of_the_whole_log(tmp_path: Path):
+    running, server, thread = start_server(tmp_path)
+    try:
+        key = running.create_source("website")["write_key"]
+        send(running, key, STORY[:5])
+        assert get(running, "/api/identity/stats").json()["processor_lag"] == 0
+    finally:
+        stop_server(server, thread, running.runtime)
+    running, server, thread = start_server(tmp_path)  # the graph is rebuilt from the log up to the offset
+    try:
+        send(running, key, STORY[5:])
+        assert get(running, "/api/identity/stats").json()["processor_lag"] == 0
+        expected = IdentityGraph(DEFAULT_RULES)
+        for event in running.events():
+            expected.observe(event["seq"], event_keys("web", [i[:2] for i in event["identifiers"]]))
+        live = running.runtime.identity
+        assert sorted(live.graph.profiles()) == sorted(expected.profiles())
+        stored = (
+            running.runtime.store.cursor()
+            .execute("SELECT type, value, profile_id FROM identity_keys ORDER BY ALL")
+            .fetchall()
+        )
+        replayed = sorted((t, v, p) for p, keys in expected.profiles() for t, v in keys)
+        assert stored == replayed
+    finally:
+        stop_server(server, thread, running.runtime)
+
+
+def test_identity_routes_need_the_admin_token(server):
+    assert httpx.get(server.url + "/api/identity/lookup", params={"identifier": "email:a@b.co"}).status_code == 401
+    bad = get(server, "/api/identity/lookup", identifier="no-colon")
+    assert bad.status_code == 400
+    assert "type:value" in bad.json()["error"]["message"]
