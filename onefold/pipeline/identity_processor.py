@@ -103,7 +103,7 @@ class IdentityProcessor:
                     self.failure = exc
                     self._cond.notify_all()
                 return
-            if len(rows) == self._batch:  # only a backlog pauses; a caught-up processor answers at once
+            if len(rows) == self._batch and not self._stopping:  # only a backlog pauses, never a shutdown drain
                 time.sleep((time.perf_counter() - started) * self._pause_ratio)
 
     def _process(self, cur: Any, rows: list[Any]) -> None:
