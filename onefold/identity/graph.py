@@ -30,6 +30,8 @@ class _Profile:
     keys: set[Key] = field(default_factory=set)
     by_type: dict[str, set[str]] = field(default_factory=dict)
     merges: int = 0
+    # the distinct groups of identifiers that single events tied together: the evidence a split recomputes from
+    edges: set[frozenset[Key]] = field(default_factory=set)
 
     def add(self, key: Key) -> None:
         self.keys.add(key)
@@ -41,6 +43,15 @@ class Merge:
     winner: str
     loser: str
     via: tuple[Key, ...]  # the event's identifiers that joined the two
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A profile re-derived without an identifier that turned out to be shared (a hub)."""
+
+    profile: str  # keeps the part holding the oldest identifier
+    new_profiles: tuple[str, ...]
+    hub: Key
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +71,7 @@ class Decision:
     attached: tuple[Key, ...]  # identifiers new to the profile
     merges: tuple[Merge, ...]
     refusals: tuple[Refusal, ...]
+    splits: tuple[Split, ...] = ()
 
 
 class IdentityGraph:
@@ -70,7 +82,8 @@ class IdentityGraph:
         # unique-type keys each non-unique key was seen with, for hub detection
         self._companions: dict[Key, set[Key]] = {}
         self.hubs: set[Key] = set()
-        self._counts = {"events": 0, "merges": 0, "refusals": 0, "unlinked_events": 0}
+        self.first_seen: dict[Key, int] = {}
+        self._counts = {"events": 0, "merges": 0, "splits": 0, "refusals": 0, "unlinked_events": 0}
 
     # --- reading ------------------------------------------------------------------------------------------
     def profile_of(self, key: Key) -> str | None:
@@ -96,7 +109,8 @@ class IdentityGraph:
     def observe(self, seq: int, keys: list[Key]) -> Decision:
         self._counts["events"] += 1
         refusals: list[Refusal] = []
-        candidates = self._usable(keys, refusals)
+        splits: list[Split] = []
+        candidates = self._usable(seq, keys, refusals, splits)
         owners: list[_Profile] = []
         while candidates:
             owners = self._owners(candidates)
@@ -110,10 +124,10 @@ class IdentityGraph:
         self._counts["refusals"] += len(refusals)
         if not candidates:
             self._counts["unlinked_events"] += 1
-            return Decision(seq, None, False, (), (), tuple(refusals))
-        return self._apply(seq, candidates, owners, tuple(refusals))
+            return Decision(seq, None, False, (), (), tuple(refusals), tuple(splits))
+        return self._apply(seq, candidates, owners, tuple(refusals), tuple(splits))
 
-    def _usable(self, keys: list[Key], refusals: list[Refusal]) -> list[Key]:
+    def _usable(self, seq: int, keys: list[Key], refusals: list[Refusal], splits: list[Split]) -> list[Key]:
         rules = self.rules
         usable: list[Key] = []
         for key in dict.fromkeys(keys):
@@ -132,6 +146,10 @@ class IdentityGraph:
         for key in usable:
             if key[0] not in rules.unique_types and self._becomes_hub(key, uniques):
                 refusals.append(Refusal("hub_detected", key))
+                owner = self._owner.get(key)
+                split = self._split(seq, owner, key) if owner else None
+                if split:
+                    splits.append(split)
             else:
                 kept.append(key)
         return kept
@@ -190,7 +208,12 @@ class IdentityGraph:
         return None
 
     def _apply(
-        self, seq: int, candidates: list[Key], owners: list[_Profile], refusals: tuple[Refusal, ...]
+        self,
+        seq: int,
+        candidates: list[Key],
+        owners: list[_Profile],
+        refusals: tuple[Refusal, ...],
+        splits: tuple[Split, ...],
     ) -> Decision:
         created = not owners
         target = owners[0] if owners else self._create(seq)
@@ -204,8 +227,10 @@ class IdentityGraph:
         for key in attached:
             target.add(key)
             self._owner[key] = target
+            self.first_seen[key] = seq
+        target.edges.add(frozenset(candidates))
         self._counts["merges"] += len(merges)
-        return Decision(seq, target.id, created, attached, tuple(merges), refusals)
+        return Decision(seq, target.id, created, attached, tuple(merges), refusals, splits)
 
     def _create(self, seq: int) -> _Profile:
         profile = _Profile(id=f"prof_{seq:010d}", created=seq)
@@ -218,6 +243,7 @@ class IdentityGraph:
         for key in small.keys:
             big.add(key)
             self._owner[key] = big
+        big.edges |= small.edges
         del self._profiles[small.id]
         big.merges = older.merges + newer.merges + 1
         if big is newer:
@@ -225,3 +251,46 @@ class IdentityGraph:
             big.id, big.created = older.id, older.created
             self._profiles[big.id] = big
         return big
+
+    def _split(self, seq: int, profile: _Profile, hub: Key) -> Split | None:
+        """Re-derive ``profile`` from its evidence without ``hub``; parts no longer connected become profiles."""
+        parent = {k: k for k in profile.keys if k != hub}
+
+        def find(k: Key) -> Key:
+            while parent[k] != k:
+                parent[k] = parent[parent[k]]
+                k = parent[k]
+            return k
+
+        for group in profile.edges:
+            members = [k for k in group if k != hub and k in parent]
+            for other in members[1:]:
+                a, b = find(members[0]), find(other)
+                if a != b:
+                    parent[b] = a
+        parts: dict[Key, set[Key]] = {}
+        for key in parent:
+            parts.setdefault(find(key), set()).add(key)
+        if len(parts) <= 1:
+            return None
+        unique = self.rules.unique_types
+
+        def age(part: set[Key]) -> tuple[int, int]:  # parts with a unique id first, then the oldest
+            return (0 if any(k[0] in unique for k in part) else 1, min(self.first_seen[k] for k in part))
+
+        ordered = sorted(parts.values(), key=age)
+        new_ids: list[str] = []
+        for n, part in enumerate(ordered[1:], start=1):
+            fresh = _Profile(id=f"prof_{seq:010d}_{n}", created=min(self.first_seen[k] for k in part))
+            for key in part:
+                fresh.add(key)
+                self._owner[key] = fresh
+            fresh.edges = {g for g in profile.edges if g & part}
+            self._profiles[fresh.id] = fresh
+            new_ids.append(fresh.id)
+        profile.keys, profile.by_type = set(), {}
+        for key in ordered[0] | {hub}:
+            profile.add(key)
+        profile.edges = {g for g in profile.edges if g & ordered[0]} | {frozenset({hub})}
+        self._counts["splits"] += 1
+        return Split(profile.id, tuple(new_ids), hub)

@@ -108,8 +108,21 @@ class IdentityProcessor:
 
     def _process(self, cur: Any, rows: list[Any]) -> None:
         batch = IdentityBatch()
+        touched: set[tuple[str, str]] = set()
+        graph = self.graph
         for row in rows:
-            _record(batch, self.graph.observe(row[0], self._keys(row)))
+            decision = graph.observe(row[0], self._keys(row))
+            _record(batch, decision)
+            touched.update(decision.attached)
+            if decision.merges and decision.profile_id:
+                touched.update(graph.identifiers_of(decision.profile_id))
+            for split in decision.splits:
+                for profile_id in split.new_profiles:
+                    touched.update(graph.identifiers_of(profile_id))
+        for key in touched:  # the batch's final word on each identifier it changed
+            owner = graph.profile_of(key)
+            if owner is not None:
+                batch.owners.append((key[0], key[1], owner, graph.first_seen[key]))
         last = int(rows[-1][0])
         self.tables.commit(cur, NAME, batch, last)
         with self._cond:
@@ -129,7 +142,6 @@ def _record(batch: IdentityBatch, decision: Decision) -> None:
     seq = decision.seq
     for key in decision.attached:
         assert decision.profile_id is not None
-        batch.new_keys.append((key[0], key[1], decision.profile_id, seq))
         batch.links.append((seq, decision.profile_id, key[0], key[1]))
     for merge in decision.merges:
         batch.merges.append((seq, merge.winner, merge.loser, orjson.dumps(merge.via).decode()))
@@ -139,3 +151,6 @@ def _record(batch: IdentityBatch, decision: Decision) -> None:
         )
         if refusal.rule == "hub_detected":
             batch.hubs.append((refusal.key[0], refusal.key[1], seq))
+    for split in decision.splits:
+        new = orjson.dumps(split.new_profiles).decode()
+        batch.splits.append((seq, split.profile, new, split.hub[0], split.hub[1]))

@@ -18,51 +18,33 @@ Key = tuple[str, str]
 class IdentityBatch:
     """What one micro-batch of the processor changes, written in one transaction with its offset."""
 
-    new_keys: list[tuple[str, str, str, int]] = field(default_factory=list)  # type, value, profile, first_seq
+    # the current owner of every identifier the batch attached, merged or split: type, value, profile, first_seq
+    owners: list[tuple[str, str, str, int]] = field(default_factory=list)
     links: list[tuple[int, str, str, str]] = field(default_factory=list)  # seq, profile, type, value
     merges: list[tuple[int, str, str, str]] = field(default_factory=list)  # seq, winner, loser, via JSON
     refusals: list[tuple[int, str, str, str, str]] = field(default_factory=list)  # seq, rule, type, value, JSON
     hubs: list[tuple[str, str, int]] = field(default_factory=list)  # type, value, seq
+    splits: list[tuple[int, str, str, str, str]] = field(default_factory=list)  # seq, profile, JSON, type, value
 
-    def remap(self) -> dict[str, str]:
-        """Each profile merged away in this batch -> the profile it finally belongs to."""
-        winner_of = {loser: winner for _, winner, loser, _ in self.merges}
-        final: dict[str, str] = {}
-        for loser in winner_of:
-            target, seen = winner_of[loser], {loser}
-            while target in winner_of and target not in seen:  # chains within the batch; never loop
-                seen.add(target)
-                target = winner_of[target]
-            final[loser] = target
-        return final
+
+def _schema(*columns: str) -> pa.Schema:
+    return pa.schema([(name, pa.int64() if name in ("seq", "first_seq") else pa.string()) for name in columns])
 
 
 _SCHEMAS = {
-    "new_keys": pa.schema(
-        [("type", pa.string()), ("value", pa.string()), ("profile_id", pa.string()), ("first_seq", pa.int64())]
-    ),
-    "links": pa.schema(
-        [("seq", pa.int64()), ("profile_id", pa.string()), ("type", pa.string()), ("value", pa.string())]
-    ),
-    "merges": pa.schema([("seq", pa.int64()), ("winner", pa.string()), ("loser", pa.string()), ("via", pa.string())]),
-    "refusals": pa.schema(
-        [
-            ("seq", pa.int64()),
-            ("rule", pa.string()),
-            ("type", pa.string()),
-            ("value", pa.string()),
-            ("profiles", pa.string()),
-        ]
-    ),
-    "hubs": pa.schema([("type", pa.string()), ("value", pa.string()), ("seq", pa.int64())]),
-    "remap": pa.schema([("loser", pa.string()), ("winner", pa.string())]),
+    "owners": _schema("type", "value", "profile_id", "first_seq"),
+    "links": _schema("seq", "profile_id", "type", "value"),
+    "merges": _schema("seq", "winner", "loser", "via"),
+    "refusals": _schema("seq", "rule", "type", "value", "profiles"),
+    "hubs": _schema("type", "value", "seq"),
+    "splits": _schema("seq", "profile_id", "new_profiles", "hub_type", "hub_value"),
 }
 _TABLES = {
-    "new_keys": "identity_keys",
     "links": "identity_links",
     "merges": "identity_merges",
     "refusals": "identity_refusals",
     "hubs": "identity_hubs",
+    "splits": "identity_splits",
 }
 
 
@@ -92,23 +74,22 @@ class IdentityTables:
         return int(row[0]) if row else 0
 
     def commit(self, cur: duckdb.DuckDBPyConnection, name: str, batch: IdentityBatch, offset: int) -> None:
-        remap = batch.remap()
-        batch.new_keys = [(t, v, remap.get(p, p), s) for t, v, p, s in batch.new_keys]
         registered: list[str] = []
         statements = ["BEGIN"]
+        if batch.owners:  # replace the rows of every identifier whose owner the batch decided
+            cur.register("_identity_owners", _arrow("owners", batch.owners))
+            registered.append("_identity_owners")
+            statements.append(
+                "DELETE FROM identity_keys USING _identity_owners o "
+                "WHERE identity_keys.type = o.type AND identity_keys.value = o.value"
+            )
+            statements.append("INSERT INTO identity_keys SELECT * FROM _identity_owners")
         for part, table in _TABLES.items():
             rows = getattr(batch, part)
             if rows:
                 cur.register(f"_identity_{part}", _arrow(part, rows))
                 registered.append(f"_identity_{part}")
                 statements.append(f"INSERT INTO {table} SELECT * FROM _identity_{part}")
-        if remap:
-            cur.register("_identity_remap", _arrow("remap", list(remap.items())))
-            registered.append("_identity_remap")
-            statements.append(
-                "UPDATE identity_keys SET profile_id = r.winner FROM _identity_remap r "
-                "WHERE identity_keys.profile_id = r.loser"
-            )
         statements.append(f"INSERT OR REPLACE INTO processor_offsets VALUES ('{name}', {int(offset)})")
         statements.append("COMMIT")
         try:

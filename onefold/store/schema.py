@@ -87,4 +87,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " value VARCHAR NOT NULL, profiles JSON NOT NULL)",
         "CREATE TABLE identity_hubs (type VARCHAR NOT NULL, value VARCHAR NOT NULL, seq BIGINT NOT NULL)",
     ),
+    # 3: identity splits (a profile re-derived without an identifier found to be shared).
+    (
+        "CREATE TABLE identity_splits (seq BIGINT NOT NULL, profile_id VARCHAR NOT NULL, new_profiles JSON NOT NULL,"
+        " hub_type VARCHAR NOT NULL, hub_value VARCHAR NOT NULL)",
+    ),
 )

@@ -114,6 +114,32 @@ def test_a_household_phone_shared_by_two_crm_contacts_becomes_a_hub():
     }
 
 
+def test_when_a_phone_turns_out_to_be_shared_the_profile_it_glued_is_split():
+    graph = IdentityGraph(DEFAULT_RULES)
+    landline = ("phone", "+14155550100")
+    graph.observe(1, [("loyalty_card", "L1"), landline])  # mum's card at the till
+    graph.observe(2, [("crm_id", "c2"), landline, ("email", "dad@example.com")])  # dad's CRM contact: glued
+    assert graph.profile_of(("crm_id", "c2")) == graph.profile_of(("loyalty_card", "L1"))
+    decision = graph.observe(3, [("loyalty_card", "L3"), landline])  # a second card: the phone is shared
+    [split] = decision.splits
+    assert split.profile == "prof_0000000001"
+    assert split.hub == landline
+    assert graph.profile_of(("loyalty_card", "L1")) == "prof_0000000001"  # the oldest part keeps the id
+    assert graph.profile_of(("crm_id", "c2")) == graph.profile_of(("email", "dad@example.com")) == split.new_profiles[0]
+    assert graph.profile_of(("loyalty_card", "L3")) not in {"prof_0000000001", split.new_profiles[0]}
+
+
+def test_a_split_keeps_together_what_other_evidence_connects():
+    graph = IdentityGraph(DEFAULT_RULES)
+    landline = ("phone", "+14155550100")
+    graph.observe(1, [("loyalty_card", "L1"), landline])
+    graph.observe(2, [("crm_id", "c1"), landline])
+    graph.observe(3, [("crm_id", "c1"), ("loyalty_card", "L1")])  # the CRM contact names the card: one person
+    decision = graph.observe(4, [("loyalty_card", "L9"), landline])
+    assert decision.splits == ()
+    assert graph.profile_of(("crm_id", "c1")) == graph.profile_of(("loyalty_card", "L1"))
+
+
 def test_a_changed_email_stays_with_the_person_and_sources_namespace_their_user_ids():
     graph = IdentityGraph(DEFAULT_RULES)
     graph.observe(1, event_keys("web", [["user_id", "u1", "u1", "userId"], ["email", "old@example.com", "", ""]]))

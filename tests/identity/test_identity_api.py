@@ -104,3 +104,51 @@ def test_identity_routes_need_the_admin_token(server):
     bad = get(server, "/api/identity/lookup", identifier="no-colon")
     assert bad.status_code == 400
     assert "type:value" in bad.json()["error"]["message"]
+
+
+def card(number: str) -> dict[str, Any]:
+    return {"externalIds": [{"id": number, "type": "loyalty_card", "collection": "users", "encoding": "none"}]}
+
+
+def test_a_split_is_persisted_and_explained(server, source):
+    pos = server.create_source("pos", "pos")
+    crm = server.create_source("crm", "crm")
+    send(
+        server,
+        pos["write_key"],
+        [
+            {
+                "type": "track",
+                "anonymousId": "r1",
+                "event": "Order Completed",
+                "context": {**card("L1"), "traits": {"phone": "(415) 555-0100"}},
+            }
+        ],
+    )
+    send(
+        server,
+        crm["write_key"],
+        [{"type": "identify", "userId": "c2", "traits": {"phone": "415-555-0100", "email": "dad@example.com"}}],
+    )
+    glued = get(server, "/api/identity/explain", a="crm_id:c2", b="loyalty_card:L1").json()
+    assert glued["same_profile"] is True
+    send(
+        server,
+        pos["write_key"],
+        [
+            {
+                "type": "track",
+                "anonymousId": "r3",
+                "event": "Order Completed",
+                "context": {**card("L3"), "traits": {"phone": "4155550100"}},
+            }
+        ],
+    )
+    apart = get(server, "/api/identity/explain", a="crm_id:c2", b="loyalty_card:L1").json()
+    assert apart["same_profile"] is False
+    assert get(server, "/api/identity/lookup", identifier="phone:+14155550100").json()["identifiers"]
+    graph = server.runtime.identity.graph
+    stored = server.runtime.store.cursor().execute("SELECT type, value, profile_id FROM identity_keys").fetchall()
+    assert sorted(stored) == sorted((t, v, p) for p, keys in graph.profiles() for t, v in keys)
+    splits = server.runtime.store.cursor().execute("SELECT profile_id, hub_type FROM identity_splits").fetchall()
+    assert splits == [(graph.profile_of(("loyalty_card", "L1")), "phone")]
