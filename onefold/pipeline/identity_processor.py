@@ -109,20 +109,22 @@ class IdentityProcessor:
     def _process(self, cur: Any, rows: list[Any]) -> None:
         batch = IdentityBatch()
         touched: set[tuple[str, str]] = set()
+        new: set[tuple[str, str]] = set()
         graph = self.graph
         for row in rows:
             decision = graph.observe(row[0], self._keys(row))
             _record(batch, decision)
-            touched.update(decision.attached)
+            new.update(decision.attached)
             if decision.merges and decision.profile_id:
                 touched.update(graph.identifiers_of(decision.profile_id))
             for split in decision.splits:
                 for profile_id in split.new_profiles:
                     touched.update(graph.identifiers_of(profile_id))
-        for key in touched:  # the batch's final word on each identifier it changed
+        for key in new | touched:  # the batch's final word on each identifier it added or moved
             owner = graph.profile_of(key)
             if owner is not None:
-                batch.owners.append((key[0], key[1], owner, graph.first_seen[key]))
+                rows_for = batch.new_owners if key in new else batch.moved_owners
+                rows_for.append((key[0], key[1], owner, graph.first_seen[key]))
         last = int(rows[-1][0])
         self.tables.commit(cur, NAME, batch, last)
         with self._cond:

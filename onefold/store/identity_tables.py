@@ -18,8 +18,10 @@ Key = tuple[str, str]
 class IdentityBatch:
     """What one micro-batch of the processor changes, written in one transaction with its offset."""
 
-    # the current owner of every identifier the batch attached, merged or split: type, value, profile, first_seq
-    owners: list[tuple[str, str, str, int]] = field(default_factory=list)
+    # current owners (type, value, profile, first_seq) of identifiers new in this batch, and of identifiers stored
+    # before whose owner a merge or split changed (only these need their old row replaced)
+    new_owners: list[tuple[str, str, str, int]] = field(default_factory=list)
+    moved_owners: list[tuple[str, str, str, int]] = field(default_factory=list)
     links: list[tuple[int, str, str, str]] = field(default_factory=list)  # seq, profile, type, value
     merges: list[tuple[int, str, str, str]] = field(default_factory=list)  # seq, winner, loser, via JSON
     refusals: list[tuple[int, str, str, str, str]] = field(default_factory=list)  # seq, rule, type, value, JSON
@@ -76,14 +78,18 @@ class IdentityTables:
     def commit(self, cur: duckdb.DuckDBPyConnection, name: str, batch: IdentityBatch, offset: int) -> None:
         registered: list[str] = []
         statements = ["BEGIN"]
-        if batch.owners:  # replace the rows of every identifier whose owner the batch decided
-            cur.register("_identity_owners", _arrow("owners", batch.owners))
-            registered.append("_identity_owners")
+        if batch.moved_owners:
+            cur.register("_identity_moved", _arrow("owners", batch.moved_owners))
+            registered.append("_identity_moved")
             statements.append(
-                "DELETE FROM identity_keys USING _identity_owners o "
+                "DELETE FROM identity_keys USING _identity_moved o "
                 "WHERE identity_keys.type = o.type AND identity_keys.value = o.value"
             )
-            statements.append("INSERT INTO identity_keys SELECT * FROM _identity_owners")
+            statements.append("INSERT INTO identity_keys SELECT * FROM _identity_moved")
+        if batch.new_owners:
+            cur.register("_identity_new", _arrow("owners", batch.new_owners))
+            registered.append("_identity_new")
+            statements.append("INSERT INTO identity_keys SELECT * FROM _identity_new")
         for part, table in _TABLES.items():
             rows = getattr(batch, part)
             if rows:
