@@ -108,7 +108,13 @@ class IdentityRules:
 
     def is_blocked(self, key: Key) -> bool:
         value = key[1].strip().lower()
-        return value in self.blocked_values or any(p.match(value) for p in self.blocked_patterns)
+        if value in self.blocked_values:
+            return True
+        if self.blocked_patterns is BLOCKED_PATTERNS:  # hot path: the defaults only match one repeated character
+            bare = value.replace("-", "").lstrip("+")
+            if bare and bare != bare[0] * len(bare):
+                return False
+        return any(p.match(value) for p in self.blocked_patterns)
 
     def limit(self, identifier_type: str) -> int:
         return 1 if identifier_type in self.unique_types else self.limits.get(identifier_type, self.default_limit)

@@ -218,3 +218,11 @@ def test_invariants_hold_for_any_event_stream(events):
     replayed = IdentityGraph(_SMALL)
     feed(replayed, events)
     assert sorted(replayed.profiles()) == sorted(graph.profiles()), "replaying the log must give the same state"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(), st.from_regex(r"\+?[0-9a-f-]{1,40}", fullmatch=True)))
+def test_the_blocked_value_shortcut_agrees_with_the_patterns(value):
+    plain = value.strip().lower()
+    expected = plain in DEFAULT_RULES.blocked_values or any(p.match(plain) for p in DEFAULT_RULES.blocked_patterns)
+    assert DEFAULT_RULES.is_blocked(("anonymous_id", value)) == expected
