@@ -9,7 +9,6 @@ event (the admin API) wait for the loader with ``wait_visible``.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from onefold.background import BackgroundWorker
 from onefold.collect.journal import SEGMENT_BYTES, Journal, JournalCorrupt, Position
 from onefold.collect.writer import DEDUPLICATED, EVENT, QUARANTINE
 from onefold.metrics import Metrics
@@ -45,7 +45,9 @@ def arrow_table(rows: list[Any], schema: pa.Schema) -> pa.Table:
     )
 
 
-class LogLoader:
+class LogLoader(BackgroundWorker):
+    thread_name = "onefold-loader"
+
     def __init__(
         self,
         store: DuckDBStore,
@@ -55,24 +57,18 @@ class LogLoader:
         chunk_bytes: int = 4 * 1024 * 1024,
         max_lag_bytes: int = 256 * 1024 * 1024,
     ) -> None:
+        super().__init__()
         self._store = store
         self._journal = journal
         self._metrics = metrics
         self._chunk_bytes = chunk_bytes
         self._max_lag = max_lag_bytes
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         segments = journal.segments()
         self.position: Position = store.journal_position() or (segments[0] if segments else 1, 0)
         self.failure: BaseException | None = None
         self.on_loaded: Callable[[], None] = lambda: None  # wakes the stages that tail the event log
 
-    # --- called from other threads ------------------------------------------------------------------------
-    def notify(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
-
+    # --- called from other threads ----------------------------------------------------------------------------
     def lag_bytes(self) -> int:
         end, pos = self._journal.end, self.position
         return (end[0] - pos[0]) * SEGMENT_BYTES + end[1] - pos[1] if end > pos else 0
@@ -104,18 +100,6 @@ class LogLoader:
             count += len(records)
         self._journal.drop_before(self.position)
         return count
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="onefold-loader", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Load everything journaled so far, then stop."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join()
 
     def _run(self) -> None:
         cur = self._store.cursor()

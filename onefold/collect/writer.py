@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from onefold.background import BackgroundWorker
 from onefold.collect.dedup import DedupIndex
 from onefold.collect.journal import Journal
 from onefold.errors import CollectError, Overloaded, StoreError
@@ -97,7 +97,9 @@ def _with_id(number: int, encoded: bytes) -> bytes:
     return b"[" + str(number).encode() + (b"," + encoded[1:] if encoded != b"[]" else b"]")
 
 
-class EventWriter:
+class EventWriter(BackgroundWorker):
+    thread_name = "onefold-writer"
+
     def __init__(
         self,
         store: DuckDBStore,
@@ -110,6 +112,7 @@ class EventWriter:
         metrics: Metrics,
         clock: Callable[[], datetime],
     ) -> None:
+        super().__init__()
         self._store = store
         self._journal = journal
         self._metrics = metrics
@@ -121,9 +124,6 @@ class EventWriter:
         self._dedup = DedupIndex(dedup_window_seconds)
         self._queue: deque[_Submission] = deque()
         self._depth = 0
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         self._next_seq, self._next_quarantine_id = store.next_ids()
         self._dedup.load(store.recent_message_keys(clock() - self._window))
         self.on_durable: Callable[[], None] = lambda: None
@@ -131,18 +131,6 @@ class EventWriter:
     @property
     def depth(self) -> int:
         return self._depth
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="onefold-writer", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Journal everything already queued, then stop."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join()
 
     # --- submitting ---------------------------------------------------------------------------------------
     def _enqueue(self, submission: _Submission) -> None:

@@ -9,12 +9,12 @@ gives the same state because the graph is deterministic.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
 import orjson
 
+from onefold.background import BackgroundWorker
 from onefold.identity.graph import Decision, IdentityGraph
 from onefold.identity.keys import event_keys
 from onefold.identity.rules import IdentityRules
@@ -25,10 +25,13 @@ log = logging.getLogger(__name__)
 NAME = "identity"
 
 
-class IdentityProcessor:
+class IdentityProcessor(BackgroundWorker):
+    thread_name = "onefold-identity"
+
     def __init__(
         self, store: DuckDBStore, rules: IdentityRules, *, batch_events: int = 5000, pause_ratio: float = 1.0
     ) -> None:
+        super().__init__()
         self._store = store
         self.tables = IdentityTables(store)
         self.graph = IdentityGraph(rules)
@@ -37,9 +40,6 @@ class IdentityProcessor:
         # most 1 / (1 + ratio) of a core and lags instead of slowing acknowledgements; idle, it keeps up at once.
         self._pause_ratio = pause_ratio
         self._kinds: dict[str, str] = {}
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         self.offset = self.tables.offset(NAME)
         self.failure: BaseException | None = None
 
@@ -54,21 +54,6 @@ class IdentityProcessor:
             seq = rows[-1][0]
             replayed += len(rows)
         return replayed
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="onefold-identity", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join()
-
-    def notify(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
 
     def lag(self) -> int:
         return max(0, self.tables.last_seq() - self.offset)
