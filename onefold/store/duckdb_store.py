@@ -9,7 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -83,6 +83,22 @@ class EventFilter:
     type: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+def run_transaction(cur: duckdb.DuckDBPyConnection, statements: list[str], views: Sequence[str] = ()) -> None:
+    """Run ``statements`` as one transaction in a single call, then drop the registered ``views``.
+
+    One call, because each call releases and re-takes the GIL, and re-taking it from a busy event loop can cost
+    a whole switch interval.
+    """
+    try:
+        cur.execute(";\n".join(["BEGIN", *statements, "COMMIT"]))
+    except Exception:
+        cur.execute("ROLLBACK")
+        raise
+    finally:
+        for view in views:
+            cur.unregister(view)
 
 
 class DuckDBStore:
@@ -207,12 +223,8 @@ class DuckDBStore:
         deduplicated: int,
         position: tuple[int, int],
     ) -> None:
-        """Load one chunk of the journal atomically, together with the journal position it reaches.
-
-        All statements go in one call: each call releases and re-takes the GIL, and re-taking it from a busy
-        event loop can cost a whole switch interval.
-        """
-        statements = ["BEGIN"]
+        """Load one chunk of the journal atomically, together with the journal position it reaches."""
+        statements: list[str] = []
         if events is not None and events.num_rows:
             cur.register("_onefold_events", events)
             statements.append(f"INSERT INTO events SELECT {_EVENT_SELECT} FROM _onefold_events")
@@ -225,15 +237,7 @@ class DuckDBStore:
             statements.append(
                 f"UPDATE counters SET value = value + {int(deduplicated)} WHERE name = 'events_deduplicated'"
             )
-        statements.append("COMMIT")
-        try:
-            cur.execute(";\n".join(statements))
-        except Exception:
-            cur.execute("ROLLBACK")
-            raise
-        finally:
-            for name in ("_onefold_events", "_onefold_quarantine"):
-                cur.unregister(name)
+        run_transaction(cur, statements, ("_onefold_events", "_onefold_quarantine"))
 
     def journal_position(self) -> tuple[int, int] | None:
         value = self.get_meta("journal_position")
@@ -281,7 +285,7 @@ class DuckDBStore:
             clauses.append("timestamp < ?")
             params.append(flt.until)
         sql = f"SELECT {', '.join(EVENT_COLUMN_NAMES)} FROM events WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?"
-        return self._dicts(sql, [*params, limit])
+        return self.dicts(sql, [*params, limit])
 
     def list_quarantine(self, *, source_id: str | None, after: int, limit: int) -> list[dict[str, Any]]:
         clauses: list[str] = ["id > ?"]
@@ -293,9 +297,10 @@ class DuckDBStore:
             f"SELECT {', '.join(QUARANTINE_COLUMN_NAMES)} FROM quarantine WHERE {' AND '.join(clauses)} "
             "ORDER BY id LIMIT ?"
         )
-        return self._dicts(sql, [*params, limit])
+        return self.dicts(sql, [*params, limit])
 
-    def _dicts(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    def dicts(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        """Rows of a read query as dicts keyed by column name."""
         cur = self.cursor()
         cur.execute(sql, params)
         names = [d[0] for d in cur.description or ()]

@@ -9,7 +9,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from onefold.store.duckdb_store import DuckDBStore
+from onefold.store.duckdb_store import DuckDBStore, run_transaction
 
 Key = tuple[str, str]
 
@@ -77,7 +77,7 @@ class IdentityTables:
 
     def commit(self, cur: duckdb.DuckDBPyConnection, name: str, batch: IdentityBatch, offset: int) -> None:
         registered: list[str] = []
-        statements = ["BEGIN"]
+        statements: list[str] = []
         if batch.moved_owners:
             cur.register("_identity_moved", _arrow("owners", batch.moved_owners))
             registered.append("_identity_moved")
@@ -97,15 +97,7 @@ class IdentityTables:
                 registered.append(f"_identity_{part}")
                 statements.append(f"INSERT INTO {table} SELECT * FROM _identity_{part}")
         statements.append(f"INSERT OR REPLACE INTO processor_offsets VALUES ('{name}', {int(offset)})")
-        statements.append("COMMIT")
-        try:
-            cur.execute(";\n".join(statements))
-        except Exception:
-            cur.execute("ROLLBACK")
-            raise
-        finally:
-            for view in registered:
-                cur.unregister(view)
+        run_transaction(cur, statements, registered)
 
     # --- reads for the API --------------------------------------------------------------------------------
     def owner(self, key: Key) -> str | None:
@@ -117,13 +109,13 @@ class IdentityTables:
         return None if row is None else str(row[0])
 
     def profile_keys(self, profile_id: str) -> list[dict[str, Any]]:
-        return self._dicts(
+        return self._store.dicts(
             "SELECT type, value, first_seq FROM identity_keys WHERE profile_id = ? ORDER BY first_seq, type, value",
             [profile_id],
         )
 
     def link_of(self, key: Key) -> dict[str, Any] | None:
-        rows = self._dicts(
+        rows = self._store.dicts(
             "SELECT l.seq, l.profile_id, e.message_id, e.type AS event_type, e.source_id, e.timestamp, e.identifiers "
             "FROM identity_links l JOIN events e ON e.seq = l.seq WHERE l.type = ? AND l.value = ?",
             list(key),
@@ -139,7 +131,7 @@ class IdentityTables:
         chain: list[dict[str, Any]] = []
         current = profile_id
         while True:
-            rows = self._dicts(
+            rows = self._store.dicts(
                 "SELECT m.seq, m.winner, m.loser, m.via, e.message_id, e.source_id, e.timestamp "
                 "FROM identity_merges m JOIN events e ON e.seq = m.seq WHERE m.loser = ?",
                 [current],
@@ -152,7 +144,7 @@ class IdentityTables:
             current = row["winner"]
 
     def refusals_of(self, key: Key, limit: int = 20) -> list[dict[str, Any]]:
-        rows = self._dicts(
+        rows = self._store.dicts(
             "SELECT seq, rule, profiles FROM identity_refusals WHERE type = ? AND value = ? ORDER BY seq LIMIT ?",
             [*key, limit],
         )
@@ -161,7 +153,7 @@ class IdentityTables:
         return rows
 
     def hub(self, key: Key) -> dict[str, Any] | None:
-        rows = self._dicts("SELECT seq FROM identity_hubs WHERE type = ? AND value = ?", list(key))
+        rows = self._store.dicts("SELECT seq FROM identity_hubs WHERE type = ? AND value = ?", list(key))
         return rows[0] if rows else None
 
     def counts(self) -> dict[str, int]:
@@ -175,9 +167,3 @@ class IdentityTables:
         )
         assert row is not None
         return {"profiles": int(row[0]), "identifiers": int(row[1]), "merges": int(row[2]), "hubs": int(row[3])}
-
-    def _dicts(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-        cur = self._store.cursor()
-        cur.execute(sql, params)
-        names = [d[0] for d in cur.description or ()]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
