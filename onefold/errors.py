@@ -70,6 +70,13 @@ class Unauthorized(OnefoldError):
     http_status = 401
 
 
+class Forbidden(OnefoldError):
+    """The credentials are valid but do not carry the permission (scope) the request needs."""
+
+    code = "authorization_error"
+    http_status = 403
+
+
 class Overloaded(OnefoldError):
     """The collector's write queue is full; the client should retry after ``retry_after`` seconds."""
 
@@ -100,3 +107,9 @@ class ImportFailed(OnefoldError):
 
     code = "import_failed"
     http_status = 400
+
+
+class RulesError(ConfigError):
+    """An identity rules file is unreadable or breaks its format; the message names the file and the key."""
+
+    code = "identity_rules_invalid"

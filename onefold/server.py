@@ -30,14 +30,19 @@ from onefold.collect.sources import SourceRegistry
 from onefold.collect.writer import EventWriter
 from onefold.config import Settings
 from onefold.errors import CollectError, OnefoldError
+from onefold.governance.access_tokens import AccessTokens
+from onefold.governance.api import tokens_router
 from onefold.governance.tokens import AdminToken, ensure_admin_token
 from onefold.identity.api import identity_router
 from onefold.identity.rules import DEFAULT_RULES
 from onefold.metrics import Metrics
 from onefold.pipeline.identity_processor import IdentityProcessor
+from onefold.profiles.admin_api import profiles_router
+from onefold.profiles.profile_api import ProfileReader, profile_api_router
 from onefold.store import DuckDBStore
 
 JOURNAL_DIR_NAME = "journal"
+PROFILE_SPACE = "default"  # the Profile API's space id
 
 
 def utc_now() -> datetime:
@@ -55,6 +60,7 @@ class Runtime:
     identity: IdentityProcessor
     metrics: Metrics
     admin_token: AdminToken
+    access_tokens: AccessTokens
     clock: Callable[[], datetime]
     _closed: bool = False
 
@@ -89,6 +95,7 @@ class Runtime:
             writer=writer,
             metrics=metrics,
             admin_token=ensure_admin_token(store, settings.admin_token),
+            access_tokens=AccessTokens(store, clock),
             clock=clock,
         )
 
@@ -158,6 +165,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.add_exception_handler(OnefoldError, _onefold_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    profiles = ProfileReader(runtime.identity.tables, runtime.identity.profiles, runtime.identity.graph.profile_of)
     collector = Collector(runtime.registry, runtime.writer, runtime.settings, runtime.metrics, runtime.clock)
     app.router.routes.extend(collector.routes())
     app.include_router(
@@ -174,9 +182,12 @@ def create_app(runtime: Runtime) -> FastAPI:
             },
             stage_routers=(
                 identity_router(runtime.identity, DEFAULT_RULES, settle=lambda: wait_for_log(runtime.loader)),
+                profiles_router(profiles),
+                tokens_router(runtime.access_tokens),
             ),
         )
     )
+    app.include_router(profile_api_router(profiles, runtime.access_tokens, runtime.admin_token, PROFILE_SPACE))
 
     async def health(_: Request) -> Response:
         problems = [

@@ -1,13 +1,15 @@
-"""The identity processor: tails the event log in sequence order and stitches identifiers into profiles.
+"""The identity processor: tails the event log in sequence order, stitches identifiers into profiles and keeps
+each profile's state (traits, computed attributes, timeline) current.
 
-Each micro-batch's changes (new identifier owners, link/merge/refusal evidence, hubs) are written in one
-transaction together with the processor's offset, so after a crash it resumes exactly where it stopped. The
-graph itself lives in memory; at startup it is rebuilt by replaying the log up to the stored offset, which
-gives the same state because the graph is deterministic.
+Each micro-batch's changes (new identifier owners, link/merge/refusal evidence, hubs, event attributions and
+profile states) are written in one transaction together with the processor's offset, so after a crash it
+resumes exactly where it stopped. The graph itself lives in memory; at startup it is rebuilt by replaying the
+log up to the stored offset, which gives the same state because the graph is deterministic.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -15,11 +17,16 @@ from typing import Any
 import orjson
 
 from onefold.background import BackgroundWorker
+from onefold.collect.normalize import canonicalize_traits
 from onefold.identity.graph import Decision, IdentityGraph
 from onefold.identity.keys import event_keys
-from onefold.identity.rules import IdentityRules
+from onefold.identity.rules import IdentityRules, Key
+from onefold.profiles.cache import StateCache
+from onefold.profiles.projection import Item, ProfileChanges, project
+from onefold.profiles.state import PROPERTY_EVENTS, ProfileEvent, Rank, no_precedence
 from onefold.store import DuckDBStore
 from onefold.store.identity_tables import IdentityBatch, IdentityTables
+from onefold.store.profile_tables import ProfileTables
 
 log = logging.getLogger(__name__)
 NAME = "identity"
@@ -29,13 +36,27 @@ class IdentityProcessor(BackgroundWorker):
     thread_name = "onefold-identity"
 
     def __init__(
-        self, store: DuckDBStore, rules: IdentityRules, *, batch_events: int = 5000, pause_ratio: float = 1.0
+        self,
+        store: DuckDBStore,
+        rules: IdentityRules,
+        *,
+        rank: Rank = no_precedence,
+        batch_events: int = 5000,
+        backlog_batch_events: int = 50_000,
+        cached_states: int = 100_000,
+        pause_ratio: float = 1.0,
     ) -> None:
         super().__init__()
         self._store = store
         self.tables = IdentityTables(store)
+        self.profiles = ProfileTables(store, PROPERTY_EVENTS)
+        self._rank = rank
         self.graph = IdentityGraph(rules)
         self._batch = batch_events
+        # Under a backlog, batches grow: a batch's cost is mostly the profiles it touches, which grow slower than
+        # its events. Caught up, batches are small so profiles follow events within a fraction of a second.
+        self._backlog_batch = max(batch_events, backlog_batch_events)
+        self._states = StateCache(cached_states)
         # After each batch, pause for this fraction of the time it took: under full ingest the processor takes at
         # most 1 / (1 + ratio) of a core and lags instead of slowing acknowledgements; idle, it keeps up at once.
         self._pause_ratio = pause_ratio
@@ -71,8 +92,9 @@ class IdentityProcessor(BackgroundWorker):
     # --- the loop -----------------------------------------------------------------------------------------
     def _run(self) -> None:
         cur = self._store.cursor()
+        size = self._batch
         while True:
-            rows = self.tables.events_after(cur, self.offset, self._batch)
+            rows = self.profiles.events_after(cur, self.offset, size)
             if not rows:
                 with self._cond:
                     if self._stopping:
@@ -88,41 +110,94 @@ class IdentityProcessor(BackgroundWorker):
                     self.failure = exc
                     self._cond.notify_all()
                 return
-            if len(rows) == self._batch and not self._stopping:  # only a backlog pauses, never a shutdown drain
+            backlog = len(rows) == size
+            size = self._backlog_batch if backlog else self._batch
+            if backlog and not self._stopping:  # only a backlog pauses, never a shutdown drain
                 time.sleep((time.perf_counter() - started) * self._pause_ratio)
 
     def _process(self, cur: Any, rows: list[Any]) -> None:
         batch = IdentityBatch()
-        touched: set[tuple[str, str]] = set()
-        new: set[tuple[str, str]] = set()
+        touched: set[Key] = set()
+        new: set[Key] = set()
         graph = self.graph
+        items: list[Item] = []
         for row in rows:
-            decision = graph.observe(row[0], self._keys(row))
+            keys = self._keys(row)
+            decision = graph.observe(row[0], keys)
+            items.append(Item(_profile_event(row), keys, decision))
             _record(batch, decision)
             new.update(decision.attached)
             if decision.merges and decision.profile_id:
                 touched.update(graph.identifiers_of(decision.profile_id))
             for split in decision.splits:
                 for profile_id in split.new_profiles:
-                    touched.update(graph.identifiers_of(profile_id))
+                    # a part the same event merged on into another profile is gone; its keys are touched above
+                    with contextlib.suppress(KeyError):
+                        touched.update(graph.identifiers_of(profile_id))
         for key in new | touched:  # the batch's final word on each identifier it added or moved
             owner = graph.profile_of(key)
             if owner is not None:
                 rows_for = batch.new_owners if key in new else batch.moved_owners
                 rows_for.append((key[0], key[1], owner, graph.first_seen[key]))
         last = int(rows[-1][0])
-        self.tables.commit(cur, NAME, batch, last)
+        try:
+            changes = project(
+                graph,
+                items,
+                lambda ids: self._states.load(ids, lambda missing: self.profiles.states(cur, missing)),
+                lambda ids: [(_profile_event(r), self._keys(r), str(r[-1])) for r in self.profiles.events_of(cur, ids)],
+                self._rank,
+            )
+            _record_profiles(batch, changes, last)
+            self.tables.commit(cur, NAME, batch, last)
+        except Exception:
+            self._states.clear()  # cached states were folded into in place: they may hold uncommitted events
+            raise
+        self._states.store(changes.states, changes.deleted)
         with self._cond:
             self.offset = last
             self._cond.notify_all()
 
-    def _keys(self, row: Any) -> list[tuple[str, str]]:
-        _, source_id, identifiers = row
+    def _keys(self, row: Any) -> list[Key]:
+        source_id, identifiers = row[1], row[2]
         kind = self._kinds.get(source_id)
         if kind is None:
             self._kinds = {s.id: s.kind for s in self._store.list_sources()}
             kind = self._kinds.get(source_id, "other")
         return event_keys(kind, orjson.loads(identifiers) if identifiers else [])
+
+
+def _json(text: str | None) -> Any:
+    return orjson.loads(text) if text else None
+
+
+def _profile_event(row: Any) -> ProfileEvent:
+    """A row of ``ProfileTables.columns`` as the fold reads it."""
+    seq, source_id, _, kind, event, ts, channel, traits, properties, consent, revenue, currency, order_id = row[:13]
+    traits = _json(traits)
+    return ProfileEvent(
+        seq=seq,
+        source_id=source_id,
+        type=kind,
+        event=event,
+        ts=ts,
+        channel=channel,
+        traits=canonicalize_traits(traits) if isinstance(traits, dict) and kind != "identify" else traits,
+        properties=_json(properties),
+        consent=_json(consent),
+        revenue=revenue,
+        currency=currency,
+        order_id=order_id,
+        products=_json(row[13]),
+    )
+
+
+def _record_profiles(batch: IdentityBatch, changes: ProfileChanges, seq: int) -> None:
+    batch.attributions = changes.attributions
+    batch.renamed = sorted(changes.renamed.items())
+    batch.reattributed = changes.reattributed
+    batch.deleted_profiles = sorted(changes.deleted)
+    batch.states = [(pid, orjson.dumps(state).decode(), seq) for pid, state in sorted(changes.states.items())]
 
 
 def _record(batch: IdentityBatch, decision: Decision) -> None:

@@ -27,10 +27,17 @@ class IdentityBatch:
     refusals: list[tuple[int, str, str, str, str]] = field(default_factory=list)  # seq, rule, type, value, JSON
     hubs: list[tuple[str, str, int]] = field(default_factory=list)  # type, value, seq
     splits: list[tuple[int, str, str, str, str]] = field(default_factory=list)  # seq, profile, JSON, type, value
+    # profiles: which profile each new event belongs to; stored attributions renamed by merges or moved by splits;
+    # the new state (JSON) of every profile touched; profiles merged away
+    attributions: list[tuple[int, str]] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # loser, survivor
+    reattributed: list[tuple[int, str]] = field(default_factory=list)
+    states: list[tuple[str, str, int]] = field(default_factory=list)  # profile, state JSON, seq
+    deleted_profiles: list[str] = field(default_factory=list)
 
 
 def _schema(*columns: str) -> pa.Schema:
-    return pa.schema([(name, pa.int64() if name in ("seq", "first_seq") else pa.string()) for name in columns])
+    return pa.schema([(name, pa.int64() if name.endswith("seq") else pa.string()) for name in columns])
 
 
 _SCHEMAS = {
@@ -40,6 +47,11 @@ _SCHEMAS = {
     "refusals": _schema("seq", "rule", "type", "value", "profiles"),
     "hubs": _schema("type", "value", "seq"),
     "splits": _schema("seq", "profile_id", "new_profiles", "hub_type", "hub_value"),
+    "attributions": _schema("seq", "profile_id"),
+    "renamed": _schema("loser", "survivor"),
+    "reattributed": _schema("seq", "profile_id"),
+    "states": _schema("profile_id", "state", "updated_seq"),
+    "deleted_profiles": _schema("profile_id"),
 }
 _TABLES = {
     "links": "identity_links",
@@ -47,12 +59,32 @@ _TABLES = {
     "refusals": "identity_refusals",
     "hubs": "identity_hubs",
     "splits": "identity_splits",
+    "attributions": "event_profiles",
 }
+# profile rows to replace: merged away, or touched (the new state is inserted after)
+_PROFILE_UPDATES = (
+    (
+        "renamed",
+        "UPDATE event_profiles SET profile_id = r.survivor FROM _identity_renamed r"
+        " WHERE event_profiles.profile_id = r.loser",
+    ),
+    (
+        "reattributed",
+        "UPDATE event_profiles SET profile_id = m.profile_id FROM _identity_reattributed m"
+        " WHERE event_profiles.seq = m.seq",
+    ),
+    (
+        "deleted_profiles",
+        "DELETE FROM profiles USING _identity_deleted_profiles d WHERE profiles.profile_id = d.profile_id",
+    ),
+    ("states", "DELETE FROM profiles USING _identity_states s WHERE profiles.profile_id = s.profile_id"),
+    ("states", "INSERT INTO profiles SELECT * FROM _identity_states"),
+)
 
 
 def _arrow(name: str, rows: list[Any]) -> pa.Table:
     schema = _SCHEMAS[name]
-    columns = list(zip(*rows, strict=True))
+    columns = [rows] if len(schema) == 1 else list(zip(*rows, strict=True))
     return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
 
 
@@ -96,6 +128,12 @@ class IdentityTables:
                 cur.register(f"_identity_{part}", _arrow(part, rows))
                 registered.append(f"_identity_{part}")
                 statements.append(f"INSERT INTO {table} SELECT * FROM _identity_{part}")
+        for part, statement in _PROFILE_UPDATES:
+            if getattr(batch, part):
+                if f"_identity_{part}" not in registered:
+                    cur.register(f"_identity_{part}", _arrow(part, getattr(batch, part)))
+                    registered.append(f"_identity_{part}")
+                statements.append(statement)
         statements.append(f"INSERT OR REPLACE INTO processor_offsets VALUES ('{name}', {int(offset)})")
         run_transaction(cur, statements, registered)
 

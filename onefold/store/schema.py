@@ -92,4 +92,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE identity_splits (seq BIGINT NOT NULL, profile_id VARCHAR NOT NULL, new_profiles JSON NOT NULL,"
         " hub_type VARCHAR NOT NULL, hub_value VARCHAR NOT NULL)",
     ),
+    # 4: profiles. Which profile each event belongs to (the timeline), and each profile's folded state. The
+    # identity projection is rebuilt from the log so that every profile gets its state.
+    (
+        "CREATE TABLE event_profiles (seq BIGINT NOT NULL, profile_id VARCHAR NOT NULL)",
+        "CREATE TABLE profiles (profile_id VARCHAR NOT NULL, state JSON NOT NULL, updated_seq BIGINT NOT NULL)",
+        "DELETE FROM identity_keys",
+        "DELETE FROM identity_links",
+        "DELETE FROM identity_merges",
+        "DELETE FROM identity_refusals",
+        "DELETE FROM identity_hubs",
+        "DELETE FROM identity_splits",
+        "DELETE FROM processor_offsets WHERE name = 'identity'",
+    ),
+    # 5: access tokens for the Profile API and other scoped clients, stored as hashes.
+    (
+        "CREATE TABLE access_tokens (id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, scopes JSON NOT NULL,"
+        " token_sha256 VARCHAR NOT NULL UNIQUE, created_at TIMESTAMPTZ NOT NULL, revoked_at TIMESTAMPTZ)",
+    ),
 )

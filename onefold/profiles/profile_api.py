@@ -1,0 +1,250 @@
+"""The Segment-compatible Profile API: ``/v1/spaces/{space}/collections/users/profiles/{type}:{value}/...``.
+
+Same paths, parameters (``include``, ``limit``, ``next``, ``class``, ``verbose``), response shapes and error
+shape ``{"error": {"code", "message"}}`` as Segment's, authenticated by HTTP Basic with an access token as user
+name and an empty password. Reads are served from the stored projection without waiting for the processor,
+like Segment's: a profile reflects events up to ``processor_lag`` behind the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Query, Request, Response
+
+from onefold.collect.routes import error_response
+from onefold.errors import CollectError, NotFound, OnefoldError
+from onefold.governance.access_tokens import AccessTokens
+from onefold.governance.tokens import AdminToken
+from onefold.identity.api import parse_identifier
+from onefold.identity.rules import Key
+from onefold.profiles.view import computed_traits, custom_traits, iso
+from onefold.store.identity_tables import IdentityTables
+from onefold.store.profile_tables import ProfileTables
+
+PREFIX = "/v1/spaces/{space}/collections/{collection}/profiles/{external_id}"
+
+
+def basic_user(request: Request) -> str | None:
+    """The user name of an HTTP Basic header: where Segment's Profile API expects the access token."""
+    header = request.headers.get("authorization", "")
+    if header[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[0] or None
+
+
+def _cursor(request: Request, has_more: bool, next_value: str, limit: int) -> dict[str, Any]:
+    return {"url": request.url.path, "has_more": has_more, "next": next_value if has_more else "", "limit": limit}
+
+
+def _split(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+class ProfileReader:
+    """Resolves ``type:value`` to a profile and reads its parts; raises ``OnefoldError`` with Segment's codes."""
+
+    def __init__(self, identity: IdentityTables, profiles: ProfileTables, resolve: Callable[[Key], str | None]):
+        self.identity = identity
+        self.profiles = profiles
+        self._resolve = resolve
+
+    def profile_id(self, external_id: str) -> str:
+        if external_id.startswith("profile_id:"):
+            profile_id = external_id.partition(":")[2]
+            if self.profiles.state(profile_id) is None:
+                raise NotFound(f"no profile {profile_id!r}")
+            return profile_id
+        key = parse_identifier(external_id, "external_id")
+        owner = self._resolve(key)
+        if owner is None:
+            raise NotFound(
+                f"no profile holds {key[0]}:{key[1]}; check the type (user_id, email, anonymous_id, ...) and "
+                "escape '+' as %2B"
+            )
+        return owner
+
+    def state(self, profile_id: str) -> dict[str, Any]:
+        state = self.profiles.state(profile_id)
+        if state is None:  # identifiers are linked before the profile's first batch commits its state
+            raise NotFound(f"profile {profile_id!r} is still being built; retry in a moment")
+        return state
+
+
+def profile_api_router(
+    reader: ProfileReader,
+    tokens: AccessTokens,
+    admin: AdminToken,
+    space: str,
+) -> APIRouter:
+    router = APIRouter(tags=["profile api"])
+
+    def guarded(request: Request, space_id: str, collection: str, body: Callable[[], dict[str, Any]]) -> Response:
+        request_id = str(uuid.uuid4())
+        try:
+            presented = basic_user(request)
+            if not admin.verify(presented):
+                tokens.authorize(presented, "profiles:read")
+            if space_id != space:
+                raise NotFound(f"no space {space_id!r}; this workspace's space id is {space!r}")
+            if collection != "users":
+                raise NotFound(f"collection {collection!r} is not available; use 'users'")
+            return Response(orjson.dumps(body()), media_type="application/json", headers={"Request-Id": request_id})
+        except OnefoldError as exc:
+            if isinstance(exc, CollectError):
+                exc.code = "validation_error"
+            return error_response(exc, {"Request-Id": request_id})
+
+    @router.get(PREFIX + "/traits")
+    def traits(
+        request: Request,
+        space: str,
+        collection: str,
+        external_id: str,
+        include: str | None = Query(None, description="comma-separated trait names"),
+        limit: int = Query(10, ge=1, le=200),
+        next: str | None = Query(None, description="cursor from the previous page"),
+        trait_class: str | None = Query(None, alias="class", description="trait or computed_trait"),
+        verbose: bool = Query(False, description="each trait with its source, event time and sequence"),
+    ) -> Response:
+        def body() -> dict[str, Any]:
+            if trait_class not in (None, "trait", "computed_trait"):
+                raise CollectError("parameter 'class' must be 'trait' or 'computed_trait'", field="class")
+            state = reader.state(reader.profile_id(external_id))
+            values: dict[str, Any] = {}
+            if trait_class in (None, "computed_trait"):
+                values.update(computed_traits(state))
+            if trait_class in (None, "trait"):
+                values.update(custom_traits(state, verbose=verbose))
+            wanted = _split(include)
+            names = sorted(n for n in values if (not wanted or n in wanted) and (next is None or n > next))
+            page = names[:limit]
+            return {
+                "traits": {n: values[n] for n in page},
+                "cursor": _cursor(request, len(names) > limit, page[-1] if page else "", limit),
+            }
+
+        return guarded(request, space, collection, body)
+
+    @router.get(PREFIX + "/events")
+    def events(
+        request: Request,
+        space: str,
+        collection: str,
+        external_id: str,
+        include: str | None = Query(None, description="comma-separated event names"),
+        limit: int = Query(10, ge=1, le=100),
+        next: str | None = Query(None, description="cursor from the previous page"),
+    ) -> Response:
+        def body() -> dict[str, Any]:
+            before = _seq_cursor(next)
+            profile_id = reader.profile_id(external_id)
+            wanted = set(_split(include))
+            rows = reader.profiles.timeline(profile_id, limit=limit + 1, before_seq=before, names=wanted)
+            data = [_event_out(row) for row in rows[:limit]]
+            has_more = len(rows) > limit
+            next_seq = str(rows[limit - 1]["seq"]) if has_more else ""
+            return {"data": data, "cursor": _cursor(request, has_more, next_seq, limit)}
+
+        return guarded(request, space, collection, body)
+
+    @router.get(PREFIX + "/external_ids")
+    def external_ids(
+        request: Request,
+        space: str,
+        collection: str,
+        external_id: str,
+        include: str | None = Query(None, description="comma-separated identifier types"),
+        limit: int = Query(25, ge=1, le=100),
+        next: str | None = Query(None, description="cursor from the previous page"),
+    ) -> Response:
+        def body() -> dict[str, Any]:
+            offset = int(_seq_cursor(next) or 0)
+            wanted = set(_split(include))
+            keys = [
+                k
+                for k in reader.profiles.external_ids(reader.profile_id(external_id))
+                if not wanted or k["type"] in wanted
+            ]
+            page = keys[offset : offset + limit]
+            data = [
+                {
+                    "id": k["value"],
+                    "type": k["type"],
+                    "collection": "users",
+                    "encoding": "none",
+                    "source_id": k.get("source_id"),
+                    "created_at": iso(k.get("first_ms")),
+                    "first_message_id": k.get("message_id"),
+                }
+                for k in page
+            ]
+            has_more = offset + limit < len(keys)
+            return {"data": data, "cursor": _cursor(request, has_more, str(offset + limit), limit)}
+
+        return guarded(request, space, collection, body)
+
+    @router.get(PREFIX + "/metadata")
+    def metadata(request: Request, space: str, collection: str, external_id: str) -> Response:
+        def body() -> dict[str, Any]:
+            profile_id = reader.profile_id(external_id)
+            state = reader.state(profile_id)
+            last = reader.profiles.timeline(profile_id, limit=1)
+            return {
+                "metadata": {
+                    "profile_id": profile_id,
+                    "created_at": iso(state["first_seen"]),
+                    "updated_at": iso(state["last_seen"]),
+                    "expires_at": None,
+                    "first_message_at": iso(state["first_seen"]),
+                    "last_message_at": iso(state["last_seen"]),
+                    "last_source_id": last[0]["source_id"] if last else None,
+                    "last_message_id": last[0]["message_id"] if last else None,
+                }
+            }
+
+        return guarded(request, space, collection, body)
+
+    @router.get(PREFIX + "/links")
+    def links(request: Request, space: str, collection: str, external_id: str) -> Response:
+        def body() -> dict[str, Any]:
+            groups = reader.profiles.groups(reader.profile_id(external_id), limit=20)
+            data = [{"to_collection": "accounts", "external_ids": [{"id": g, "type": "group_id"} for g in groups]}]
+            return {"data": data if groups else [], "cursor": _cursor(request, False, "", 20)}
+
+        return guarded(request, space, collection, body)
+
+    return router
+
+
+def _seq_cursor(text: str | None) -> int | None:
+    if text is None or text == "":
+        return None
+    if not text.isdigit():
+        raise CollectError("parameter 'next' must be the cursor a previous page returned", field="next")
+    return int(text)
+
+
+def _event_out(row: dict[str, Any]) -> dict[str, Any]:
+    timestamp = row["timestamp"]
+    return {
+        "message_id": row["message_id"],
+        "source_id": row["source_id"],
+        "type": row["type"],
+        "event": row["event"],
+        "name": row["name"],
+        "timestamp": timestamp.isoformat() if timestamp is not None else None,
+        "properties": row["properties"],
+        "traits": row["traits"],
+        "channel": row["channel"],
+        "seq": row["seq"],
+    }

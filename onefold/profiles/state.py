@@ -1,0 +1,354 @@
+"""A profile's state: traits with provenance and computed attributes, folded from its events. Pure.
+
+The state is a plain JSON-able dict so it stores as one JSON value. Every part is built so that folding events
+and combining states commute: each trait keeps the winning candidate by (precedence, event time, seq), counters
+add, first/last take min/max, carts and orders are keyed maps. So the state of a merged profile does not depend
+on which events arrived first, and a profile rebuilt from its events after a split equals the one streamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+State = dict[str, Any]
+# (trait, source_id) -> rank; lower wins before event time is compared (per-trait and per-source precedence)
+Rank = Callable[[str, str], int]
+
+EMAIL_EVENTS = {
+    "Email Sent": "sent",
+    "Email Delivered": "delivered",
+    "Email Opened": "opened",
+    "Email Link Clicked": "clicked",
+    "Email Bounced": "bounced",
+}
+SMS_EVENTS = {
+    "SMS Sent": "sent",
+    "SMS Delivered": "delivered",
+    "SMS Opened": "opened",
+    "SMS Link Clicked": "clicked",
+}
+ENGAGEMENT = frozenset({"opened", "clicked"})
+# Events that state a consent choice for a channel, beside the consent categories sent in context.
+CONSENT_EVENTS = {
+    "SMS Opted Out": ("sms", False),
+    "SMS Opted In": ("sms", True),
+    "Email Unsubscribed": ("email", False),
+    "Unsubscribed": ("email", False),
+    "Email Subscribed": ("email", True),
+}
+CART_ADD = frozenset({"Product Added", "Wishlist Product Added to Cart"})
+CART_REMOVE = frozenset({"Product Removed"})
+ORDER_DONE = frozenset({"Order Completed"})
+ORDER_VOID = frozenset({"Order Refunded", "Order Cancelled"})
+PRODUCT_VIEWS = frozenset({"Product Viewed"})
+CONSENT_HISTORY_LIMIT = 100
+PROPERTY_EVENTS = PRODUCT_VIEWS | CART_ADD | CART_REMOVE  # the only events whose properties the fold reads
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileEvent:
+    """What the fold reads of one event-log row."""
+
+    seq: int
+    source_id: str
+    type: str
+    event: str | None
+    ts: int  # event time, epoch milliseconds
+    channel: str | None = None
+    traits: dict[str, Any] | None = None  # identify traits, or context.traits of other calls
+    properties: dict[str, Any] | None = None
+    consent: dict[str, bool] | None = None
+    revenue: float | None = None
+    currency: str | None = None
+    order_id: str | None = None
+    products: list[dict[str, Any]] | None = None
+
+
+def no_precedence(trait: str, source_id: str) -> int:
+    return 0
+
+
+def empty() -> State:
+    return {
+        "first_seen": None,
+        "last_seen": None,
+        "events": 0,
+        "page_views": 0,
+        "sources": {},
+        "channels": {},
+        "traits": {},
+        "last_product_viewed": None,
+        "cart": {},  # product id -> {"ts", "seq", "product"}; removed when bought or removed later
+        "cart_cleared": {},  # product id -> time it was last bought or removed
+        "orders": {},  # order id -> {"ts", "revenue", "currency", "void"}
+        "categories": {},  # category -> product views; ordered categories live on their orders
+        "email": {},
+        "sms": {},
+        "consent": {},  # purpose -> {"granted", "ts", "seq", "source"}
+        "consent_history": [],
+    }
+
+
+# --- folding one event -------------------------------------------------------------------------------------
+def fold(state: State, event: ProfileEvent, rank: Rank = no_precedence) -> State:
+    """Add one event to ``state`` (in place) and return it."""
+    ts, name = event.ts, event.event
+    _first_last(state, ts, ts)
+    state["events"] += 1
+    _count(state["sources"], event.source_id)
+    if event.channel:
+        _count(state["channels"], event.channel)
+    if event.type in ("page", "screen"):
+        state["page_views"] += 1
+    if event.traits:
+        for trait, value in event.traits.items():
+            _offer_trait(state["traits"], trait, _candidate(value, event), rank)
+    if event.consent:
+        for purpose, granted in event.consent.items():
+            _offer_consent(state, purpose, granted, event)
+    if name is None:
+        return state
+    if name in CONSENT_EVENTS:
+        purpose, granted = CONSENT_EVENTS[name]
+        _offer_consent(state, purpose, granted, event)
+    if name in EMAIL_EVENTS:
+        _engagement(state["email"], EMAIL_EVENTS[name], ts)
+    elif name in SMS_EVENTS:
+        _engagement(state["sms"], SMS_EVENTS[name], ts)
+    elif name in PRODUCT_VIEWS:
+        _product_view(state, event)
+    elif name in CART_ADD:
+        _cart_add(state, event)
+    elif name in CART_REMOVE:
+        _cart_clear(state, [_product_of(event.properties)], ts)
+    elif name in ORDER_DONE:
+        _order(state, event)
+    elif name in ORDER_VOID and event.order_id:
+        order = state["orders"].get(event.order_id)
+        if order is not None:
+            order["void"] = True
+        else:  # the order itself may arrive later (or sit in another profile until a merge)
+            state["orders"][event.order_id] = {
+                "ts": None,
+                "revenue": 0.0,
+                "currency": None,
+                "void": True,
+                "categories": [],
+            }
+    return state
+
+
+def _first_last(state: State, first: int | None, last: int | None) -> None:
+    if first is not None and (state["first_seen"] is None or first < state["first_seen"]):
+        state["first_seen"] = first
+    if last is not None and (state["last_seen"] is None or last > state["last_seen"]):
+        state["last_seen"] = last
+
+
+def _count(counts: dict[str, int], key: str, n: int = 1) -> None:
+    counts[key] = counts.get(key, 0) + n
+
+
+def _candidate(value: Any, event: ProfileEvent) -> dict[str, Any]:
+    return {"value": value, "ts": event.ts, "seq": event.seq, "source": event.source_id}
+
+
+def _wins(new: dict[str, Any], old: dict[str, Any], trait: str, rank: Rank) -> bool:
+    """Precedence first, then the later event time; the sequence number breaks exact ties."""
+    new_key = (-rank(trait, new["source"]), new["ts"], new["seq"])
+    old_key = (-rank(trait, old["source"]), old["ts"], old["seq"])
+    return new_key > old_key
+
+
+def _offer_trait(traits: dict[str, Any], trait: str, candidate: dict[str, Any], rank: Rank) -> None:
+    current = traits.get(trait)
+    if current is None or _wins(candidate, current, trait, rank):
+        traits[trait] = candidate
+
+
+def _offer_consent(state: State, purpose: str, granted: bool, event: ProfileEvent) -> None:
+    entry = {"granted": granted, "ts": event.ts, "seq": event.seq, "source": event.source_id}
+    current = state["consent"].get(purpose)
+    if current is None or (event.ts, event.seq) > (current["ts"], current["seq"]):
+        state["consent"][purpose] = entry
+    if current is None or current["granted"] != granted:  # a choice restated is not history
+        _add_history(state, [{"purpose": purpose, **entry}])
+
+
+def _add_history(state: State, entries: Iterable[dict[str, Any]]) -> None:
+    history = state["consent_history"]
+    known = {(h["purpose"], h["seq"]) for h in history}
+    history.extend(e for e in entries if (e["purpose"], e["seq"]) not in known)
+    history.sort(key=lambda h: (h["ts"], h["seq"], h["purpose"]))
+    del history[:-CONSENT_HISTORY_LIMIT]
+
+
+def _engagement(counts: dict[str, Any], action: str, ts: int) -> None:
+    _count(counts, action)
+    if action in ENGAGEMENT and ts > counts.get("last_engagement", -1):
+        counts["last_engagement"] = ts
+
+
+def _product_of(properties: dict[str, Any] | None) -> dict[str, Any]:
+    props = properties or {}
+    product_id = props.get("product_id") or props.get("productId") or props.get("sku") or props.get("id")
+    product: dict[str, Any] = {
+        k: props[k] for k in ("name", "category", "price", "sku", "brand", "variant") if k in props
+    }
+    product["product_id"] = str(product_id) if product_id is not None else None
+    return product
+
+
+def _product_view(state: State, event: ProfileEvent) -> None:
+    product = _product_of(event.properties)
+    current = state["last_product_viewed"]
+    if current is None or (event.ts, event.seq) > (current["ts"], current["seq"]):
+        state["last_product_viewed"] = {"ts": event.ts, "seq": event.seq, "product": product}
+    category = product.get("category")
+    if isinstance(category, str) and category:
+        _count(state["categories"], category)
+
+
+def _cart_add(state: State, event: ProfileEvent) -> None:
+    product = _product_of(event.properties)
+    key = product["product_id"] or product.get("name")
+    if not key:
+        return
+    cleared = state["cart_cleared"].get(key)
+    if cleared is not None and cleared >= event.ts:
+        return  # already bought or removed after this add
+    current = state["cart"].get(key)
+    if current is None or (event.ts, event.seq) > (current["ts"], current["seq"]):
+        state["cart"][key] = {"ts": event.ts, "seq": event.seq, "product": product}
+
+
+def _cart_clear(state: State, products: list[dict[str, Any]], ts: int) -> None:
+    for product in products:
+        key = product.get("product_id") or product.get("name")
+        if not key:
+            continue
+        key = str(key)
+        if ts > state["cart_cleared"].get(key, -1):
+            state["cart_cleared"][key] = ts
+        item = state["cart"].get(key)
+        if item is not None and item["ts"] <= ts:
+            del state["cart"][key]
+
+
+def _order(state: State, event: ProfileEvent) -> None:
+    order_id = event.order_id or f"seq:{event.seq}"
+    products = event.products or []
+    _cart_clear(state, products, event.ts)
+    previous = state["orders"].get(order_id)
+    void = bool(previous and previous.get("void"))
+    if previous is not None and previous.get("ts") is not None and previous["ts"] <= event.ts:
+        return  # the same order reported twice (web and store): the first report counts
+    state["orders"][order_id] = {
+        "ts": event.ts,
+        "revenue": event.revenue or 0.0,
+        "currency": event.currency,
+        "void": void,
+        "categories": [p["category"] for p in products if isinstance(p.get("category"), str) and p["category"]],
+    }
+
+
+# --- combining two profiles' states (a merge) ---------------------------------------------------------------
+def combine(a: State, b: State, rank: Rank = no_precedence) -> State:
+    """The state of the profile made of both; does not depend on the order of ``a`` and ``b``."""
+    out = empty()
+    for part in (a, b):
+        _first_last(out, part["first_seen"], part["last_seen"])
+        out["events"] += part["events"]
+        out["page_views"] += part["page_views"]
+        for field in ("sources", "channels", "categories"):
+            for key, n in part[field].items():
+                _count(out[field], key, n)
+        for trait, candidate in part["traits"].items():
+            _offer_trait(out["traits"], trait, candidate, rank)
+        viewed = part["last_product_viewed"]
+        current = out["last_product_viewed"]
+        if viewed is not None and (current is None or (viewed["ts"], viewed["seq"]) > (current["ts"], current["seq"])):
+            out["last_product_viewed"] = viewed
+        for channel in ("email", "sms"):
+            for key, n in part[channel].items():
+                if key == "last_engagement":
+                    out[channel][key] = max(n, out[channel].get(key, n))
+                else:
+                    _count(out[channel], key, n)
+        for purpose, entry in part["consent"].items():
+            current = out["consent"].get(purpose)
+            if current is None or (entry["ts"], entry["seq"]) > (current["ts"], current["seq"]):
+                out["consent"][purpose] = entry
+        _add_history(out, part["consent_history"])
+        for order_id, order in part["orders"].items():
+            _combine_order(out["orders"], order_id, order)
+        for key, ts in part["cart_cleared"].items():
+            out["cart_cleared"][key] = max(ts, out["cart_cleared"].get(key, ts))
+    for part in (a, b):
+        for key, item in part["cart"].items():
+            current = out["cart"].get(key)
+            if item["ts"] > out["cart_cleared"].get(key, -1) and (
+                current is None or (item["ts"], item["seq"]) > (current["ts"], current["seq"])
+            ):
+                out["cart"][key] = item
+    return out
+
+
+def _combine_order(orders: dict[str, Any], order_id: str, order: dict[str, Any]) -> None:
+    current = orders.get(order_id)
+    if current is None:
+        orders[order_id] = dict(order)
+        return
+    void = current["void"] or order["void"]
+    if current["ts"] is None or (order["ts"] is not None and order["ts"] < current["ts"]):
+        current.update(order)
+    current["void"] = void
+
+
+# --- the view the API serves -------------------------------------------------------------------------------
+def computed(state: State) -> dict[str, Any]:
+    """Computed attributes, with times as epoch milliseconds (the API formats them)."""
+    orders = [o for o in state["orders"].values() if o["ts"] is not None and not o["void"]]
+    revenue = round(sum(o["revenue"] for o in orders), 2)
+    order_times = [o["ts"] for o in orders]
+    categories = dict(state["categories"])
+    for order in orders:
+        for category in order["categories"]:
+            _count(categories, category)
+    viewed = state["last_product_viewed"]
+    cart = sorted(state["cart"].values(), key=lambda item: (item["ts"], item["seq"]))
+    return {
+        "first_seen": state["first_seen"],
+        "last_seen": state["last_seen"],
+        "events_count": state["events"],
+        "sources": sorted(state["sources"]),
+        "channels": sorted(state["channels"]),
+        "page_views": state["page_views"],
+        "last_product_viewed": viewed["product"] if viewed else None,
+        "current_cart": [item["product"] for item in cart],
+        "orders_count": len(orders),
+        "total_revenue": revenue,
+        "average_order_value": round(revenue / len(orders), 2) if orders else None,
+        "first_order_at": min(order_times, default=None),
+        "last_order_at": max(order_times, default=None),
+        "favourite_category": max(sorted(categories), key=lambda c: categories[c]) if categories else None,
+        "email": _engagement_view(state["email"]),
+        "sms": _engagement_view(state["sms"]),
+        "consent": {purpose: entry["granted"] for purpose, entry in sorted(state["consent"].items())},
+    }
+
+
+def _engagement_view(counts: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "sent": counts.get("sent", 0),
+        "delivered": counts.get("delivered", 0),
+        "opened": counts.get("opened", 0),
+        "clicked": counts.get("clicked", 0),
+        "last_engagement": counts.get("last_engagement"),
+    }
+
+
+def trait_values(state: State) -> dict[str, Any]:
+    return {trait: candidate["value"] for trait, candidate in sorted(state["traits"].items())}

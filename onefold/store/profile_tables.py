@@ -1,0 +1,131 @@
+"""SQL of the profile projection: folded states, the events each profile's timeline holds, and search."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from onefold.store.duckdb_store import DuckDBStore
+
+# The columns the profile fold reads. Properties only for the events whose properties it uses, and context
+# traits only for calls other than identify (identify traits are already in `traits`), to keep the scan small.
+PROFILE_EVENT_COLUMNS = (
+    "seq, source_id, identifiers, type, event, epoch_ms(timestamp) AS ts, channel,"
+    " coalesce(traits, CASE WHEN type <> 'identify' THEN json_extract(context, '$.traits') END) AS traits,"
+    " CASE WHEN event IN ({property_events}) THEN properties END AS properties,"
+    " consent, revenue, currency, order_id, products"
+)
+
+
+def _ids_table(ids: Iterable[str]) -> pa.Table:
+    return pa.Table.from_arrays([pa.array(sorted(set(ids)), type=pa.string())], names=["profile_id"])
+
+
+class ProfileTables:
+    def __init__(self, store: DuckDBStore, property_events: Iterable[str]) -> None:
+        self._store = store
+        quoted = ", ".join("'" + name.replace("'", "''") + "'" for name in sorted(property_events))
+        self.columns = PROFILE_EVENT_COLUMNS.format(property_events=quoted)
+
+    # --- for the processor --------------------------------------------------------------------------------
+    def events_after(self, cur: duckdb.DuckDBPyConnection, seq: int, limit: int) -> list[Any]:
+        return cur.execute(
+            f"SELECT {self.columns} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [seq, limit]
+        ).fetchall()
+
+    def states(self, cur: duckdb.DuckDBPyConnection, ids: Iterable[str]) -> dict[str, Any]:
+        cur.register("_profile_ids", _ids_table(ids))
+        try:
+            rows = cur.execute(
+                "SELECT p.profile_id, p.state FROM profiles p JOIN _profile_ids i USING (profile_id)"
+            ).fetchall()
+        finally:
+            cur.unregister("_profile_ids")
+        return {str(pid): orjson.loads(state) for pid, state in rows}
+
+    def events_of(self, cur: duckdb.DuckDBPyConnection, ids: Iterable[str]) -> list[Any]:
+        """Stored events attributed to ``ids``: the event columns, then the profile id, in log order."""
+        cur.register("_profile_ids", _ids_table(ids))
+        try:
+            return cur.execute(
+                f"SELECT {self.columns.replace('seq,', 'e.seq,', 1)}, p.profile_id FROM event_profiles p"
+                " JOIN _profile_ids i USING (profile_id) JOIN events e ON e.seq = p.seq ORDER BY e.seq"
+            ).fetchall()
+        finally:
+            cur.unregister("_profile_ids")
+
+    # --- for the API --------------------------------------------------------------------------------------
+    def state(self, profile_id: str) -> dict[str, Any] | None:
+        row = self._store.cursor().execute("SELECT state FROM profiles WHERE profile_id = ?", [profile_id]).fetchone()
+        return None if row is None else dict(orjson.loads(row[0]))
+
+    def timeline(
+        self, profile_id: str, *, limit: int, before_seq: int | None = None, names: Iterable[str] = ()
+    ) -> list[dict[str, Any]]:
+        """The profile's events, newest first, paged by sequence number; ``names`` filters by event name."""
+        where: list[str] = ["p.profile_id = ?"]
+        params: list[Any] = [profile_id]
+        if before_seq is not None:
+            where.append("p.seq < ?")
+            params.append(before_seq)
+        wanted = sorted(names)
+        if wanted:
+            where.append(f"coalesce(e.event, e.name) IN ({', '.join('?' for _ in wanted)})")
+            params.extend(wanted)
+        rows = self._store.dicts(
+            "SELECT e.seq, e.message_id, e.source_id, e.type, e.event, e.name, e.timestamp, e.properties, e.traits,"
+            " e.channel, e.revenue, e.currency, e.order_id FROM event_profiles p JOIN events e ON e.seq = p.seq"
+            f" WHERE {' AND '.join(where)} ORDER BY e.seq DESC LIMIT ?",
+            [*params, limit],
+        )
+        for row in rows:
+            for column in ("properties", "traits"):
+                row[column] = orjson.loads(row[column]) if row[column] else {}
+        return rows
+
+    def external_ids(self, profile_id: str) -> list[dict[str, Any]]:
+        """The profile's identifiers, oldest first, with the event that first carried each."""
+        return self._store.dicts(
+            "SELECT k.type, k.value, e.source_id, epoch_ms(e.timestamp) AS first_ms, e.message_id"
+            " FROM identity_keys k LEFT JOIN events e ON e.seq = k.first_seq WHERE k.profile_id = ?"
+            " ORDER BY k.first_seq, k.type, k.value",
+            [profile_id],
+        )
+
+    def groups(self, profile_id: str, *, limit: int) -> list[str]:
+        """Accounts (group ids) the profile's group calls named."""
+        rows = (
+            self._store.cursor()
+            .execute(
+                "SELECT DISTINCT e.group_id FROM event_profiles p JOIN events e ON e.seq = p.seq"
+                " WHERE p.profile_id = ? AND e.group_id IS NOT NULL ORDER BY 1 LIMIT ?",
+                [profile_id, limit],
+            )
+            .fetchall()
+        )
+        return [str(r[0]) for r in rows]
+
+    def search(self, text: str, *, limit: int, after: str = "") -> list[str]:
+        """Profiles with an identifier or a trait value starting with ``text`` (case-insensitive), by id."""
+        escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = (
+            self._store.cursor()
+            .execute(
+                "WITH hits AS ("
+                " SELECT profile_id FROM identity_keys WHERE lower(value) LIKE ? ESCAPE '\\'"
+                " UNION SELECT profile_id FROM profiles WHERE len(list_filter("
+                "  json_extract_string(state, '$.traits.*.value'), lambda v: lower(v) LIKE ? ESCAPE '\\')) > 0)"
+                " SELECT profile_id FROM hits WHERE profile_id > ? ORDER BY profile_id LIMIT ?",
+                [escaped, escaped, after, limit],
+            )
+            .fetchall()
+        )
+        return [str(r[0]) for r in rows]
+
+    def count(self) -> int:
+        row = self._store.cursor().execute("SELECT count(*) FROM profiles").fetchone()
+        return int(row[0]) if row else 0

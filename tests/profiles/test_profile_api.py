@@ -1,0 +1,242 @@
+"""The Profile API end to end: events in through the collector (official Segment client), profiles out through
+Segment's Profile API paths with access tokens; merges and splits re-attribute the timeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import segment.analytics as segment_analytics
+
+from tests.conftest import RunningServer
+
+BASE = "/v1/spaces/default/collections/users/profiles"
+
+
+def settle(server: RunningServer) -> None:
+    """Wait until the processor has folded every acknowledged event (the identity stats endpoint waits)."""
+    with server.admin() as admin:
+        assert admin.get("/api/identity/stats").status_code == 200
+
+
+def send(server: RunningServer, key: str, batch: list[dict[str, Any]]) -> None:
+    response = httpx.post(server.url + "/v1/batch", json={"batch": batch}, auth=(key, ""), timeout=30)
+    assert response.status_code == 200, response.text
+    assert not response.json()["rejected"]
+
+
+def token(server: RunningServer, *scopes: str) -> dict[str, Any]:
+    with server.admin() as admin:
+        response = admin.post("/api/tokens", json={"name": "website", "scopes": list(scopes)})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def profile_get(server: RunningServer, secret: str | None, path: str, **params: Any) -> httpx.Response:
+    auth = (secret, "") if secret else None
+    return httpx.get(server.url + BASE + path, params=params, auth=auth, timeout=30)
+
+
+@pytest.fixture
+def reader(server: RunningServer) -> str:
+    return str(token(server, "profiles:read")["token"])
+
+
+def test_profile_built_from_the_official_client_is_served_in_segment_shapes(server, source, reader):
+    client = segment_analytics.Client(source["write_key"], host=server.url, sync_mode=True, max_retries=1)
+    client.page(anonymous_id="anon-1", name="Home", timestamp=None)
+    client.track(
+        anonymous_id="anon-1",
+        event="Product Viewed",
+        properties={"product_id": "sku-1", "name": "Trail Shoe", "category": "Shoes", "price": 120},
+    )
+    client.identify(user_id="u-ann", anonymous_id="anon-1", traits={"email": "Ann@Example.com", "plan": "free"})
+    client.track(
+        user_id="u-ann",
+        event="Order Completed",
+        properties={"order_id": "o-1", "revenue": 120.0, "products": [{"product_id": "sku-1", "category": "Shoes"}]},
+    )
+    client.identify(
+        user_id="u-ann", traits={"plan": "pro"}, context={"consent": {"categoryPreferences": {"Email": True}}}
+    )
+    client.group(user_id="u-ann", group_id="acct-9", traits={"name": "Acme"})
+    client.flush()
+    settle(server)
+
+    traits = profile_get(server, reader, "/email:ann@example.com/traits", limit=200)
+    assert traits.status_code == 200, traits.text
+    assert traits.headers["Request-Id"]
+    body = traits.json()
+    assert body["traits"]["plan"] == "pro"
+    assert body["traits"]["email"] == "Ann@Example.com"
+    assert body["traits"]["orders_count"] == 1
+    assert body["traits"]["total_revenue"] == 120.0
+    assert body["traits"]["last_product_viewed"]["name"] == "Trail Shoe"
+    assert body["traits"]["favourite_category"] == "Shoes"
+    assert body["traits"]["consent"] == {"email": True}
+    assert body["cursor"]["has_more"] is False
+
+    # Segment's default page is 10 traits; the cursor walks the rest
+    first = profile_get(server, reader, "/user_id:u-ann/traits").json()
+    assert len(first["traits"]) == 10
+    assert first["cursor"]["has_more"] is True
+    second = profile_get(server, reader, "/user_id:u-ann/traits", next=first["cursor"]["next"], limit=200).json()
+    assert set(first["traits"]) | set(second["traits"]) == set(body["traits"])
+    assert not set(first["traits"]) & set(second["traits"])
+
+    only = profile_get(server, reader, "/anonymous_id:anon-1/traits", include="plan,email").json()
+    assert only["traits"] == {"email": "Ann@Example.com", "plan": "pro"}
+    computed = profile_get(
+        server, reader, "/anonymous_id:anon-1/traits", limit=200, **{"class": "computed_trait"}
+    ).json()
+    assert "plan" not in computed["traits"]
+    assert "page_views" in computed["traits"]
+    verbose = profile_get(server, reader, "/user_id:u-ann/traits", include="plan", verbose="true").json()
+    assert verbose["traits"]["plan"]["value"] == "pro"
+    assert verbose["traits"]["plan"]["source_id"] == source["id"]
+
+    ids = profile_get(server, reader, "/user_id:u-ann/external_ids").json()
+    assert {(d["type"], d["id"]) for d in ids["data"]} == {
+        ("anonymous_id", "anon-1"),
+        ("user_id", "u-ann"),
+        ("email", "ann@example.com"),
+    }
+    assert all(d["collection"] == "users" and d["created_at"] for d in ids["data"])
+
+    events = profile_get(server, reader, "/user_id:u-ann/events", limit=2).json()
+    assert [e["type"] for e in events["data"]] == ["group", "identify"]  # newest first
+    assert events["cursor"]["has_more"] is True
+    rest = profile_get(server, reader, "/user_id:u-ann/events", next=events["cursor"]["next"], limit=100).json()
+    assert [e["event"] or e["name"] for e in rest["data"]][-2:] == ["Product Viewed", "Home"]
+    orders = profile_get(server, reader, "/user_id:u-ann/events", include="Order Completed").json()
+    assert [e["event"] for e in orders["data"]] == ["Order Completed"]
+
+    meta = profile_get(server, reader, "/user_id:u-ann/metadata").json()["metadata"]
+    assert meta["first_message_at"] <= meta["last_message_at"]
+    assert meta["last_source_id"] == source["id"]
+    links = profile_get(server, reader, "/user_id:u-ann/links").json()
+    assert links["data"] == [{"to_collection": "accounts", "external_ids": [{"id": "acct-9", "type": "group_id"}]}]
+
+
+def test_profile_api_errors_use_segment_shape(server, source, reader):
+    send(server, source["write_key"], [{"type": "identify", "userId": "u1", "traits": {"name": "Ann"}}])
+    settle(server)
+    missing = profile_get(server, None, "/user_id:u1/traits")
+    assert missing.status_code == 401
+    assert missing.json()["error"]["code"] == "authentication_error"
+    assert profile_get(server, "ofa_wrong", "/user_id:u1/traits").json()["error"]["code"] == "authentication_error"
+
+    writer_only = token(server, "profiles:erase")["token"]
+    forbidden = profile_get(server, writer_only, "/user_id:u1/traits")
+    assert forbidden.status_code == 403
+    assert "profiles:read" in forbidden.json()["error"]["message"]
+
+    unknown = profile_get(server, reader, "/user_id:nobody/traits")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "not_found"
+    bad_id = profile_get(server, reader, "/no-colon-here/traits")
+    assert bad_id.status_code == 400
+    assert bad_id.json()["error"]["code"] == "validation_error"
+    wrong_space = httpx.get(
+        server.url + "/v1/spaces/other/collections/users/profiles/user_id:u1/traits", auth=(reader, "")
+    )
+    assert wrong_space.status_code == 404
+    assert "'default'" in wrong_space.json()["error"]["message"]
+    assert profile_get(server, reader, "/user_id:u1/traits", include="name").json()["traits"] == {"name": "Ann"}
+
+
+def test_tokens_are_scoped_listed_and_revocable(server, source):
+    send(server, source["write_key"], [{"type": "identify", "userId": "u1", "traits": {"name": "Ann"}}])
+    settle(server)
+    created = token(server, "profiles:read")
+    assert profile_get(server, created["token"], "/user_id:u1/traits").status_code == 200
+    with server.admin() as admin:
+        listed = admin.get("/api/tokens").json()["data"]
+        assert [t["id"] for t in listed] == [created["id"]]
+        assert "token" not in listed[0]  # the clear token is shown once, at creation
+        bad = admin.post("/api/tokens", json={"name": "x", "scopes": ["profiles:everything"]})
+        assert bad.status_code == 400
+        assert "profiles:everything" in bad.json()["error"]["message"]
+        assert admin.delete(f"/api/tokens/{created['id']}").json()["revoked_at"]
+    assert profile_get(server, created["token"], "/user_id:u1/traits").status_code == 401
+    assert created["token"] not in (server.data_dir / "onefold.duckdb").read_bytes().decode("latin-1")
+    assert httpx.post(server.url + "/api/tokens", json={"name": "n", "scopes": ["profiles:read"]}).status_code == 401
+
+
+def test_merge_reattributes_history_and_split_moves_it_back(server, source, reader):
+    key = source["write_key"]
+    send(
+        server,
+        key,
+        [
+            {"type": "track", "anonymousId": "laptop", "event": "Product Added", "properties": {"product_id": "p1"}},
+            {
+                "type": "track",
+                "anonymousId": "phone",
+                "event": "Order Completed",
+                "properties": {"order_id": "o1", "revenue": 10},
+            },
+        ],
+    )
+    settle(server)
+    assert profile_get(server, reader, "/anonymous_id:phone/traits", include="orders_count").json()["traits"] == {
+        "orders_count": 1
+    }
+    # one identify ties both devices to Ann: the laptop's history joins her profile
+    send(server, key, [{"type": "identify", "userId": "ann", "anonymousId": "laptop"}])
+    send(server, key, [{"type": "identify", "userId": "ann", "anonymousId": "phone"}])
+    settle(server)
+    ann = profile_get(server, reader, "/user_id:ann/events", limit=100).json()["data"]
+    assert [e["event"] for e in ann if e["type"] == "track"] == ["Order Completed", "Product Added"]
+    traits = profile_get(server, reader, "/anonymous_id:laptop/traits", limit=200).json()["traits"]
+    assert traits["orders_count"] == 1
+    assert traits["events_count"] == 4
+
+    # the phone turns out to be a family device: Bob signs in on it, so it is a hub and Ann's profile is split;
+    # the phone's own history stays with the part holding the oldest identifier, the laptop's with Ann
+    send(server, key, [{"type": "identify", "userId": "bob", "anonymousId": "phone"}])
+    settle(server)
+    with server.admin() as admin:
+        splits = admin.get("/api/identity/stats").json()
+    assert splits["hubs"] == 1
+    ann_events = profile_get(server, reader, "/user_id:ann/events", limit=100).json()["data"]
+    laptop_profile = profile_get(server, reader, "/anonymous_id:laptop/metadata").json()["metadata"]["profile_id"]
+    assert "Product Added" in [e["event"] for e in ann_events]
+    assert profile_get(server, reader, "/user_id:ann/metadata").json()["metadata"]["profile_id"] == laptop_profile
+    bob = profile_get(server, reader, "/user_id:bob/traits", limit=200).json()["traits"]
+    assert bob["events_count"] == 1
+    assert bob["orders_count"] == 0
+
+
+def test_search_by_identifier_or_trait_and_full_profile(server, source):
+    send(
+        server,
+        source["write_key"],
+        [
+            {"type": "identify", "userId": "u1", "traits": {"email": "ann@example.com", "firstName": "Annabel"}},
+            {"type": "identify", "userId": "u2", "traits": {"email": "bob@example.com", "firstName": "Bob"}},
+            {"type": "identify", "userId": "u3", "traits": {"email": "anna_b@example.com"}},
+        ],
+    )
+    settle(server)
+    with server.admin() as admin:
+        by_email = admin.get("/api/profiles", params={"q": "ANN"}).json()
+        assert sorted(p["traits"]["email"] for p in by_email["data"]) == ["ann@example.com", "anna_b@example.com"]
+        by_trait = admin.get("/api/profiles", params={"q": "annab"}).json()["data"]
+        assert [p["traits"]["first_name"] for p in by_trait] == ["Annabel"]
+        page = admin.get("/api/profiles", params={"q": "u", "limit": 2}).json()
+        assert len(page["data"]) == 2
+        assert page["next_after"]
+        rest = admin.get("/api/profiles", params={"q": "u", "after": page["next_after"]}).json()
+        assert len(rest["data"]) == 1
+        assert rest["next_after"] is None
+        underscore = admin.get("/api/profiles", params={"q": "anna_"}).json()["data"]  # "_" is literal, not LIKE's
+        assert [p["traits"]["email"] for p in underscore] == ["anna_b@example.com"]
+        pid = by_trait[0]["profile_id"]
+        full = admin.get(f"/api/profiles/{pid}").json()
+        assert full["traits"]["first_name"]["source_id"] == source["id"]
+        assert {i["type"] for i in full["identifiers"]} == {"user_id", "email"}
+        timeline = admin.get(f"/api/profiles/{pid}/events").json()
+        assert [e["type"] for e in timeline["data"]] == ["identify"]
+        assert admin.get("/api/profiles/prof_nope").status_code == 404

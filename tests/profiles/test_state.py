@@ -1,0 +1,151 @@
+"""The profile fold: traits by event time and precedence, computed attributes, and merge-independence."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from onefold.profiles.state import ProfileEvent, combine, computed, empty, fold, trait_values
+
+WEB, CRM = "src_web", "src_crm"
+
+
+def ev(seq: int, ts: int, event: str | None = None, *, kind: str = "track", source: str = WEB, **extra: Any):
+    return ProfileEvent(seq=seq, source_id=source, type=kind, event=event, ts=ts, **extra)
+
+
+def build(events: list[ProfileEvent], rank=None) -> dict[str, Any]:
+    state = empty()
+    for event in events:
+        fold(state, event, rank) if rank else fold(state, event)
+    return state
+
+
+def test_traits_follow_event_time_not_arrival_order():
+    late_sent_first = ev(1, 2_000, kind="identify", traits={"plan": "pro"})
+    early_sent_last = ev(2, 1_000, kind="identify", traits={"plan": "free", "name": "Ann"})
+    state = build([late_sent_first, early_sent_last])
+    assert trait_values(state) == {"name": "Ann", "plan": "pro"}
+    assert state["traits"]["plan"] == {"value": "pro", "ts": 2_000, "seq": 1, "source": WEB}
+
+
+def test_source_precedence_beats_a_newer_value_for_the_traits_it_names():
+    def crm_first_for_names(trait: str, source: str) -> int:
+        return 0 if (trait == "name" and source == CRM) else 1
+
+    crm = ev(1, 1_000, kind="identify", source=CRM, traits={"name": "Ann Smith", "plan": "gold"})
+    web = ev(2, 5_000, kind="identify", traits={"name": "annie", "plan": "free"})
+    state = build([crm, web], crm_first_for_names)
+    assert trait_values(state) == {"name": "Ann Smith", "plan": "free"}
+
+
+def test_commerce_attributes():
+    shoe = {"product_id": "p1", "name": "Shoe", "category": "Shoes", "price": 80}
+    hat = {"product_id": "p2", "name": "Hat", "category": "Hats", "price": 20}
+    events = [
+        ev(1, 100, "Product Viewed", properties=shoe),
+        ev(2, 110, "Product Viewed", properties=hat),
+        ev(3, 120, "Product Added", properties=shoe),
+        ev(4, 130, "Product Added", properties=hat),
+        ev(5, 200, "Order Completed", order_id="o1", revenue=80.0, currency="USD", products=[shoe]),
+        ev(6, 210, "Order Completed", order_id="o1", revenue=80.0, currency="USD", products=[shoe]),  # retried
+        ev(
+            7, 300, "Order Completed", order_id="o2", revenue=45.5, products=[{"product_id": "p3", "category": "Shoes"}]
+        ),
+        ev(8, 400, "Order Completed", order_id="o3", revenue=1000.0),
+        ev(9, 410, "Order Refunded", order_id="o3"),
+        ev(10, 500, kind="page"),
+    ]
+    view = computed(build(events))
+    assert view["orders_count"] == 2
+    assert view["total_revenue"] == 125.5
+    assert view["average_order_value"] == 62.75
+    assert (view["first_order_at"], view["last_order_at"]) == (200, 300)
+    assert view["current_cart"] == [hat]  # the shoe was bought after it was added
+    assert view["last_product_viewed"] == hat
+    assert view["favourite_category"] == "Shoes"  # one view and two orders against one view
+    assert view["page_views"] == 1
+    assert (view["first_seen"], view["last_seen"], view["events_count"]) == (100, 500, 10)
+
+
+def test_a_cart_add_older_than_the_purchase_stays_bought_even_when_it_arrives_late():
+    shoe = {"product_id": "p1", "category": "Shoes"}
+    state = build(
+        [ev(1, 200, "Order Completed", order_id="o1", products=[shoe]), ev(2, 100, "Product Added", properties=shoe)]
+    )
+    assert computed(state)["current_cart"] == []
+
+
+def test_engagement_and_consent_with_history():
+    events = [
+        ev(1, 100, "Email Sent"),
+        ev(2, 150, "Email Opened"),
+        ev(3, 160, "Email Link Clicked"),
+        ev(4, 170, "SMS Sent"),
+        ev(5, 50, kind="identify", consent={"email": True, "sms": True}),
+        ev(6, 60, kind="page", consent={"email": True, "sms": True}),  # restated: no history entry
+        ev(7, 180, "SMS Opted Out"),
+    ]
+    state = build(events)
+    view = computed(state)
+    assert view["email"] == {"sent": 1, "delivered": 0, "opened": 1, "clicked": 1, "last_engagement": 160}
+    assert view["sms"]["sent"] == 1
+    assert view["sms"]["last_engagement"] is None
+    assert view["consent"] == {"email": True, "sms": False}
+    assert [(h["purpose"], h["granted"], h["ts"]) for h in state["consent_history"]] == [
+        ("email", True, 50),
+        ("sms", True, 50),
+        ("sms", False, 180),
+    ]
+
+
+NAMES = ["Product Viewed", "Product Added", "Order Completed", "Order Refunded", "Email Opened", "SMS Sent", None]
+
+
+@st.composite
+def event_lists(draw: Any) -> list[ProfileEvent]:
+    count = draw(st.integers(1, 25))
+    events = []
+    for seq in range(1, count + 1):
+        product = {"product_id": draw(st.sampled_from(["p1", "p2"])), "category": draw(st.sampled_from(["A", "B"]))}
+        events.append(
+            ev(
+                seq,
+                draw(st.integers(0, 50)),
+                draw(st.sampled_from(NAMES)),
+                kind=draw(st.sampled_from(["track", "identify", "page"])),
+                source=draw(st.sampled_from([WEB, CRM])),
+                traits=draw(st.one_of(st.none(), st.dictionaries(st.sampled_from(["a", "b"]), st.integers(0, 3)))),
+                consent=draw(st.one_of(st.none(), st.dictionaries(st.sampled_from(["email", "sms"]), st.booleans()))),
+                properties=product,
+                products=[product],
+                order_id=draw(st.sampled_from(["o1", "o2", None])),
+                revenue=float(draw(st.integers(0, 9))),
+            )
+        )
+    return events
+
+
+@settings(max_examples=200, deadline=None)
+@given(event_lists(), st.data())
+def test_merging_two_profiles_equals_one_profile_that_saw_every_event(events, data):
+    """The property merges and splits rely on: combine(fold(A), fold(B)) shows what fold(A + B) shows."""
+    in_a = data.draw(st.lists(st.booleans(), min_size=len(events), max_size=len(events)))
+    part_a = [e for e, a in zip(events, in_a, strict=True) if a]
+    part_b = [e for e, a in zip(events, in_a, strict=True) if not a]
+    whole = build(events)
+    merged = combine(build(part_a), build(part_b))
+    assert computed(merged) == computed(whole)
+    assert trait_values(merged) == trait_values(whole)
+    assert computed(combine(build(part_b), build(part_a))) == computed(merged)
+
+
+def test_combine_does_not_change_its_inputs():
+    a = build([ev(1, 10, "Product Added", properties={"product_id": "p1"})])
+    b = build([ev(2, 20, "Order Completed", order_id="o1", products=[{"product_id": "p1"}])])
+    before = copy.deepcopy((a, b))
+    combine(a, b)
+    assert (a, b) == before
