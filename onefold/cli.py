@@ -16,6 +16,7 @@ from rich.table import Table
 from onefold import __version__
 from onefold.config import Settings, load_settings
 from onefold.errors import OnefoldError
+from onefold.identity.dry_run import ProfilesDiff
 from onefold.server import Runtime, create_app
 
 console = Console()
@@ -124,6 +125,102 @@ def demo(data_dir: str, host: str | None, port: int | None, people: int, seed: i
 
     threading.Thread(target=load_when_ready, name="onefold-demo-loader", daemon=True).start()
     _run(runtime, server)
+
+
+@main.group()
+def identity() -> None:
+    """Identity resolution: try rule changes on your own history before they apply."""
+
+
+@identity.command("dry-run")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--rules", "rules_file", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--examples", default=5, show_default=True, type=click.IntRange(0), help="Examples of each change.")
+def identity_dry_run(data_dir: Path, rules_file: Path, examples: int) -> None:
+    """Replay the event log under the current and the candidate rules, in memory, and show what would change.
+
+    Reads the data directory read-only and writes nothing; stop the server first (or dry-run a copy).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from onefold.identity.dry_run import Scratch, compare_refusals, diff_profiles, open_log
+    from onefold.identity.rules_file import load_rules, load_rules_file
+
+    try:
+        settings = load_settings(flags={"data_dir": str(data_dir)})
+        current_origin = settings.identity_rules_file or "defaults"
+        scratches = (Scratch(load_rules(settings)), Scratch(load_rules_file(rules_file)))
+        with open_log(data_dir) as log:
+            columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            with Progress(*columns, console=console, transient=True) as progress:
+                task = progress.add_task("replay", total=len(log))
+                for n, event in enumerate(log, start=1):
+                    for scratch in scratches:
+                        scratch.observe(event.seq, event.keys, event.ts)
+                    if n % 5000 == 0:
+                        progress.update(task, completed=n)
+            replayed = len(log)
+    except OnefoldError as exc:
+        err_console.print(f"[red]error:[/] {escape(exc.message)}")
+        sys.exit(2)
+    current, candidate = scratches
+    diff = diff_profiles(current.owners(), candidate.owners(), examples, candidate.graph.rules.priority)
+    console.print(
+        f"Replayed {replayed:,} events of {escape(str(data_dir))} (read-only): current rules ({escape(current_origin)})"
+        f" against {escape(str(rules_file))}."
+    )
+    _print_identity_diff(diff, compare_refusals(current.refusals, candidate.refusals))
+
+
+def _figures_table(title: str, first: str) -> Table:
+    table = Table(title=title)
+    table.add_column(first)
+    for name in ("current", "candidate", "change"):
+        table.add_column(name, justify="right")
+    return table
+
+
+def _print_identity_diff(diff: ProfilesDiff, refusals: list[tuple[str, int, int]]) -> None:
+    def change(before: int, after: int) -> str:
+        return f"{after - before:+,}" if after != before else ""
+
+    table = _figures_table("Profiles", "")
+    for label, before, after in (
+        ("profiles", diff.profiles_before, diff.profiles_after),
+        ("identifiers in a profile", diff.identifiers_before, diff.identifiers_after),
+    ):
+        table.add_row(label, f"{before:,}", f"{after:,}", change(before, after))
+    table.add_row("identifiers whose profile changed", "", "", f"{diff.identifiers_changed:,}")
+    for kind, label in (("merged", "merged (several -> one)"), ("split", "split (one -> several)")):
+        old, new = diff.profiles_involved[kind]
+        table.add_row(label, f"{old:,} profiles", f"{new:,} profiles", f"{diff.counts[kind]:,} changes")
+    old, new = diff.profiles_involved["changed"]
+    table.add_row("otherwise changed", f"{old:,} profiles", f"{new:,} profiles", f"{diff.counts['changed']:,} changes")
+    console.print(table)
+    rules = _figures_table("Refusals by rule", "rule")
+    for rule, before, after in refusals:
+        rules.add_row(rule, f"{before:,}", f"{after:,}", change(before, after))
+    console.print(rules if refusals else "No refusals under either rules.")
+    for kind, found in diff.examples.items():
+        if not found:
+            continue
+        examples = Table(title=f"{kind.capitalize()}: {len(found)} of {diff.counts[kind]:,}", show_lines=True)
+        examples.add_column("current profiles")
+        examples.add_column("candidate profiles")
+        for item in found:
+            examples.add_row(_profiles_text(item.before), _profiles_text(item.after))
+        console.print(examples)
+
+
+def _profiles_text(profiles: tuple[tuple[str, tuple[tuple[str, str], ...]], ...], shown: int = 6) -> str:
+    if not profiles:
+        return "(no profile)"
+    lines = []
+    for profile_id, keys in profiles:
+        names = ", ".join(f"{t}:{v}" for t, v in keys[:shown])
+        more = f" (+{len(keys) - shown} more)" if len(keys) > shown else ""
+        lines.append(f"[bold]{profile_id}[/]: {escape(names)}{more}")
+    return "\n".join(lines)
 
 
 from onefold.collect.importers.command import import_command  # noqa: E402

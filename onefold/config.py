@@ -82,6 +82,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Journal bytes not yet loaded into DuckDB before the collector answers 503.",
     ),
     Setting("duckdb_memory_limit", str, "128MB", "DuckDB's memory_limit for the embedded store."),
+    Setting(
+        "identity_rules_file",
+        str,
+        None,
+        "TOML file of identity rules changed from the defaults (see examples/identity-rules.toml); "
+        "a relative path is read from the data directory.",
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -103,6 +110,7 @@ class Settings:
     commit_max_events: int = 5_000
     loader_max_lag_bytes: int = 256 * 1024 * 1024
     duckdb_memory_limit: str = "128MB"
+    identity_rules_file: str | None = None
 
     @property
     def data_path(self) -> Path:

@@ -3,6 +3,9 @@
 Defaults follow the research in ``shared/reference/identity.md``: the union of the values Segment, PostHog and
 Adobe refuse to merge on; cannot-link on unique types; Segment-style per-type limits and priorities; caps; hub
 detection for identifiers shared by several people (family tablets, household phones, test addresses).
+
+Operators change them with a TOML file (``onefold/identity/rules_file.py``); the defaults here are what a
+file leaves unsaid.
 """
 
 from __future__ import annotations
@@ -100,8 +103,16 @@ class IdentityRules:
     # existing profile. Off by default: on the demo data {"phone"} raised pairwise precision 0.9969 -> 0.9977 but
     # cut recall 0.778 -> 0.650, because most people's CRM contact joins their store profile by phone.
     weak_types: frozenset[str] = frozenset()
+    # type -> seconds of event time. Per-type limits and hub detection of a windowed type count only what was
+    # seen within the window before the event: a profile may gather more than ``limit`` anonymous ids over the
+    # years, and a device resold after the window is not a hub. Unique types take no window (cannot-link is
+    # forever). Empty by default, so limits and hubs count everything ever seen; windows apply only to events
+    # observed with a timestamp.
+    windows: Mapping[str, float] = field(default_factory=dict)
     blocked_values: frozenset[str] = BLOCKED_VALUES
     blocked_patterns: tuple[re.Pattern[str], ...] = BLOCKED_PATTERNS
+    # patterns an operator adds to ``blocked_patterns`` (kept apart so the defaults keep their fast path)
+    extra_blocked_patterns: tuple[re.Pattern[str], ...] = ()
 
     def tracks(self, key: Key) -> bool:
         return key[0] in self.priority
@@ -109,6 +120,8 @@ class IdentityRules:
     def is_blocked(self, key: Key) -> bool:
         value = key[1].strip().lower()
         if value in self.blocked_values:
+            return True
+        if self.extra_blocked_patterns and any(p.match(value) for p in self.extra_blocked_patterns):
             return True
         if self.blocked_patterns is BLOCKED_PATTERNS:  # hot path: the defaults only match one repeated character
             bare = value.replace("-", "").lstrip("+")
@@ -121,6 +134,12 @@ class IdentityRules:
 
     def hub_threshold(self, identifier_type: str) -> int:
         return self.hub_thresholds.get(identifier_type, self.default_hub_threshold)
+
+    def window(self, identifier_type: str) -> float | None:
+        """Seconds of event time the limit and hub detection of this type look back; None for all time."""
+        if identifier_type in self.unique_types:
+            return None
+        return self.windows.get(identifier_type)
 
 
 DEFAULT_RULES = IdentityRules()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import random
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from onefold.identity.graph import IdentityGraph
+from onefold.identity.graph import Decision, IdentityGraph
 from onefold.identity.keys import event_keys
 from onefold.identity.rules import DEFAULT_RULES, Key
 
@@ -226,3 +232,306 @@ def test_the_blocked_value_shortcut_agrees_with_the_patterns(value):
     plain = value.strip().lower()
     expected = plain in DEFAULT_RULES.blocked_values or any(p.match(plain) for p in DEFAULT_RULES.blocked_patterns)
     assert DEFAULT_RULES.is_blocked(("anonymous_id", value)) == expected
+
+
+# --- time windows -----------------------------------------------------------------------------------------------
+DAY = 86_400.0
+
+
+def test_anonymous_ids_older_than_the_window_no_longer_count_toward_the_limit():
+    rules = replace(
+        DEFAULT_RULES, limits={**DEFAULT_RULES.limits, "anonymous_id": 2}, windows={"anonymous_id": 10 * DAY}
+    )
+    graph = IdentityGraph(rules)
+    graph.observe(1, [("user_id", "u1"), ("anonymous_id", "a1")], ts=0.0)
+    graph.observe(2, [("user_id", "u1"), ("anonymous_id", "a2")], ts=1 * DAY)
+    third = graph.observe(3, [("user_id", "u1"), ("anonymous_id", "a3")], ts=2 * DAY)
+    assert [(r.rule, r.key) for r in third.refusals] == [("limit:anonymous_id", ("anonymous_id", "a3"))]
+    later = graph.observe(4, [("user_id", "u1"), ("anonymous_id", "a4")], ts=20 * DAY)  # a1 and a2 are stale
+    assert later.refusals == ()
+    assert graph.identifiers_of("prof_0000000001") >= {("anonymous_id", "a1"), ("anonymous_id", "a4")}
+    timeless = IdentityGraph(rules)  # without event times the window is ignored: everything ever seen counts
+    timeless.observe(1, [("user_id", "u1"), ("anonymous_id", "a1")])
+    timeless.observe(2, [("user_id", "u1"), ("anonymous_id", "a2")])
+    assert timeless.observe(3, [("user_id", "u1"), ("anonymous_id", "a4")]).refusals[0].rule == "limit:anonymous_id"
+
+
+def test_an_identifier_seen_again_counts_as_recent():
+    rules = replace(
+        DEFAULT_RULES, limits={**DEFAULT_RULES.limits, "anonymous_id": 2}, windows={"anonymous_id": 10 * DAY}
+    )
+    graph = IdentityGraph(rules)
+    graph.observe(1, [("user_id", "u1"), ("anonymous_id", "a1")], ts=0.0)
+    graph.observe(2, [("user_id", "u1"), ("anonymous_id", "a2")], ts=1 * DAY)
+    graph.observe(3, [("user_id", "u1"), ("anonymous_id", "a1")], ts=15 * DAY)  # a1 again; a2 is stale by day 20
+    assert graph.observe(4, [("user_id", "u1"), ("anonymous_id", "a3")], ts=20 * DAY).refusals == ()
+    fourth = graph.observe(5, [("user_id", "u1"), ("anonymous_id", "a4")], ts=21 * DAY)  # a1 and a3 are recent
+    assert [r.rule for r in fourth.refusals] == ["limit:anonymous_id"]
+
+
+def test_a_device_resold_after_the_hub_window_is_not_a_hub():
+    rules = replace(DEFAULT_RULES, windows={"device_id": 365 * DAY})
+    device = ("device_id", "d1")
+    resold = IdentityGraph(rules)
+    resold.observe(1, [("user_id", "u1"), device], ts=0.0)
+    decision = resold.observe(2, [("user_id", "u2"), device], ts=400 * DAY)
+    assert device not in resold.hubs
+    assert [(r.rule, r.key) for r in decision.refusals] == [("cannot_link:user_id", device)]
+    shared = IdentityGraph(rules)  # two owners within the window: a hub, as without windows
+    shared.observe(1, [("user_id", "u1"), device], ts=0.0)
+    assert [r.rule for r in shared.observe(2, [("user_id", "u2"), device], ts=30 * DAY).refusals] == ["hub_detected"]
+
+
+def test_unique_types_take_no_window():
+    rules = replace(DEFAULT_RULES, windows={"user_id": DAY})
+    graph = IdentityGraph(rules)
+    graph.observe(1, [("user_id", "u1"), ("email", "a@example.com")], ts=0.0)
+    later = graph.observe(2, [("user_id", "u2"), ("email", "a@example.com")], ts=100 * DAY)
+    assert later.refusals[0].rule == "cannot_link:user_id"
+
+
+# --- operator operations ----------------------------------------------------------------------------------------
+def test_excluding_a_shared_email_splits_the_profile_it_glued_and_it_never_links_again():
+    graph = IdentityGraph(DEFAULT_RULES)
+    shared = ("email", "family@example.com")
+    graph.observe(1, [("anonymous_id", "a0")])
+    graph.observe(2, [("crm_id", "c1"), shared, ("anonymous_id", "a0")])
+    graph.observe(3, [("user_id", "u1"), shared, ("anonymous_id", "a1")])
+    assert same_profile(graph, ("crm_id", "c1"), ("user_id", "u1"))
+    decision = graph.exclude_identifier(4, shared)
+    [split] = decision.splits
+    assert (split.reason, split.key, split.hub) == ("excluded", shared, shared)
+    assert decision.detached == (shared,)
+    assert graph.profile_of(shared) is None
+    assert graph.profile_of(("crm_id", "c1")) == graph.profile_of(("anonymous_id", "a0")) == "prof_0000000001"
+    assert graph.profile_of(("user_id", "u1")) == graph.profile_of(("anonymous_id", "a1")) == split.new_profiles[0]
+    again = graph.observe(5, [("user_id", "u1"), shared])
+    assert [(r.rule, r.key) for r in again.refusals] == [("excluded", shared)]
+    assert graph.profile_of(shared) is None
+    graph.include_identifier(6, shared)
+    graph.observe(7, [("user_id", "u1"), shared])  # included again: links from the next event on
+    assert same_profile(graph, shared, ("user_id", "u1"))
+    assert graph.profile_of(("crm_id", "c1")) != graph.profile_of(("user_id", "u1"))
+
+
+def test_the_part_with_a_unique_identifier_keeps_the_profile_id_before_an_older_part():
+    graph = IdentityGraph(DEFAULT_RULES)
+    phone = ("phone", "+14155550100")
+    graph.observe(1, [("anonymous_id", "a1"), phone])  # the oldest identifier, but no unique one
+    graph.observe(2, [("crm_id", "c1"), phone])
+    graph.observe(3, [("anonymous_id", "a2"), phone])
+    graph.exclude_identifier(4, phone)
+    assert graph.profile_of(("crm_id", "c1")) == "prof_0000000001"
+    assert graph.profile_of(("anonymous_id", "a1")) == "prof_0000000004_1"  # the older of the other two parts
+    assert graph.profile_of(("anonymous_id", "a2")) == "prof_0000000004_2"
+
+
+def test_excluding_the_only_identifier_dissolves_its_profile():
+    graph = IdentityGraph(DEFAULT_RULES)
+    graph.observe(1, [("anonymous_id", "bot")])
+    decision = graph.exclude_identifier(2, ("anonymous_id", "bot"))
+    assert (decision.profile_id, decision.detached, decision.dissolved) == (
+        None,
+        (("anonymous_id", "bot"),),
+        ("prof_0000000001",),
+    )
+    assert graph.stats()["profiles"] == 0
+    assert graph.exclude_identifier(3, ("email", "never@example.com")).detached == ()  # unknown: excluded ahead
+
+
+def test_excluding_a_link_separates_the_two_and_keeps_them_apart():
+    graph = IdentityGraph(DEFAULT_RULES)
+    user, email = ("user_id", "u1"), ("email", "typo@example.com")
+    graph.observe(1, [user, ("anonymous_id", "a1")])
+    graph.observe(2, [user, email, ("anonymous_id", "a2")])
+    decision = graph.exclude_link(3, user, email)
+    [split] = decision.splits
+    assert (split.reason, split.key, split.partner) == ("excluded_link", user, email)
+    assert graph.profile_of(user) == "prof_0000000001"
+    assert graph.profile_of(email) == split.new_profiles[0]
+    assert graph.profile_of(("anonymous_id", "a2")) == graph.profile_of(user)  # the event's others stay with a
+    later = graph.observe(4, [email, user])
+    assert [(r.rule, r.key) for r in later.refusals] == [("excluded_link", email)]
+    assert graph.profile_of(user) != graph.profile_of(email)
+    assert graph.excluded_links() == {frozenset({user, email})}
+    graph.include_link(5, user, email)
+    assert graph.observe(6, [email, user]).merges
+
+
+def test_excluding_a_link_drops_the_newest_evidence_that_would_reconnect_them():
+    graph = IdentityGraph(DEFAULT_RULES)
+    user, email, anon = ("user_id", "u1"), ("email", "e@example.com"), ("anonymous_id", "a1")
+    graph.observe(1, [user, anon])
+    graph.observe(2, [email, anon])  # the anonymous id ties them, through two events
+    decision = graph.exclude_link(3, user, email)
+    assert graph.profile_of(anon) == graph.profile_of(user) == "prof_0000000001"  # the oldest evidence stays
+    assert graph.profile_of(email) == decision.splits[0].new_profiles[0]
+    assert graph.exclude_link(4, user, ("email", "other@example.com")).splits == ()  # apart already
+
+
+def test_a_manual_merge_keeps_the_older_id_and_survives_a_later_hub_split():
+    graph = IdentityGraph(DEFAULT_RULES)
+    phone = ("phone", "+14155550100")
+    graph.observe(1, [("crm_id", "c1"), phone])
+    graph.observe(2, [("email", "ann@example.com")])
+    decision = graph.merge_profiles(3, "prof_0000000002", "prof_0000000001")
+    [merge] = decision.merges
+    assert (decision.profile_id, merge.winner, merge.loser) == ("prof_0000000001", "prof_0000000001", "prof_0000000002")
+    assert set(merge.via) == {("crm_id", "c1"), ("email", "ann@example.com")}
+    graph.observe(4, [("crm_id", "c2"), phone])  # the phone turns out to be shared: a hub
+    assert phone in graph.hubs
+    assert same_profile(graph, ("crm_id", "c1"), ("email", "ann@example.com"))
+
+
+def test_a_manual_merge_is_refused_when_it_breaks_a_rule():
+    graph = IdentityGraph(DEFAULT_RULES)
+    graph.observe(1, [("user_id", "u1")])
+    graph.observe(2, [("user_id", "u2")])
+    graph.observe(3, [("email", "x@example.com")])
+    refused = graph.merge_profiles(4, "prof_0000000001", "prof_0000000002")
+    assert [(r.rule, r.key, r.profiles) for r in refused.refusals] == [
+        ("cannot_link:user_id", ("user_id", "u2"), ("prof_0000000001", "prof_0000000002"))
+    ]
+    assert graph.stats()["profiles"] == 3
+    graph.exclude_link(5, ("user_id", "u1"), ("email", "x@example.com"))
+    assert graph.merge_profiles(6, "prof_0000000001", "prof_0000000003").refusals[0].rule == "excluded_link"
+    assert graph.merge_profiles(7, "prof_0000000001", "prof_9").refusals[0].rule == "unknown_profile"
+
+
+def test_operations_are_recorded_consistently_with_an_existing_hub_split():
+    graph = IdentityGraph(DEFAULT_RULES)
+    landline = ("phone", "+14155550100")
+    graph.observe(1, [("loyalty_card", "L1"), landline])
+    graph.observe(2, [("crm_id", "c2"), landline])
+    [split] = graph.observe(3, [("loyalty_card", "L3"), landline]).splits
+    assert (split.reason, split.key, split.hub, split.partner) == ("hub", landline, landline, None)
+
+
+# --- operations and event times: streaming equals replay ----------------------------------------------------------
+_op_keys = st.tuples(st.sampled_from(_TYPES), st.sampled_from(["v1", "v2", "v3"]))
+_event_step = st.tuples(st.just("event"), st.lists(_op_keys, min_size=1, max_size=4), st.integers(0, 40))
+_operation = st.one_of(
+    st.tuples(st.just("exclude"), _op_keys),
+    st.tuples(st.just("include"), _op_keys),
+    st.tuples(st.just("exclude_link"), _op_keys, _op_keys),
+    st.tuples(st.just("include_link"), _op_keys, _op_keys),
+    st.tuples(st.just("merge"), st.integers(0, 50), st.integers(0, 50)),
+)
+
+
+def _interleave(events: list[tuple[Any, ...]], operations: list[tuple[int, tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+    steps = list(events)
+    for position, operation in sorted(operations, key=lambda item: item[0], reverse=True):
+        steps.insert(min(position, len(steps)), operation)
+    return steps
+
+
+_steps = st.builds(
+    _interleave,
+    st.lists(_event_step, max_size=50),
+    st.lists(st.tuples(st.integers(0, 50), _operation), max_size=15),
+)
+_WINDOWED = replace(
+    _SMALL,
+    limits={**_SMALL.limits, "anonymous_id": 2},
+    windows={"anonymous_id": 5 * DAY, "device_id": 10 * DAY, "phone": 3 * DAY},
+)
+
+
+def run_steps(graph: IdentityGraph, steps: list[tuple[Any, ...]]) -> list[tuple[tuple[Any, ...], Decision]]:
+    """Apply the steps; a merge's profile indexes resolve to ids now, so the returned log replays exactly."""
+    log: list[tuple[tuple[Any, ...], Decision]] = []
+    for seq, step in enumerate(steps, start=1):
+        if step[0] == "merge":
+            ids = sorted(pid for pid, _ in graph.profiles()) or ["prof_none"]
+            step = ("merge_ids", ids[step[1] % len(ids)], ids[step[2] % len(ids)])
+        log.append((step, apply_step(graph, seq, step)))
+    return log
+
+
+def apply_step(graph: IdentityGraph, seq: int, step: tuple[Any, ...]) -> Decision:
+    kind = step[0]
+    if kind == "event":
+        return graph.observe(seq, step[1], ts=step[2] * DAY)
+    if kind == "exclude":
+        return graph.exclude_identifier(seq, step[1])
+    if kind == "include":
+        return graph.include_identifier(seq, step[1])
+    if kind == "exclude_link":
+        return graph.exclude_link(seq, step[1], step[2])
+    if kind == "include_link":
+        return graph.include_link(seq, step[1], step[2])
+    return graph.merge_profiles(seq, step[1], step[2])
+
+
+@settings(max_examples=300, deadline=None)
+@given(_steps)
+def test_streaming_with_operations_interleaved_equals_replay_and_rules_hold(steps):
+    graph = IdentityGraph(_WINDOWED)
+    log = run_steps(graph, steps)
+    replayed = IdentityGraph(_WINDOWED)
+    assert [apply_step(replayed, seq, step) for seq, (step, _) in enumerate(log, start=1)] == [d for _, d in log]
+    assert sorted(replayed.profiles()) == sorted(graph.profiles())
+    apart = graph.excluded_links()
+    for profile_id, keys in graph.profiles():
+        assert keys, "no empty profile survives"
+        for unique_type in _WINDOWED.unique_types:
+            assert sum(1 for k in keys if k[0] == unique_type) <= 1, "two values of a unique type in one profile"
+        assert len(keys) <= _WINDOWED.max_identifiers
+        assert all(graph.profile_of(k) == profile_id for k in keys)
+        assert not keys & graph.excluded, "an excluded identifier is in a profile"
+        assert not any(pair <= keys for pair in apart), "an excluded link holds inside a profile"
+    for _, decision in log:
+        for split in decision.splits:
+            assert split.profile not in split.new_profiles
+
+
+def seeded_steps(seed: int, count: int) -> list[tuple[Any, ...]]:
+    """A busy stream of events and operations over few identifiers, so every kind of split happens."""
+    rng = random.Random(seed)
+
+    def key() -> Key:
+        return (rng.choice(_TYPES), rng.choice(["v1", "v2", "v3"]))
+
+    steps: list[tuple[Any, ...]] = []
+    for _ in range(count):
+        r = rng.random()
+        if r < 0.7:
+            steps.append(("event", [key() for _ in range(rng.randint(1, 4))], rng.randint(0, 40)))
+        elif r < 0.8:
+            steps.append(("exclude", key()))
+        elif r < 0.85:
+            steps.append(("include", key()))
+        elif r < 0.93:
+            steps.append(("exclude_link", key(), key()))
+        else:
+            steps.append(("merge", rng.randint(0, 50), rng.randint(0, 50)))
+    return steps
+
+
+def seeded_run(seed: int) -> str:
+    """Every decision and the final profiles of ``seeded_steps(seed)``, as text."""
+    graph = IdentityGraph(_WINDOWED)
+    lines = [repr(decision) for _, decision in run_steps(graph, seeded_steps(seed, 400))]
+    lines += [f"{pid} {sorted(keys)}" for pid, keys in sorted(graph.profiles())]
+    return "\n".join(lines)
+
+
+def test_decisions_do_not_depend_on_the_process_hash_seed():
+    """Replay happens in a new process, where sets of strings iterate in another order: results must not."""
+    script = "from tests.identity.test_graph import seeded_run; print(seeded_run(14))"
+    root = Path(__file__).resolve().parents[2]
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=root,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for hash_seed in ("1", "2")
+    ]
+    assert outputs[0] == outputs[1] == seeded_run(14) + "\n"
+    assert all(f"reason='{reason}'" in outputs[0] for reason in ("hub", "excluded", "excluded_link"))
+    assert "dissolved=('prof_" in outputs[0]
