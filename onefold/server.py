@@ -32,14 +32,18 @@ from onefold.config import Settings
 from onefold.errors import CollectError, OnefoldError
 from onefold.governance.access_tokens import AccessTokens
 from onefold.governance.api import tokens_router
+from onefold.governance.privacy import Privacy
+from onefold.governance.privacy_api import privacy_router
+from onefold.governance.suppression import Suppressions
 from onefold.governance.tokens import AdminToken, ensure_admin_token
 from onefold.identity.api import identity_router
-from onefold.identity.rules import DEFAULT_RULES
+from onefold.identity.rules_file import load_rules
 from onefold.metrics import Metrics
 from onefold.pipeline.identity_processor import IdentityProcessor
 from onefold.profiles.admin_api import profiles_router
 from onefold.profiles.profile_api import ProfileReader, profile_api_router
 from onefold.store import DuckDBStore
+from onefold.store.privacy_tables import PrivacyTables
 
 JOURNAL_DIR_NAME = "journal"
 PROFILE_SPACE = "default"  # the Profile API's space id
@@ -61,6 +65,7 @@ class Runtime:
     metrics: Metrics
     admin_token: AdminToken
     access_tokens: AccessTokens
+    suppressions: Suppressions
     clock: Callable[[], datetime]
     _closed: bool = False
 
@@ -82,7 +87,7 @@ class Runtime:
             clock=clock,
         )
         writer.on_durable = loader.notify
-        identity = IdentityProcessor(store, DEFAULT_RULES)
+        identity = IdentityProcessor(store, load_rules(settings))
         identity.recover()  # the graph is in memory: rebuild it from the log up to the processor's offset
         loader.on_loaded = identity.notify
         return cls(
@@ -96,6 +101,7 @@ class Runtime:
             metrics=metrics,
             admin_token=ensure_admin_token(store, settings.admin_token),
             access_tokens=AccessTokens(store, clock),
+            suppressions=Suppressions(store, clock),
             clock=clock,
         )
 
@@ -166,7 +172,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_exception_handler(OnefoldError, _onefold_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     profiles = ProfileReader(runtime.identity.tables, runtime.identity.profiles, runtime.identity.graph.profile_of)
-    collector = Collector(runtime.registry, runtime.writer, runtime.settings, runtime.metrics, runtime.clock)
+    collector = Collector(
+        runtime.registry, runtime.writer, runtime.settings, runtime.metrics, runtime.clock, runtime.suppressions
+    )
     app.router.routes.extend(collector.routes())
     app.include_router(
         admin_router(
@@ -181,13 +189,23 @@ def create_app(runtime: Runtime) -> FastAPI:
                 "profiles": runtime.identity.tables.counts()["profiles"],
             },
             stage_routers=(
-                identity_router(runtime.identity, DEFAULT_RULES, settle=lambda: wait_for_log(runtime.loader)),
+                identity_router(
+                    runtime.identity, runtime.identity.graph.rules, settle=lambda: wait_for_log(runtime.loader)
+                ),
                 profiles_router(profiles),
                 tokens_router(runtime.access_tokens),
             ),
         )
     )
     app.include_router(profile_api_router(profiles, runtime.access_tokens, runtime.admin_token, PROFILE_SPACE))
+    privacy = Privacy(
+        runtime.identity,
+        runtime.suppressions,
+        PrivacyTables(runtime.store),
+        settle=lambda: wait_for_log(runtime.loader),
+        clock=runtime.clock,
+    )
+    app.include_router(privacy_router(privacy, profiles, runtime.access_tokens, runtime.admin_token))
 
     async def health(_: Request) -> Response:
         problems = [

@@ -58,6 +58,8 @@ class Envelope:
     sent_at: str | None = None  # a batch's sentAt (the SDKs stamp the batch, not each item)
     # Skip measuring each item when the whole body is under the per-event limit.
     check_item_size: bool = True
+    # (identifier type, value) -> the erasure receipt that suppressed it, or None
+    suppressed: Callable[[str, str], str | None] | None = None
 
 
 class _Invalid(Exception):
@@ -182,6 +184,15 @@ def build_row(item: Any, msg_type: str | None, env: Envelope, new_message_id: Ca
 
     source = env.source
     extraction = extract_identifiers(item, source.default_region)
+    if env.suppressed is not None:
+        for identifier in extraction.identifiers:
+            receipt = env.suppressed(identifier.type, identifier.value)
+            if receipt is not None:
+                raise _Invalid(
+                    "suppressed",
+                    f"the {identifier.type} at '{identifier.path}' belongs to a person erased at their request "
+                    f"(receipt {receipt}); the event is quarantined, not stored. Stop sending this identifier",
+                )
     commerce = extract_commerce(event, properties) if kind == "track" else None
     campaign = context.get("campaign")
     channel = item.get("channel") or (properties or {}).get("channel")

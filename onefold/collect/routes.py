@@ -32,6 +32,7 @@ from onefold.collect.wire import (
 from onefold.collect.writer import EventWriter, QuarantineRecord
 from onefold.config import Settings
 from onefold.errors import CollectError, OnefoldError, Overloaded, PayloadTooLarge, RequestTimeout, Unauthorized
+from onefold.governance.suppression import Suppressions
 from onefold.metrics import Metrics
 
 UNAUTHENTICATED_SAMPLE_BYTES = 4096  # what quarantine keeps of a request without a valid write key
@@ -79,7 +80,9 @@ class Collector:
         settings: Settings,
         metrics: Metrics,
         clock: Callable[[], datetime],
+        suppressions: Suppressions | None = None,
     ) -> None:
+        self._suppressions = suppressions
         self._registry = registry
         self._writer = writer
         self._settings = settings
@@ -202,6 +205,10 @@ class Collector:
             headers=cors,
         )
 
+    def _suppressed(self) -> Callable[[str, str], str | None] | None:
+        """The erased-identifier check, or None while nobody has been erased (no cost on the hot path)."""
+        return self._suppressions.receipt_for if self._suppressions else None
+
     def _try_source(self, request: Request) -> SourceInfo | None:
         try:
             return self._registry.authenticate(write_key_from(request.headers, None))
@@ -220,6 +227,7 @@ class Collector:
             received_at=received_at,
             max_event_bytes=settings.max_event_bytes,
             check_item_size=body_size > settings.max_event_bytes,
+            suppressed=self._suppressed(),
         )
         if not is_batch:
             if body_size > settings.max_event_bytes:
@@ -255,6 +263,7 @@ class Collector:
             integrations=shared["integrations"],
             sent_at=sent_at,
             check_item_size=envelope.check_item_size,
+            suppressed=envelope.suppressed,
         )
         return batch, None, envelope
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 import orjson
 
 from onefold.background import BackgroundWorker
 from onefold.collect.normalize import canonicalize_traits
+from onefold.errors import StoreError
 from onefold.identity.graph import Decision, IdentityGraph
 from onefold.identity.keys import event_keys
 from onefold.identity.rules import IdentityRules, Key
@@ -29,6 +32,7 @@ from onefold.store.identity_tables import IdentityBatch, IdentityTables
 from onefold.store.profile_tables import ProfileTables
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 NAME = "identity"
 
 
@@ -63,6 +67,7 @@ class IdentityProcessor(BackgroundWorker):
         self._kinds: dict[str, str] = {}
         self.offset = self.tables.offset(NAME)
         self.failure: BaseException | None = None
+        self._exclusive: list[tuple[Callable[[Any], Any], Future[Any]]] = []
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     def recover(self) -> int:
@@ -71,7 +76,7 @@ class IdentityProcessor(BackgroundWorker):
         seq, replayed = 0, 0
         while rows := self.tables.events_after(cur, seq, self._batch, upto=self.offset):
             for row in rows:
-                self.graph.observe(row[0], self._keys(row))
+                self.graph.observe(row[0], self._keys(row), row[3] / 1000)
             seq = rows[-1][0]
             replayed += len(rows)
         return replayed
@@ -89,17 +94,46 @@ class IdentityProcessor(BackgroundWorker):
                 self._cond.wait(remaining)
         return self.offset >= seq
 
+    def run_exclusive(self, action: Callable[[Any], T], timeout: float = 120.0) -> T:
+        """Run ``action(cursor)`` in the processor's thread between two batches (the graph and the stored
+        projection are then consistent and nothing else changes them), and return its result."""
+        future: Future[T] = Future()
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                raise StoreError("the identity processor is not running; restart the server and retry")
+            self._exclusive.append((action, future))
+            self._cond.notify_all()
+        return future.result(timeout)
+
+    def forget(self, profile_id: str) -> None:
+        """Drop an erased profile from memory (its rows are already deleted)."""
+        self.graph.forget(profile_id)
+        self._states.store({}, [profile_id])
+
     # --- the loop -----------------------------------------------------------------------------------------
+    def _run_exclusive(self, cur: Any) -> None:
+        with self._cond:
+            pending, self._exclusive = self._exclusive, []
+        for action, future in pending:
+            try:
+                future.set_result(action(cur))
+            except Exception as exc:  # the caller gets the error; the processor goes on
+                self._states.clear()
+                future.set_exception(exc)
+
     def _run(self) -> None:
         cur = self._store.cursor()
         size = self._batch
         while True:
+            if self._exclusive:
+                self._run_exclusive(cur)
             rows = self.profiles.events_after(cur, self.offset, size)
             if not rows:
                 with self._cond:
                     if self._stopping:
                         return
-                    self._cond.wait(0.2)
+                    if not self._exclusive:
+                        self._cond.wait(0.2)
                 continue
             started = time.perf_counter()
             try:
@@ -123,7 +157,7 @@ class IdentityProcessor(BackgroundWorker):
         items: list[Item] = []
         for row in rows:
             keys = self._keys(row)
-            decision = graph.observe(row[0], keys)
+            decision = graph.observe(row[0], keys, row[5] / 1000)  # event time drives the rules' windows
             items.append(Item(_profile_event(row), keys, decision))
             _record(batch, decision)
             new.update(decision.attached)

@@ -243,10 +243,15 @@ def _order(state: State, event: ProfileEvent) -> None:
     _cart_clear(state, products, event.ts)
     previous = state["orders"].get(order_id)
     void = bool(previous and previous.get("void"))
-    if previous is not None and previous.get("ts") is not None and previous["ts"] <= event.ts:
-        return  # the same order reported twice (web and store): the first report counts
+    if (
+        previous is not None
+        and previous["ts"] is not None
+        and (previous["ts"], previous["seq"]) <= (event.ts, event.seq)
+    ):
+        return  # the same order reported twice (web and store): the earliest report counts
     state["orders"][order_id] = {
         "ts": event.ts,
+        "seq": event.seq,
         "revenue": event.revenue or 0.0,
         "currency": event.currency,
         "void": void,
@@ -302,7 +307,9 @@ def _combine_order(orders: dict[str, Any], order_id: str, order: dict[str, Any])
         orders[order_id] = dict(order)
         return
     void = current["void"] or order["void"]
-    if current["ts"] is None or (order["ts"] is not None and order["ts"] < current["ts"]):
+    if current["ts"] is None or (
+        order["ts"] is not None and (order["ts"], order["seq"]) < (current["ts"], current["seq"])
+    ):
         current.update(order)
     current["void"] = void
 

@@ -97,10 +97,12 @@ class IdentityTables:
         return int(row[0]) if row else 0
 
     def events_after(self, cur: duckdb.DuckDBPyConnection, seq: int, limit: int, upto: int | None = None) -> list[Any]:
-        """(seq, source_id, identifiers JSON) of the next events in log order."""
+        """(seq, source_id, identifiers JSON, event time in epoch ms) of the next events in log order."""
         bound = "" if upto is None else f" AND seq <= {int(upto)}"
         return cur.execute(
-            f"SELECT seq, source_id, identifiers FROM events WHERE seq > ?{bound} ORDER BY seq LIMIT ?", [seq, limit]
+            f"SELECT seq, source_id, identifiers, epoch_ms(timestamp) FROM events WHERE seq > ?{bound}"
+            " ORDER BY seq LIMIT ?",
+            [seq, limit],
         ).fetchall()
 
     def last_seq(self) -> int:

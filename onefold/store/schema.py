@@ -110,4 +110,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE access_tokens (id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, scopes JSON NOT NULL,"
         " token_sha256 VARCHAR NOT NULL UNIQUE, created_at TIMESTAMPTZ NOT NULL, revoked_at TIMESTAMPTZ)",
     ),
+    # 6: privacy. Suppressed identifiers (hashes only), erasure receipts and the audit log.
+    (
+        "CREATE TABLE suppressed_identifiers (hash VARCHAR PRIMARY KEY, type VARCHAR NOT NULL,"
+        " receipt_id VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL)",
+        "CREATE TABLE erasure_receipts (id VARCHAR PRIMARY KEY, created_at TIMESTAMPTZ NOT NULL,"
+        " receipt JSON NOT NULL)",
+        "CREATE TABLE audit_log (id BIGINT NOT NULL, at_time TIMESTAMPTZ NOT NULL, actor VARCHAR NOT NULL,"
+        " action VARCHAR NOT NULL, subject VARCHAR NOT NULL, details JSON NOT NULL)",
+    ),
 )

@@ -1,0 +1,144 @@
+"""SQL of privacy requests: everything held about a profile (export), and its deletion (erasure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from onefold.store.duckdb_store import DuckDBStore, run_transaction
+
+Key = tuple[str, str]
+
+# (what the receipt calls it, the rows of a profile's data that go)
+_ERASED: tuple[tuple[str, str, str], ...] = (
+    ("events", "events", "seq IN (SELECT seq FROM _erase_seqs)"),
+    ("timeline_entries", "event_profiles", "profile_id = $pid"),
+    ("profile_states", "profiles", "profile_id = $pid"),
+    ("identifiers", "identity_keys", "profile_id = $pid"),
+    ("link_evidence", "identity_links", "profile_id = $pid OR seq IN (SELECT seq FROM _erase_seqs)"),
+    ("merge_evidence", "identity_merges", "winner = $pid OR loser = $pid OR seq IN (SELECT seq FROM _erase_seqs)"),
+    (
+        "refusal_evidence",
+        "identity_refusals",
+        "seq IN (SELECT seq FROM _erase_seqs) OR EXISTS (SELECT 1 FROM _erase_keys k"
+        " WHERE k.type = identity_refusals.type AND k.value = identity_refusals.value)",
+    ),
+    (
+        "hub_records",
+        "identity_hubs",
+        "EXISTS (SELECT 1 FROM _erase_keys k WHERE k.type = identity_hubs.type AND k.value = identity_hubs.value)",
+    ),
+    ("split_evidence", "identity_splits", "profile_id = $pid OR seq IN (SELECT seq FROM _erase_seqs)"),
+    (
+        "quarantined_payloads",
+        "quarantine",
+        "EXISTS (SELECT 1 FROM _erase_keys k WHERE contains(quarantine.payload, k.value))",
+    ),
+)
+
+
+class PrivacyTables:
+    def __init__(self, store: DuckDBStore) -> None:
+        self._store = store
+
+    def erase(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        profile_id: str,
+        keys: list[Key],
+        receipt: dict[str, Any],
+        audit: tuple[str, str, str],
+    ) -> dict[str, int]:
+        """Delete the profile's events, identifiers, evidence, state and quarantined payloads; store the receipt
+        (counts filled in) and an audit entry in the same transaction. Returns the counts."""
+        seqs = cur.execute("SELECT seq FROM event_profiles WHERE profile_id = ?", [profile_id]).fetchall()
+        cur.register("_erase_seqs", pa.Table.from_arrays([pa.array([s[0] for s in seqs], pa.int64())], ["seq"]))
+        key_columns = [pa.array([k[0] for k in keys], pa.string()), pa.array([k[1] for k in keys], pa.string())]
+        cur.register("_erase_keys", pa.Table.from_arrays(key_columns, ["type", "value"]))
+        views = ["_erase_seqs", "_erase_keys"]
+        try:
+            counts: dict[str, int] = {}
+            quoted = "'" + profile_id.replace("'", "''") + "'"
+            statements = []
+            for name, table, where in _ERASED:
+                condition = where.replace("$pid", quoted)
+                row = cur.execute(f"SELECT count(*) FROM {table} WHERE {condition}").fetchone()
+                counts[name] = int(row[0]) if row else 0
+                statements.append(f"DELETE FROM {table} WHERE {condition}")
+            receipt["deleted"] = counts
+            actor, action, subject = audit
+            statements.append(
+                "INSERT INTO erasure_receipts VALUES ("
+                f"'{receipt['id']}', now(), '{_sql_text(orjson.dumps(receipt).decode())}')"
+            )
+            statements.append(
+                "INSERT INTO audit_log SELECT coalesce(max(id), 0) + 1, now(), "
+                f"'{_sql_text(actor)}', '{_sql_text(action)}', '{_sql_text(subject)}', "
+                f"'{_sql_text(orjson.dumps({'receipt': receipt['id'], 'deleted': counts}).decode())}' FROM audit_log"
+            )
+            run_transaction(cur, statements, ())
+        finally:
+            for view in views:
+                cur.unregister(view)
+        return counts
+
+    def receipt(self, receipt_id: str) -> dict[str, Any] | None:
+        row = self._store.cursor().execute("SELECT receipt FROM erasure_receipts WHERE id = ?", [receipt_id]).fetchone()
+        return None if row is None else dict(orjson.loads(row[0]))
+
+    def audit(self, *, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        bound = "" if before is None else " WHERE id < ?"
+        params: list[Any] = [] if before is None else [before]
+        rows = self._store.dicts(f"SELECT * FROM audit_log{bound} ORDER BY id DESC LIMIT ?", [*params, limit])
+        for row in rows:
+            row["details"] = orjson.loads(row["details"])
+        return rows
+
+    def record_audit(self, actor: str, action: str, subject: str, details: dict[str, Any]) -> None:
+        self._store.cursor().execute(
+            "INSERT INTO audit_log SELECT coalesce(max(id), 0) + 1, now(), ?, ?, ?, ? FROM audit_log",
+            [actor, action, subject, orjson.dumps(details).decode()],
+        )
+
+    def export(self, profile_id: str) -> dict[str, Any]:
+        """Every row Onefold holds about the profile: events, identifiers and the evidence about them."""
+        store = self._store
+        events = store.dicts(
+            "SELECT e.* FROM event_profiles p JOIN events e ON e.seq = p.seq WHERE p.profile_id = ? ORDER BY e.seq",
+            [profile_id],
+        )
+        for event in events:
+            for column in (
+                "properties",
+                "traits",
+                "context",
+                "integrations",
+                "identifiers",
+                "flags",
+                "consent",
+                "products",
+            ):
+                event[column] = orjson.loads(event[column]) if event[column] else None
+        keys = store.dicts("SELECT type, value, first_seq FROM identity_keys WHERE profile_id = ?", [profile_id])
+        return {
+            "identifiers": keys,
+            "events": events,
+            "evidence": {
+                "links": store.dicts("SELECT * FROM identity_links WHERE profile_id = ? ORDER BY seq", [profile_id]),
+                "merges": store.dicts(
+                    "SELECT * FROM identity_merges WHERE winner = ? OR loser = ? ORDER BY seq", [profile_id, profile_id]
+                ),
+                "refusals": store.dicts(
+                    "SELECT r.* FROM identity_refusals r JOIN identity_keys k ON k.type = r.type AND k.value = r.value"
+                    " WHERE k.profile_id = ? ORDER BY r.seq",
+                    [profile_id],
+                ),
+            },
+        }
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")

@@ -1,0 +1,115 @@
+"""Erasure and export of a person end to end: receipt, audit, suppression, and nothing left behind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import RunningServer, start_server, stop_server
+from tests.profiles.test_profile_api import profile_get, send, settle, token
+
+ANN: list[dict[str, Any]] = [
+    {"type": "identify", "userId": "ann", "anonymousId": "ann-laptop", "traits": {"email": "ann@example.com"}},
+    {"type": "track", "userId": "ann", "event": "Order Completed", "properties": {"order_id": "o1", "revenue": 30}},
+    {"type": "page", "anonymousId": "ann-laptop", "name": "Home"},
+]
+BOB: list[dict[str, Any]] = [{"type": "identify", "userId": "bob", "traits": {"email": "bob@example.com"}}]
+
+
+def post(server: RunningServer, path: str, body: dict[str, Any], auth: Any = None) -> httpx.Response:
+    if auth is None:
+        with server.admin() as admin:
+            return admin.post(path, json=body)
+    return httpx.post(server.url + path, json=body, auth=auth, timeout=60)
+
+
+def message_ids(server: RunningServer) -> set[str]:
+    return {e["message_id"] for e in server.events()}
+
+
+def test_erase_deletes_everything_suppresses_and_leaves_a_receipt(make_server, tmp_path):
+    server = make_server(tmp_path / "data")
+    key = server.create_source("web")["write_key"]
+    send(server, key, ANN + BOB)
+    settle(server)
+    reader = token(server, "profiles:read")["token"]
+    before = len(server.events())
+
+    exporter = token(server, "profiles:export")["token"]
+    exported = post(server, "/api/privacy/export", {"identifier": "email:ANN@example.com"}, auth=(exporter, ""))
+    assert exported.status_code == 200, exported.text
+    data = exported.json()
+    assert {(k["type"], k["value"]) for k in data["identifiers"]} == {
+        ("user_id", "ann"),
+        ("anonymous_id", "ann-laptop"),
+        ("email", "ann@example.com"),
+    }
+    assert len(data["events"]) == 3
+    assert data["state"]["traits"]["email"]["value"] == "ann@example.com"
+    forbidden = post(server, "/api/privacy/erase", {"identifier": "user_id:ann"}, auth=(exporter, ""))
+    assert forbidden.status_code == 403
+
+    erased = post(server, "/api/privacy/erase", {"identifier": "user_id:ann"})
+    assert erased.status_code == 200, erased.text
+    receipt = erased.json()
+    assert receipt["deleted"]["events"] == 3
+    assert receipt["deleted"]["identifiers"] == 3
+    assert receipt["deleted"]["profile_states"] == 1
+    assert receipt["suppressed_identifiers"] == 3
+    assert {"type": "email", "value": "a***@example.com"} in receipt["identifiers"]
+    assert "ann@example.com" not in erased.text  # the receipt masks what it lists
+
+    assert len(server.events()) == before - 3
+    assert profile_get(server, reader, "/user_id:ann/traits").status_code == 404
+    assert profile_get(server, reader, "/user_id:bob/traits", include="email").json()["traits"] == {
+        "email": "bob@example.com"
+    }
+    with server.admin() as admin:
+        assert admin.get("/api/profiles", params={"q": "ann"}).json()["data"] == []
+        assert admin.get(f"/api/privacy/receipts/{receipt['id']}").json()["deleted"] == receipt["deleted"]
+        audit = admin.get("/api/privacy/audit").json()["data"]
+    assert [(a["action"], a["actor"]) for a in audit][:2] == [("erase", "admin"), ("export", audit[1]["actor"])]
+    assert audit[1]["actor"].startswith("token:")
+
+    # Ann's identifiers come back in a new event, from another source too: quarantined, not stored
+    crm = server.create_source("crm", kind="crm")["write_key"]
+    again = httpx.post(
+        server.url + "/v1/batch",
+        json={"batch": [{"type": "identify", "userId": "zed", "traits": {"email": "Ann@Example.com"}}, *BOB]},
+        auth=(crm, ""),
+    )
+    assert again.status_code == 200
+    rejected = again.json()["rejected"]
+    assert [r["code"] for r in rejected] == ["suppressed"]
+    assert receipt["id"] in rejected[0]["reason"]
+    with server.admin() as admin:
+        quarantined = admin.get("/api/quarantine").json()["data"]
+    assert [q["code"] for q in quarantined] == ["suppressed"]
+    settle(server)
+    assert profile_get(server, reader, "/email:ann@example.com/traits").status_code == 404
+
+
+def test_erasure_survives_a_restart(tmp_path):
+    """After a restart the log no longer holds the person: replaying it does not bring them back."""
+    data_dir = tmp_path / "data"
+    server, uv, thread = start_server(data_dir)
+    try:
+        key = server.create_source("web")["write_key"]
+        send(server, key, ANN + BOB)
+        settle(server)
+        assert post(server, "/api/privacy/erase", {"identifier": "email:ann@example.com"}).status_code == 200
+    finally:
+        stop_server(uv, thread, server.runtime)
+    server, uv, thread = start_server(data_dir)
+    try:
+        settle(server)
+        with server.admin() as admin:
+            gone = admin.get("/api/identity/lookup", params={"identifier": "user_id:ann"})
+            assert gone.status_code == 404
+            assert admin.get("/api/identity/lookup", params={"identifier": "user_id:bob"}).status_code == 200
+        refused = httpx.post(server.url + "/v1/track", json={"userId": "ann", "event": "Back"}, auth=(key, ""))
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "suppressed"
+    finally:
+        stop_server(uv, thread, server.runtime)
