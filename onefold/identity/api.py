@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
 from onefold.collect.normalize import normalize_email, normalize_phone
-from onefold.errors import CollectError, NotFound, StoreError
+from onefold.errors import CollectError, Conflict, NotFound, StoreError
 from onefold.identity.rules import IdentityRules, Key
 from onefold.pipeline.identity_processor import IdentityProcessor
 
@@ -26,6 +27,26 @@ def parse_identifier(text: str, field: str) -> Key:
         raise CollectError(f"field '{field}' must look like type:value, e.g. email:ann@example.com", field=field)
     value = _NORMALIZERS.get(kind, str.strip)(raw)
     return kind, value if value else raw.strip()
+
+
+class Operation(BaseModel):
+    kind: Literal["exclude_identifier", "include_identifier", "exclude_link", "include_link", "merge_profiles"]
+    identifier: str | None = Field(None, description="type:value, for exclude_identifier / include_identifier")
+    a: str | None = Field(None, description="type:value (links) or a profile id (merge_profiles)")
+    b: str | None = Field(None, description="type:value (links) or a profile id (merge_profiles)")
+
+
+def _operation_args(body: Operation) -> dict[str, Any]:
+    if body.kind in ("exclude_identifier", "include_identifier"):
+        if body.identifier is None:
+            raise CollectError(f"{body.kind} needs field 'identifier' (type:value)", field="identifier")
+        return {"identifier": list(parse_identifier(body.identifier, "identifier"))}
+    if body.a is None or body.b is None:
+        what = "profile ids" if body.kind == "merge_profiles" else "identifiers (type:value)"
+        raise CollectError(f"{body.kind} needs fields 'a' and 'b': two {what}", field="a" if body.a is None else "b")
+    if body.kind == "merge_profiles":
+        return {"a": body.a, "b": body.b}
+    return {"a": list(parse_identifier(body.a, "a")), "b": list(parse_identifier(body.b, "b"))}
 
 
 def identity_router(processor: IdentityProcessor, rules: IdentityRules, settle: Callable[[], None]) -> APIRouter:
@@ -96,5 +117,22 @@ def identity_router(processor: IdentityProcessor, rules: IdentityRules, settle: 
     def stats() -> dict[str, int]:
         caught_up()
         return {**tables.counts(), "processor_lag": processor.lag()}
+
+    @router.post("/operations", status_code=201)
+    def operate(body: Operation) -> dict[str, Any]:
+        """Split a profile by excluding an identifier or a link between two identifiers, undo an exclusion, or
+        merge two profiles by hand. Past events follow their identifiers; the operation is recorded in the log's
+        order, so a rebuild gives the same result."""
+        caught_up()
+        result = processor.operate(body.kind, _operation_args(body), actor="admin")
+        if result["id"] is None:
+            rules = ", ".join(sorted({r["rule"] for r in result["refusals"]}))
+            raise Conflict(f"the merge was refused by rule {rules}; nothing changed", refusals=result["refusals"])
+        return result
+
+    @router.get("/operations")
+    def operations() -> dict[str, Any]:
+        """Every operation applied, oldest first, with what it changed."""
+        return {"data": tables.operations()}
 
     return router

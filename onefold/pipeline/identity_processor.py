@@ -71,14 +71,22 @@ class IdentityProcessor(BackgroundWorker):
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     def recover(self) -> int:
-        """Rebuild the in-memory graph from the log up to the stored offset; returns events replayed."""
+        """Rebuild the in-memory graph from the log up to the stored offset, with the operators' operations at
+        their places in it; returns events replayed."""
         cur = self._store.cursor()
-        seq, replayed = 0, 0
+        operations = self.tables.operations(upto=self.offset)
+        seq, replayed, next_op = 0, 0, 0
         while rows := self.tables.events_after(cur, seq, self._batch, upto=self.offset):
             for row in rows:
+                while next_op < len(operations) and operations[next_op]["after_seq"] < row[0]:
+                    op = operations[next_op]
+                    apply_operation(self.graph, op["kind"], op["args"], op["after_seq"])
+                    next_op += 1
                 self.graph.observe(row[0], self._keys(row), row[3] / 1000)
             seq = rows[-1][0]
             replayed += len(rows)
+        for op in operations[next_op:]:
+            apply_operation(self.graph, op["kind"], op["args"], op["after_seq"])
         return replayed
 
     def lag(self) -> int:
@@ -150,17 +158,25 @@ class IdentityProcessor(BackgroundWorker):
                 time.sleep((time.perf_counter() - started) * self._pause_ratio)
 
     def _process(self, cur: Any, rows: list[Any]) -> None:
+        items: list[Item] = []
+        for row in rows:
+            keys = self._keys(row)
+            decision = self.graph.observe(row[0], keys, row[5] / 1000)  # event time drives the rules' windows
+            items.append(Item(_profile_event(row), keys, decision))
+        self._commit(cur, items, int(rows[-1][0]))
+
+    def _commit(self, cur: Any, items: list[Item], offset: int, operation: tuple[Any, ...] | None = None) -> None:
+        """Write what the items changed (evidence, owners, profiles) with the offset, in one transaction."""
         batch = IdentityBatch()
         touched: set[Key] = set()
         new: set[Key] = set()
         graph = self.graph
-        items: list[Item] = []
-        for row in rows:
-            keys = self._keys(row)
-            decision = graph.observe(row[0], keys, row[5] / 1000)  # event time drives the rules' windows
-            items.append(Item(_profile_event(row), keys, decision))
-            _record(batch, decision)
+        for item in items:
+            decision = item.decision
+            if operation is None:  # an operation's own row is its evidence
+                _record(batch, decision)
             new.update(decision.attached)
+            batch.removed_owners.extend(decision.detached)
             if decision.merges and decision.profile_id:
                 touched.update(graph.identifiers_of(decision.profile_id))
             for split in decision.splits:
@@ -173,7 +189,8 @@ class IdentityProcessor(BackgroundWorker):
             if owner is not None:
                 rows_for = batch.new_owners if key in new else batch.moved_owners
                 rows_for.append((key[0], key[1], owner, graph.first_seen[key]))
-        last = int(rows[-1][0])
+        if operation is not None:
+            batch.operations.append(operation)
         try:
             changes = project(
                 graph,
@@ -182,15 +199,33 @@ class IdentityProcessor(BackgroundWorker):
                 lambda ids: [(_profile_event(r), self._keys(r), str(r[-1])) for r in self.profiles.events_of(cur, ids)],
                 self._rank,
             )
-            _record_profiles(batch, changes, last)
-            self.tables.commit(cur, NAME, batch, last)
+            _record_profiles(batch, changes, offset)
+            self.tables.commit(cur, NAME, batch, offset)
         except Exception:
             self._states.clear()  # cached states were folded into in place: they may hold uncommitted events
             raise
         self._states.store(changes.states, changes.deleted)
         with self._cond:
-            self.offset = last
+            self.offset = offset
             self._cond.notify_all()
+
+    # --- operator operations ------------------------------------------------------------------------------
+    def operate(self, kind: str, args: dict[str, Any], actor: str) -> dict[str, Any]:
+        """Apply an operator's operation between two batches, record it at its place in the log, return what
+        it changed. Replaying the log re-applies it at the same place, so the result is the same."""
+
+        def action(cur: Any) -> dict[str, Any]:
+            after = self.offset
+            decision = apply_operation(self.graph, kind, args, after)
+            result = operation_result(decision)
+            if kind == "merge_profiles" and not decision.merges:  # refused: nothing changed, nothing to record
+                return {"id": None, "kind": kind, "after_seq": after, **result}
+            op_id = self.tables.next_operation_id()
+            row = (op_id, after, kind, orjson.dumps(args).decode(), actor, orjson.dumps(result).decode())
+            self._commit(cur, [Item(None, [], decision)], after, operation=row)
+            return {"id": op_id, "kind": kind, "after_seq": after, **result}
+
+        return self.run_exclusive(action)
 
     def _keys(self, row: Any) -> list[Key]:
         source_id, identifiers = row[1], row[2]
@@ -226,11 +261,49 @@ def _profile_event(row: Any) -> ProfileEvent:
     )
 
 
+OPERATIONS = ("exclude_identifier", "include_identifier", "exclude_link", "include_link", "merge_profiles")
+
+
+def apply_operation(graph: IdentityGraph, kind: str, args: dict[str, Any], seq: int) -> Decision:
+    """One operator operation on the graph; ``args`` hold identifiers as [type, value] and profile ids."""
+    if kind == "exclude_identifier":
+        return graph.exclude_identifier(seq, _key(args["identifier"]))
+    if kind == "include_identifier":
+        return graph.include_identifier(seq, _key(args["identifier"]))
+    if kind == "exclude_link":
+        return graph.exclude_link(seq, _key(args["a"]), _key(args["b"]))
+    if kind == "include_link":
+        return graph.include_link(seq, _key(args["a"]), _key(args["b"]))
+    if kind == "merge_profiles":
+        return graph.merge_profiles(seq, str(args["a"]), str(args["b"]))
+    raise ValueError(f"unknown identity operation {kind!r}; one of {', '.join(OPERATIONS)}")
+
+
+def _key(value: Any) -> Key:
+    return str(value[0]), str(value[1])
+
+
+def operation_result(decision: Decision) -> dict[str, Any]:
+    return {
+        "profile_id": decision.profile_id,
+        "merges": [{"winner": m.winner, "loser": m.loser} for m in decision.merges],
+        "splits": [
+            {"profile_id": s.profile, "new_profiles": list(s.new_profiles), "reason": s.reason} for s in decision.splits
+        ],
+        "refusals": [
+            {"rule": r.rule, "identifier": list(r.key), "profiles": list(r.profiles)} for r in decision.refusals
+        ],
+        "detached": [list(k) for k in decision.detached],
+        "dissolved": list(decision.dissolved),
+    }
+
+
 def _record_profiles(batch: IdentityBatch, changes: ProfileChanges, seq: int) -> None:
     batch.attributions = changes.attributions
     batch.renamed = sorted(changes.renamed.items())
     batch.reattributed = changes.reattributed
     batch.deleted_profiles = sorted(changes.deleted)
+    batch.dissolved = sorted(changes.dissolved)
     batch.states = [(pid, orjson.dumps(state).decode(), seq) for pid, state in sorted(changes.states.items())]
 
 

@@ -18,9 +18,10 @@ from onefold.profiles.state import ProfileEvent, Rank, State, combine, empty, fo
 
 @dataclass(slots=True)
 class Item:
-    """One event of the batch with its identifier keys and what the graph decided."""
+    """One event of the batch with its identifier keys and what the graph decided; an operator's operation is
+    an item without an event."""
 
-    event: ProfileEvent
+    event: ProfileEvent | None
     keys: list[Key]
     decision: Decision
 
@@ -31,7 +32,8 @@ class ProfileChanges:
     renamed: dict[str, str] = field(default_factory=dict)  # stored attributions: merged-away profile -> survivor
     reattributed: list[tuple[int, str]] = field(default_factory=list)  # stored events that followed a split
     states: dict[str, State] = field(default_factory=dict)  # new state of every profile the batch touched
-    deleted: set[str] = field(default_factory=set)  # profiles merged away
+    deleted: set[str] = field(default_factory=set)  # profiles merged away or dissolved
+    dissolved: set[str] = field(default_factory=set)  # profiles left without identifiers: events belong to none
 
 
 # (profile ids) -> states stored for them; (profile ids) -> stored events attributed to them, with their keys and
@@ -75,7 +77,10 @@ def project(
         for split in decision.splits:
             split_ids.add(split.profile)
             split_ids.update(split.new_profiles)
-        if decision.profile_id is not None:
+        for dissolved in decision.dissolved:
+            states.pop(dissolved, None)
+            changes.dissolved.add(dissolved)
+        if decision.profile_id is not None and item.event is not None:
             fold(states.setdefault(decision.profile_id, empty()), item.event, rank)
             changes.attributions.append((item.event.seq, decision.profile_id))
 
@@ -85,8 +90,9 @@ def project(
         return profile_id
 
     changes.renamed = {loser: final(loser) for loser in survivor}
-    changes.deleted = set(survivor)
+    changes.deleted = set(survivor) | changes.dissolved
     changes.attributions = [(seq, final(pid)) for seq, pid in changes.attributions]
+    split_ids -= changes.dissolved
     if split_ids:
         _rebuild(graph, items, split_ids, final, changes, states, load_events, rank)
     changes.states = {pid: state for pid, state in states.items() if pid not in changes.deleted}
@@ -110,7 +116,11 @@ def _rebuild(
     stored = load_events(before)
     in_batch = {seq for seq, pid in changes.attributions if pid in rebuilt}
     attributed = dict(changes.attributions)
-    batch_events = [(item.event, item.keys, attributed[item.event.seq]) for item in items if item.event.seq in in_batch]
+    batch_events = [
+        (item.event, item.keys, attributed[item.event.seq])
+        for item in items
+        if item.event is not None and item.event.seq in in_batch
+    ]
     fresh: dict[str, State] = {}
     moved: dict[int, str] = {}
     for event, keys, profile_id in sorted([*stored, *batch_events], key=lambda entry: entry[0].seq):

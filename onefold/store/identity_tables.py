@@ -34,10 +34,15 @@ class IdentityBatch:
     reattributed: list[tuple[int, str]] = field(default_factory=list)
     states: list[tuple[str, str, int]] = field(default_factory=list)  # profile, state JSON, seq
     deleted_profiles: list[str] = field(default_factory=list)
+    # operator operations: identifiers detached from every profile, profiles dissolved (their events belong to
+    # no profile any more), and the operation itself (id, after_seq, kind, args, actor, result)
+    removed_owners: list[tuple[str, str]] = field(default_factory=list)
+    dissolved: list[str] = field(default_factory=list)
+    operations: list[tuple[int, int, str, str, str, str]] = field(default_factory=list)
 
 
 def _schema(*columns: str) -> pa.Schema:
-    return pa.schema([(name, pa.int64() if name.endswith("seq") else pa.string()) for name in columns])
+    return pa.schema([(name, pa.int64() if name.endswith("seq") or name == "id" else pa.string()) for name in columns])
 
 
 _SCHEMAS = {
@@ -52,6 +57,9 @@ _SCHEMAS = {
     "reattributed": _schema("seq", "profile_id"),
     "states": _schema("profile_id", "state", "updated_seq"),
     "deleted_profiles": _schema("profile_id"),
+    "removed_owners": _schema("type", "value"),
+    "dissolved": _schema("profile_id"),
+    "operations": _schema("id", "after_seq", "kind", "args", "actor", "result"),
 }
 _TABLES = {
     "links": "identity_links",
@@ -60,6 +68,7 @@ _TABLES = {
     "hubs": "identity_hubs",
     "splits": "identity_splits",
     "attributions": "event_profiles",
+    "operations": "identity_operations",
 }
 # profile rows to replace: merged away, or touched (the new state is inserted after)
 _PROFILE_UPDATES = (
@@ -79,6 +88,16 @@ _PROFILE_UPDATES = (
     ),
     ("states", "DELETE FROM profiles USING _identity_states s WHERE profiles.profile_id = s.profile_id"),
     ("states", "INSERT INTO profiles SELECT * FROM _identity_states"),
+    (
+        "removed_owners",
+        "DELETE FROM identity_keys USING _identity_removed_owners r"
+        " WHERE identity_keys.type = r.type AND identity_keys.value = r.value",
+    ),
+    (
+        "dissolved",
+        "DELETE FROM event_profiles USING _identity_dissolved d WHERE event_profiles.profile_id = d.profile_id",
+    ),
+    ("dissolved", "DELETE FROM profiles USING _identity_dissolved d WHERE profiles.profile_id = d.profile_id"),
 )
 
 
@@ -195,6 +214,19 @@ class IdentityTables:
     def hub(self, key: Key) -> dict[str, Any] | None:
         rows = self._store.dicts("SELECT seq FROM identity_hubs WHERE type = ? AND value = ?", list(key))
         return rows[0] if rows else None
+
+    def operations(self, *, upto: int | None = None) -> list[dict[str, Any]]:
+        """Operator operations in the order they were applied (to replay them at their place in the log)."""
+        bound = "" if upto is None else f" WHERE after_seq <= {int(upto)}"
+        rows = self._store.dicts(f"SELECT * FROM identity_operations{bound} ORDER BY id", [])
+        for row in rows:
+            row["args"] = orjson.loads(row["args"])
+            row["result"] = orjson.loads(row["result"])
+        return rows
+
+    def next_operation_id(self) -> int:
+        row = self._store.cursor().execute("SELECT coalesce(max(id), 0) + 1 FROM identity_operations").fetchone()
+        return int(row[0]) if row else 1
 
     def counts(self) -> dict[str, int]:
         row = (

@@ -119,4 +119,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE audit_log (id BIGINT NOT NULL, at_time TIMESTAMPTZ NOT NULL, actor VARCHAR NOT NULL,"
         " action VARCHAR NOT NULL, subject VARCHAR NOT NULL, details JSON NOT NULL)",
     ),
+    # 7: operator operations on the identity graph (split by exclusion, manual merge), replayed in log order.
+    (
+        "CREATE TABLE identity_operations (id BIGINT PRIMARY KEY, after_seq BIGINT NOT NULL, kind VARCHAR NOT NULL,"
+        " args JSON NOT NULL, actor VARCHAR NOT NULL, result JSON NOT NULL)",
+    ),
 )

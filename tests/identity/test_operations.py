@@ -1,0 +1,109 @@
+"""Operator operations end to end: split by excluding an identifier or a link, manual merge, refusals, and the
+same result after a restart (operations replay at their place in the log)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import RunningServer, start_server, stop_server
+from tests.profiles.test_profile_api import send
+
+
+def admin_get(server: RunningServer, path: str, **params: str) -> httpx.Response:
+    with server.admin() as admin:
+        return admin.get(path, params=params)
+
+
+def operate(server: RunningServer, **body: str) -> httpx.Response:
+    with server.admin() as admin:
+        return admin.post("/api/identity/operations", json=body)
+
+
+def profile_of(server: RunningServer, identifier: str) -> str | None:
+    found = admin_get(server, "/api/identity/lookup", identifier=identifier)
+    return str(found.json()["profile_id"]) if found.status_code == 200 else None
+
+
+def timeline(server: RunningServer, profile_id: str) -> list[str]:
+    events = admin_get(server, f"/api/profiles/{profile_id}/events").json()["data"]
+    return [str(e["event"] or e["type"]) for e in events]
+
+
+STORY: list[dict[str, Any]] = [
+    {"type": "identify", "userId": "ann", "anonymousId": "laptop", "traits": {"email": "ann@example.com"}},
+    {"type": "track", "anonymousId": "laptop", "event": "Laptop Browse"},
+    # someone typed Ann's email into a newsletter form on their own phone: the phone joins Ann's profile
+    {"type": "identify", "anonymousId": "other-phone", "traits": {"email": "ann@example.com"}},
+    {"type": "track", "anonymousId": "other-phone", "event": "Phone Browse"},
+    {"type": "track", "anonymousId": "tab-1", "event": "Tab One"},
+    {"type": "track", "anonymousId": "tab-2", "event": "Tab Two"},
+    {"type": "identify", "userId": "bob"},
+    {"type": "identify", "anonymousId": "cookie-x", "traits": {"email": "x@example.com", "phone": "+12025550188"}},
+]
+
+
+def test_operations_split_merge_refuse_and_survive_a_restart(tmp_path):
+    data_dir = tmp_path / "data"
+    server, uv, thread = start_server(data_dir)
+    try:
+        key = server.create_source("web")["write_key"]
+        send(server, key, STORY)
+        ann = profile_of(server, "user_id:ann")
+        assert ann is not None
+        assert profile_of(server, "anonymous_id:other-phone") == ann
+
+        # split: the email is excluded; the phone's history leaves Ann with the phone
+        split = operate(server, kind="exclude_identifier", identifier="email:ANN@example.com")
+        assert split.status_code == 201, split.text
+        result = split.json()
+        assert result["detached"] == [["email", "ann@example.com"]]
+        assert [s["reason"] for s in result["splits"]] == ["excluded"]
+        assert result["splits"][0]["profile_id"] == ann  # the part with the unique id keeps the profile id
+        phone = profile_of(server, "anonymous_id:other-phone")
+        assert phone is not None
+        assert phone != ann
+        assert profile_of(server, "email:ann@example.com") is None
+        assert timeline(server, phone) == ["Phone Browse", "identify"]
+        assert "Phone Browse" not in timeline(server, ann)
+        send(server, key, [{"type": "identify", "anonymousId": "laptop", "traits": {"email": "ann@example.com"}}])
+        refusals = admin_get(server, "/api/identity/explain", a="email:ann@example.com", b="user_id:ann").json()
+        assert refusals["a"]["status"] != "linked"
+
+        # manual merge of two tabs; the older profile keeps its id and both histories
+        tab1, tab2 = profile_of(server, "anonymous_id:tab-1"), profile_of(server, "anonymous_id:tab-2")
+        merged = operate(server, kind="merge_profiles", a=str(tab2), b=str(tab1))
+        assert merged.status_code == 201, merged.text
+        assert merged.json()["merges"] == [{"winner": tab1, "loser": tab2}]
+        assert profile_of(server, "anonymous_id:tab-2") == tab1
+        assert sorted(timeline(server, str(tab1))) == ["Tab One", "Tab Two"]
+
+        # a merge that breaks cannot-link is refused with the rule, and changes nothing
+        refused = operate(server, kind="merge_profiles", a=ann, b=str(profile_of(server, "user_id:bob")))
+        assert refused.status_code == 409
+        assert "cannot_link:user_id" in refused.json()["error"]["message"]
+
+        # excluding a link splits two identifiers one event tied together
+        cookie = profile_of(server, "email:x@example.com")
+        assert profile_of(server, "phone:+12025550188") == cookie
+        unlinked = operate(server, kind="exclude_link", a="email:x@example.com", b="phone:+12025550188")
+        assert unlinked.status_code == 201, unlinked.text
+        assert profile_of(server, "email:x@example.com") != profile_of(server, "phone:+12025550188")
+
+        assert operate(server, kind="merge_profiles", a=ann).status_code == 400
+        before = {
+            i: profile_of(server, i) for i in ("anonymous_id:other-phone", "anonymous_id:tab-2", "phone:+12025550188")
+        }
+        listed = admin_get(server, "/api/identity/operations").json()["data"]
+        assert [op["kind"] for op in listed] == ["exclude_identifier", "merge_profiles", "exclude_link"]
+    finally:
+        stop_server(uv, thread, server.runtime)
+
+    server, uv, thread = start_server(data_dir)  # the graph is rebuilt from the log, operations included
+    try:
+        after = {i: profile_of(server, i) for i in before}
+        assert after == before
+        assert profile_of(server, "email:ann@example.com") is None
+    finally:
+        stop_server(uv, thread, server.runtime)
