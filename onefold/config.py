@@ -89,6 +89,13 @@ SETTINGS: tuple[Setting, ...] = (
         "TOML file of identity rules changed from the defaults (see examples/identity-rules.toml); "
         "a relative path is read from the data directory.",
     ),
+    Setting(
+        "trait_precedence_file",
+        str,
+        None,
+        "TOML file ranking sources per trait for profile trait conflicts (see examples/trait-precedence.toml); "
+        "a relative path is read from the data directory.",
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -111,6 +118,7 @@ class Settings:
     loader_max_lag_bytes: int = 256 * 1024 * 1024
     duckdb_memory_limit: str = "128MB"
     identity_rules_file: str | None = None
+    trait_precedence_file: str | None = None
 
     @property
     def data_path(self) -> Path:

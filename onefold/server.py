@@ -41,6 +41,7 @@ from onefold.identity.rules_file import load_rules
 from onefold.metrics import Metrics
 from onefold.pipeline.identity_processor import IdentityProcessor
 from onefold.profiles.admin_api import profiles_router
+from onefold.profiles.precedence import load_precedence
 from onefold.profiles.profile_api import ProfileReader, profile_api_router
 from onefold.store import DuckDBStore
 from onefold.store.privacy_tables import PrivacyTables
@@ -87,7 +88,8 @@ class Runtime:
             clock=clock,
         )
         writer.on_durable = loader.notify
-        identity = IdentityProcessor(store, load_rules(settings))
+        precedence = load_precedence(settings.trait_precedence_file, settings.data_path)
+        identity = IdentityProcessor(store, load_rules(settings), rank=precedence.ranker(store.source_name_and_kind))
         identity.recover()  # the graph is in memory: rebuild it from the log up to the processor's offset
         loader.on_loaded = identity.notify
         return cls(

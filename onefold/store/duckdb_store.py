@@ -170,6 +170,10 @@ class DuckDBStore:
             )
         return self.get_source(id)
 
+    def source_name_and_kind(self, source_id: str) -> tuple[str, str] | None:
+        row = self.cursor().execute("SELECT name, kind FROM sources WHERE id = ?", [source_id]).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
     def list_sources(self) -> list[SourceRecord]:
         rows = self.cursor().execute(f"SELECT {_SOURCE_COLS} FROM sources ORDER BY created_at, id").fetchall()
         return [SourceRecord(*row) for row in rows]
