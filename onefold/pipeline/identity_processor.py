@@ -177,13 +177,12 @@ class IdentityProcessor(BackgroundWorker):
                 _record(batch, decision)
             new.update(decision.attached)
             batch.removed_owners.extend(decision.detached)
-            if decision.merges and decision.profile_id:
-                touched.update(graph.identifiers_of(decision.profile_id))
-            for split in decision.splits:
-                for profile_id in split.new_profiles:
-                    # a part the same event merged on into another profile is gone; its keys are touched above
-                    with contextlib.suppress(KeyError):
-                        touched.update(graph.identifiers_of(profile_id))
+            # Profiles that took identifiers: by the end of the batch one may itself have been merged into
+            # another (whose merge touches all its identifiers then), so a profile that is gone is skipped.
+            grown = [decision.profile_id] if decision.merges and decision.profile_id else []
+            for profile_id in [*grown, *(p for split in decision.splits for p in split.new_profiles)]:
+                with contextlib.suppress(KeyError):
+                    touched.update(graph.identifiers_of(profile_id))
         for key in new | touched:  # the batch's final word on each identifier it added or moved
             owner = graph.profile_of(key)
             if owner is not None:

@@ -95,3 +95,24 @@ def test_streamed_profiles_equal_replayed_profiles(tmp_path):
         copy_dir = tmp_path / f"replay-{batch}"
         shutil.copytree(live_dir, copy_dir)
         assert replay(copy_dir, batch) == streamed, f"replay with batches of {batch} differs from streaming"
+
+
+def test_a_merge_winner_merged_away_later_in_the_same_batch(server, source):
+    """One batch: P3 merges into P2, then P2 into P1. Every identifier ends with P1, with every event."""
+    chain = [
+        {"type": "page", "anonymousId": "a0"},
+        {"type": "page", "anonymousId": "a1"},
+        {"type": "page", "anonymousId": "a2"},
+        {"type": "alias", "previousId": "a2", "userId": "u1", "anonymousId": "a1"},
+        {"type": "track", "anonymousId": "a0", "userId": "u1", "event": "Joined"},
+    ]
+    response = httpx.post(server.url + "/v1/batch", json={"batch": chain}, auth=(source["write_key"], ""))
+    assert response.status_code == 200
+    with server.admin() as admin:
+        owners = {
+            a: admin.get("/api/identity/lookup", params={"identifier": f"anonymous_id:{a}"}).json()["profile_id"]
+            for a in ("a0", "a1", "a2")
+        }
+        assert len(set(owners.values())) == 1
+        events = admin.get(f"/api/profiles/{owners['a0']}/events").json()["data"]
+    assert len(events) == 5
