@@ -130,6 +130,16 @@ def identity_router(processor: IdentityProcessor, rules: IdentityRules, settle: 
             raise Conflict(f"the merge was refused by rule {rules}; nothing changed", refusals=result["refusals"])
         return result
 
+    @router.get("/changes")
+    def changes(
+        after: int = Query(0, ge=0, description="the last position of the previous page"),
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> dict[str, Any]:
+        """Merges, splits and operations in log order: the feed downstream stages follow."""
+        caught_up()
+        rows = tables.changes(after=after, limit=limit)
+        return {"data": rows, "next_after": rows[-1]["position"] if rows else after}
+
     @router.get("/operations")
     def operations() -> dict[str, Any]:
         """Every operation applied, oldest first, with what it changed."""

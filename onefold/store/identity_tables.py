@@ -224,6 +224,28 @@ class IdentityTables:
             row["result"] = orjson.loads(row["result"])
         return rows
 
+    def changes(self, *, after: int, limit: int) -> list[dict[str, Any]]:
+        """Merges, splits and operator operations in log order, after position ``after`` (a change feed).
+
+        Positions are ``seq * 1000 + n`` so that several changes at one event (or operations after it) page
+        without gaps or repeats."""
+        rows = self._store.dicts(
+            "WITH feed AS ("
+            " SELECT seq, 0 AS part, 'merge' AS kind, json_object('winner', winner, 'loser', loser, 'via', via)"
+            "  AS detail FROM identity_merges"
+            " UNION ALL SELECT seq, 1, 'split', json_object('profile_id', profile_id, 'new_profiles', new_profiles,"
+            "  'identifier', json_array(hub_type, hub_value)) FROM identity_splits"
+            " UNION ALL SELECT after_seq, 2, 'operation', json_object('id', id, 'kind', kind, 'args', args,"
+            "  'actor', actor, 'result', result) FROM identity_operations),"
+            " numbered AS (SELECT *,"
+            "  seq * 1000 + row_number() OVER (PARTITION BY seq ORDER BY part, detail) AS position FROM feed)"
+            " SELECT position, seq, kind, detail FROM numbered WHERE position > ? ORDER BY position LIMIT ?",
+            [after, limit],
+        )
+        for row in rows:
+            row["detail"] = orjson.loads(row["detail"])
+        return rows
+
     def next_operation_id(self) -> int:
         row = self._store.cursor().execute("SELECT coalesce(max(id), 0) + 1 FROM identity_operations").fetchone()
         return int(row[0]) if row else 1

@@ -107,3 +107,26 @@ def test_operations_split_merge_refuse_and_survive_a_restart(tmp_path):
         assert profile_of(server, "email:ann@example.com") is None
     finally:
         stop_server(uv, thread, server.runtime)
+
+
+def test_the_change_feed_lists_merges_splits_and_operations_in_log_order(server, source):
+    send(
+        server,
+        source["write_key"],
+        [
+            {"type": "identify", "anonymousId": "a1", "traits": {"email": "e1@example.com"}},
+            {"type": "identify", "anonymousId": "a2", "userId": "u1"},
+            {"type": "identify", "anonymousId": "a1", "userId": "u1"},  # merge
+            {"type": "identify", "anonymousId": "a1", "userId": "u2"},  # a1 is shared: a hub, the profile splits
+        ],
+    )
+    operate(server, kind="exclude_identifier", identifier="anonymous_id:a2")
+    first = admin_get(server, "/api/identity/changes", limit="2").json()
+    rest = admin_get(server, "/api/identity/changes", after=str(first["next_after"])).json()
+    feed = first["data"] + rest["data"]
+    assert [c["kind"] for c in feed] == ["merge", "split", "operation"]
+    assert feed[0]["detail"]["loser"] != feed[0]["detail"]["winner"]
+    assert feed[1]["detail"]["identifier"] == ["anonymous_id", "a1"]
+    assert feed[2]["detail"]["kind"] == "exclude_identifier"
+    assert [c["position"] for c in feed] == sorted({c["position"] for c in feed})
+    assert admin_get(server, "/api/identity/changes", after=str(rest["next_after"])).json()["data"] == []
