@@ -154,9 +154,9 @@ def identity_dry_run(data_dir: Path, rules_file: Path, examples: int) -> None:
             columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
             with Progress(*columns, console=console, transient=True) as progress:
                 task = progress.add_task("replay", total=len(log))
-                for n, event in enumerate(log, start=1):
+                for n, entry in enumerate(log, start=1):  # events, and operator operations at their places
                     for scratch in scratches:
-                        scratch.observe(event.seq, event.keys, event.ts)
+                        scratch.replay(entry)
                     if n % 5000 == 0:
                         progress.update(task, completed=n)
             replayed = len(log)

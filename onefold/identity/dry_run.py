@@ -26,6 +26,7 @@ import orjson
 from onefold.errors import StoreError
 from onefold.identity.graph import IdentityGraph
 from onefold.identity.keys import event_keys
+from onefold.identity.operations import apply_operation
 from onefold.identity.rules import IdentityRules, Key
 from onefold.store.duckdb_store import DB_FILE_NAME, LOCK_FILE_NAME
 
@@ -46,6 +47,12 @@ class Scratch:
         if decision.refusals:
             self.refusals.update(r.rule for r in decision.refusals)
 
+    def replay(self, entry: LoggedEvent | LoggedOperation) -> None:
+        if isinstance(entry, LoggedOperation):
+            apply_operation(self.graph, entry.kind, entry.args, entry.after_seq)
+        else:
+            self.observe(entry.seq, entry.keys, entry.ts)
+
     def owners(self) -> dict[Key, str]:
         return {key: profile for profile, keys in self.graph.profiles() for key in keys}
 
@@ -55,6 +62,15 @@ class LoggedEvent:
     seq: int
     keys: list[Key]
     ts: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedOperation:
+    """An operator's operation, re-applied after event ``after_seq`` as the server did."""
+
+    after_seq: int
+    kind: str
+    args: dict[str, Any]
 
 
 class EventLog:
@@ -69,14 +85,25 @@ class EventLog:
     def __len__(self) -> int:
         return self._count
 
-    def __iter__(self) -> Iterator[LoggedEvent]:
+    def __iter__(self) -> Iterator[LoggedEvent | LoggedOperation]:
+        operations = self._operations()
         cur = self._con.cursor()
         cur.execute("SELECT seq, source_id, identifiers, epoch(timestamp) FROM events ORDER BY seq")
         while rows := cur.fetchmany(self._batch):
             for seq, source_id, identifiers, ts in rows:
+                while operations and operations[0].after_seq < seq:
+                    yield operations.pop(0)
                 found = orjson.loads(identifiers) if identifiers else []
                 keys = event_keys(self._kinds.get(source_id, "other"), found)
                 yield LoggedEvent(int(seq), keys, float(ts) if ts is not None else None)
+        yield from operations
+
+    def _operations(self) -> list[LoggedOperation]:
+        try:
+            rows = self._con.execute("SELECT after_seq, kind, args FROM identity_operations ORDER BY id").fetchall()
+        except duckdb.CatalogException:  # a data directory from before operations existed
+            return []
+        return [LoggedOperation(int(a), str(k), orjson.loads(args)) for a, k, args in rows]
 
 
 @contextmanager

@@ -130,3 +130,34 @@ def test_the_change_feed_lists_merges_splits_and_operations_in_log_order(server,
     assert feed[2]["detail"]["kind"] == "exclude_identifier"
     assert [c["position"] for c in feed] == sorted({c["position"] for c in feed})
     assert admin_get(server, "/api/identity/changes", after=str(rest["next_after"])).json()["data"] == []
+
+
+def test_dry_run_replays_operations_at_their_place_like_the_server(tmp_path):
+    from onefold.identity.dry_run import LoggedOperation, Scratch, open_log
+    from onefold.identity.rules import DEFAULT_RULES
+    from onefold.store import DuckDBStore
+
+    data_dir = tmp_path / "data"
+    server, uv, thread = start_server(data_dir)
+    try:
+        key = server.create_source("web")["write_key"]
+        send(server, key, STORY[:4])
+        assert operate(server, kind="exclude_identifier", identifier="email:ann@example.com").status_code == 201
+        send(server, key, STORY[4:])
+        tab1, tab2 = profile_of(server, "anonymous_id:tab-1"), profile_of(server, "anonymous_id:tab-2")
+        assert operate(server, kind="merge_profiles", a=str(tab1), b=str(tab2)).status_code == 201
+    finally:
+        stop_server(uv, thread, server.runtime)
+    store = DuckDBStore.open(data_dir)
+    live = {
+        (t, v): p for t, v, p in store.cursor().execute("SELECT type, value, profile_id FROM identity_keys").fetchall()
+    }
+    store.close()
+
+    scratch = Scratch(DEFAULT_RULES)
+    with open_log(data_dir) as log:
+        entries = list(log)
+    assert [e.kind for e in entries if isinstance(e, LoggedOperation)] == ["exclude_identifier", "merge_profiles"]
+    for entry in entries:
+        scratch.replay(entry)
+    assert scratch.owners() == live
