@@ -48,6 +48,7 @@ class DemoLoader:
             rows = ground_truth(seed=self._seed, people=self._people, end=end)
             write_ground_truth(rows, truth_path)
             runtime.store.set_meta(_META_KEY, signature)
+        self._wait_for_profiles()
         s = runtime.settings
         url = f"http://{s.host}:{s.port}"
         key = keys["website"]
@@ -60,6 +61,20 @@ class DemoLoader:
                 '-d \'{"userId":"u1","event":"Hello"}\'',
             ),
         ]
+
+    def _wait_for_profiles(self) -> None:
+        """Show the identity processor folding the loaded events into profiles, until it has caught up."""
+        processor = self._runtime.identity
+        target = processor.tables.last_seq()
+        columns = (TextColumn("building profiles"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=self._console) as progress:
+            task = progress.add_task("profiles", total=target, completed=processor.offset)
+            while not processor.wait_processed(target, timeout=0.5):
+                if processor.failure is not None:
+                    return  # /health reports it; the banner still prints
+                progress.update(task, completed=processor.offset)
+            progress.update(task, completed=target)
+        self._console.print(f"demo: {processor.profiles.count():,} profiles")
 
     def _load(self, keys: dict[str, str], end: datetime) -> None:
         s = self._runtime.settings
