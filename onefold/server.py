@@ -37,6 +37,7 @@ from onefold.governance.privacy_api import privacy_router
 from onefold.governance.suppression import Suppressions
 from onefold.governance.tokens import AdminToken, ensure_admin_token
 from onefold.identity.api import identity_router
+from onefold.identity.matching_api import matching_routes
 from onefold.identity.rules_file import load_rules
 from onefold.metrics import Metrics
 from onefold.pipeline.identity_processor import IdentityProcessor
@@ -196,6 +197,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                 ),
                 profiles_router(profiles),
                 tokens_router(runtime.access_tokens),
+                matching_routes(runtime),
             ),
         )
     )

@@ -124,4 +124,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE identity_operations (id BIGINT PRIMARY KEY, after_seq BIGINT NOT NULL, kind VARCHAR NOT NULL,"
         " args JSON NOT NULL, actor VARCHAR NOT NULL, result JSON NOT NULL)",
     ),
+    # 8: probabilistic matching. Each run, and each pair it linked or queued for review with its identifiers
+    # (the strongest of each side when decided: revocation excludes the link between them).
+    (
+        "CREATE TABLE match_runs (id BIGINT PRIMARY KEY, started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ,"
+        " status VARCHAR NOT NULL, settings JSON NOT NULL, summary JSON)",
+        "CREATE TABLE match_pairs (id BIGINT PRIMARY KEY, run_id BIGINT NOT NULL, a_profile VARCHAR NOT NULL,"
+        " b_profile VARCHAR NOT NULL, a_type VARCHAR NOT NULL, a_value VARCHAR NOT NULL, b_type VARCHAR NOT NULL,"
+        " b_value VARCHAR NOT NULL, probability DOUBLE NOT NULL, match_weight DOUBLE NOT NULL,"
+        " reason VARCHAR NOT NULL, explanation JSON NOT NULL, status VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL,"
+        " decided_at TIMESTAMPTZ, decided_by VARCHAR, operation_id BIGINT, profile_id VARCHAR, refusals JSON,"
+        " revoked_at TIMESTAMPTZ, revoked_by VARCHAR, revoke_operation_id BIGINT)",
+    ),
 )

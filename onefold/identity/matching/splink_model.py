@@ -148,11 +148,15 @@ class SplinkMatcher:
             training.estimate_u_using_random_sampling(max_pairs=self.options.u_max_pairs, seed=self.options.seed)
             skipped: list[dict[str, str]] = []
             for rule in EM_TRAINING_RULES:
+                # Splink's EM session removes the comparisons its rule uses, and swaps in its own prior, on the
+                # linker's settings *in place*, and only puts them back when the session succeeds: keep a copy.
+                before = linker._settings_obj.core_model_settings.copy()  # type: ignore[no-untyped-call]
                 try:
                     training.estimate_parameters_using_expectation_maximisation(rule)
                 except (ValueError, EMTrainingException) as error:
                     # Small data: a rule finds no pairs, or an m probability underflows to 0 on cleanly
                     # separated pairs, which Splink refuses. The session then changes nothing; others still train.
+                    linker._settings_obj.core_model_settings = before
                     skipped.append({"rule": rule, "error": str(error).splitlines()[0]})
             if len(skipped) == len(EM_TRAINING_RULES):
                 raise MatchingError(
