@@ -12,7 +12,7 @@ import httpx
 from click.testing import CliRunner
 
 from onefold.cli import main
-from onefold.identity.dry_run import Scratch, compare_refusals, diff_profiles, open_log, summary
+from onefold.identity.dry_run import LoggedEvent, Scratch, compare_refusals, diff_profiles, open_log, summary
 from onefold.identity.rules import DEFAULT_RULES, Key
 from onefold.identity.rules_file import parse_rules
 from tests.conftest import start_server, stop_server
@@ -158,8 +158,10 @@ def test_dry_run_reports_the_difference_and_writes_nothing(tmp_path: Path):
     with open_log(data) as log:  # the replay passes event times, for windowed rules
         events = list(log)
     assert len(log) == len(events) == 5
-    assert events[-1].ts == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
-    assert events[-1].keys == [("anonymous_id", "a1")]
+    last = events[-1]
+    assert isinstance(last, LoggedEvent)
+    assert last.ts == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
+    assert last.keys == [("anonymous_id", "a1")]
     assert snapshot(data) == before
 
 
