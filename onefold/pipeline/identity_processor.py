@@ -35,6 +35,7 @@ from onefold.store.profile_tables import ProfileTables
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 NAME = "identity"
+MAX_ATTEMPTS = 3  # a batch that fails this many times in a row stops the processor (and /health says why)
 
 
 class IdentityProcessor(BackgroundWorker):
@@ -133,10 +134,26 @@ class IdentityProcessor(BackgroundWorker):
     def _run(self) -> None:
         cur = self._store.cursor()
         size = self._batch
+        failures = 0
         while True:
-            if self._exclusive:
-                self._run_exclusive(cur)
-            rows = self.profiles.events_after(cur, self.offset, size)
+            started = time.perf_counter()
+            try:
+                if self._exclusive:
+                    self._run_exclusive(cur)
+                rows = self.profiles.events_after(cur, self.offset, size)
+                if rows:
+                    self._process(cur, rows)
+                failures = 0
+            except Exception as exc:  # DuckDB out of memory, an I/O error: nothing past the stored offset counts
+                failures += 1
+                log.exception("identity processing failed (attempt %d of %d)", failures, MAX_ATTEMPTS)
+                if failures >= MAX_ATTEMPTS or not self._restart_from_store():
+                    with self._cond:
+                        self.failure = exc  # /health answers 503 and names it
+                        self._cond.notify_all()
+                    return
+                time.sleep(min(30.0, 0.5 * 2**failures))
+                continue
             if not rows:
                 with self._cond:
                     if self._stopping:
@@ -144,19 +161,23 @@ class IdentityProcessor(BackgroundWorker):
                     if not self._exclusive:
                         self._cond.wait(0.2)
                 continue
-            started = time.perf_counter()
-            try:
-                self._process(cur, rows)
-            except Exception as exc:  # the offset did not move; a restart retries the same events
-                log.exception("identity processing failed")
-                with self._cond:
-                    self.failure = exc
-                    self._cond.notify_all()
-                return
             backlog = len(rows) == size
             size = self._backlog_batch if backlog else self._batch
             if backlog and not self._stopping:  # only a backlog pauses, never a shutdown drain
                 time.sleep((time.perf_counter() - started) * self._pause_ratio)
+
+    def _restart_from_store(self) -> bool:
+        """After a failed batch the in-memory graph may hold decisions that were never committed: rebuild it from
+        the log up to the stored offset, as at startup. False if even that fails."""
+        try:
+            self.graph = IdentityGraph(self.graph.rules)
+            self._states.clear()
+            self.offset = self.tables.offset(NAME)
+            self.recover()
+        except Exception:
+            log.exception("rebuilding the identity graph from the log failed")
+            return False
+        return True
 
     def _process(self, cur: Any, rows: list[Any]) -> None:
         items: list[Item] = []
