@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,7 @@ from onefold.profiles.view import computed_traits, custom_traits, iso
 from onefold.store.identity_tables import IdentityTables
 from onefold.store.profile_tables import ProfileTables
 
+MAX_CONCURRENT_READS = 4
 PREFIX = "/v1/spaces/{space}/collections/{collection}/profiles/{external_id}"
 
 
@@ -87,6 +89,9 @@ def profile_api_router(
     space: str,
 ) -> APIRouter:
     router = APIRouter(tags=["profile api"])
+    # DuckDB reads at once: more only queue inside DuckDB and share its memory limit (measured: 40 concurrent
+    # reads thrash and fail with out-of-memory under ingest); waiting here is cheap.
+    reads = threading.BoundedSemaphore(MAX_CONCURRENT_READS)
 
     def guarded(request: Request, space_id: str, collection: str, body: Callable[[], dict[str, Any]]) -> Response:
         request_id = str(uuid.uuid4())
@@ -98,7 +103,9 @@ def profile_api_router(
                 raise NotFound(f"no space {space_id!r}; this workspace's space id is {space!r}")
             if collection != "users":
                 raise NotFound(f"collection {collection!r} is not available; use 'users'")
-            return Response(orjson.dumps(body()), media_type="application/json", headers={"Request-Id": request_id})
+            with reads:
+                payload = orjson.dumps(body())
+            return Response(payload, media_type="application/json", headers={"Request-Id": request_id})
         except OnefoldError as exc:
             if isinstance(exc, CollectError):
                 exc.code = "validation_error"

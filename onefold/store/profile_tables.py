@@ -66,21 +66,28 @@ class ProfileTables:
     def timeline(
         self, profile_id: str, *, limit: int, before_seq: int | None = None, names: Iterable[str] = ()
     ) -> list[dict[str, Any]]:
-        """The profile's events, newest first, paged by sequence number; ``names`` filters by event name."""
-        where: list[str] = ["p.profile_id = ?"]
-        params: list[Any] = [profile_id]
-        if before_seq is not None:
-            where.append("p.seq < ?")
-            params.append(before_seq)
+        """The profile's events, newest first, paged by sequence number; ``names`` filters by event name.
+
+        Two indexed steps (the profile's sequence numbers, then those events) rather than one join, which
+        DuckDB answers by scanning both tables."""
+        cur = self._store.cursor()
         wanted = sorted(names)
-        if wanted:
-            where.append(f"coalesce(e.event, e.name) IN ({', '.join('?' for _ in wanted)})")
-            params.extend(wanted)
+        bound = "" if before_seq is None else " AND seq < ?"
+        cap = "" if wanted else " LIMIT ?"  # with a name filter, which of the events match is not known yet
+        params: list[Any] = [profile_id, *([] if before_seq is None else [before_seq]), *([] if wanted else [limit])]
+        seqs = [
+            row[0]
+            for row in cur.execute(
+                f"SELECT seq FROM event_profiles WHERE profile_id = ?{bound} ORDER BY seq DESC{cap}", params
+            ).fetchall()
+        ]
+        if not seqs:
+            return []
+        names_filter = f" AND coalesce(event, name) IN ({', '.join('?' for _ in wanted)})" if wanted else ""
         rows = self._store.dicts(
-            "SELECT e.seq, e.message_id, e.source_id, e.type, e.event, e.name, e.timestamp, e.properties, e.traits,"
-            " e.channel, e.revenue, e.currency, e.order_id FROM event_profiles p JOIN events e ON e.seq = p.seq"
-            f" WHERE {' AND '.join(where)} ORDER BY e.seq DESC LIMIT ?",
-            [*params, limit],
+            "SELECT seq, message_id, source_id, type, event, name, timestamp, properties, traits, channel, revenue,"
+            f" currency, order_id FROM events WHERE seq = ANY(?::BIGINT[]){names_filter} ORDER BY seq DESC LIMIT ?",
+            [seqs, *wanted, limit],
         )
         for row in rows:
             for column in ("properties", "traits"):

@@ -136,4 +136,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " decided_at TIMESTAMPTZ, decided_by VARCHAR, operation_id BIGINT, profile_id VARCHAR, refusals JSON,"
         " revoked_at TIMESTAMPTZ, revoked_by VARCHAR, revoke_operation_id BIGINT)",
     ),
+    # 9: indexes for the Profile API: a profile's timeline is a few point lookups instead of two full scans.
+    (
+        "CREATE INDEX events_seq ON events (seq)",
+        "CREATE INDEX event_profiles_profile ON event_profiles (profile_id)",
+    ),
 )
