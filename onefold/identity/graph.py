@@ -18,125 +18,68 @@ made the identifier a hub), ``hub`` (a known hub), ``excluded_link`` (an operato
 the same person), ``cannot_link:<type>``, ``limit:<type>``, ``weak_link:<type>`` (a weak identifier such as a
 household phone would be the only tie between an event carrying its own unique id and another profile),
 ``max_identifiers``, ``max_merges``, and for a manual merge ``unknown_profile``.
+
+Memory: identifiers are interned as ints and profiles are lean records (``onefold.identity.compact``), hub
+detection keeps a few ids per identifier (``onefold.identity.hubs``), splits re-derive parts by id
+(``onefold.identity.evidence``). Keys are ``(type, value)`` tuples only at this class's boundary.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 
+from onefold.identity.compact import FirstSeen, Group, KeyTable, Profile, touching, without
+from onefold.identity.constraints import Constraints
+from onefold.identity.decisions import Decision, Merge, Refusal, Split
+from onefold.identity.evidence import connected_parts
+from onefold.identity.hubs import Companions
 from onefold.identity.rules import IdentityRules, Key
 
-_ALWAYS = math.inf  # the time of evidence seen without a timestamp: it never leaves a window
-
-
-@dataclass(slots=True)
-class _Profile:
-    id: str
-    created: int  # seq of the event that created it: the oldest profile keeps its id on merge
-    keys: set[Key] = field(default_factory=set)
-    by_type: dict[str, set[str]] = field(default_factory=dict)
-    merges: int = 0
-    # the distinct groups of identifiers that single events (or manual merges) tied together, with the seq that
-    # first produced each: the evidence a split recomputes from
-    edges: dict[frozenset[Key], int] = field(default_factory=dict)
-
-    def add(self, key: Key) -> None:
-        self.keys.add(key)
-        self.by_type.setdefault(key[0], set()).add(key[1])
-
-    def reset(self, keys: set[Key]) -> None:
-        self.keys, self.by_type = set(), {}
-        for key in keys:
-            self.add(key)
-
-
-@dataclass(frozen=True, slots=True)
-class Merge:
-    winner: str
-    loser: str
-    via: tuple[Key, ...]  # the event's identifiers that joined the two (for a manual merge, one of each side)
-
-
-@dataclass(frozen=True, slots=True)
-class Split:
-    """A profile re-derived from its evidence: parts no longer connected became ``new_profiles``."""
-
-    profile: str  # keeps the part with a unique identifier, else any part; of those, the oldest
-    new_profiles: tuple[str, ...]
-    key: Key  # the identifier that caused it: the hub, the excluded identifier, or one side of the link
-    reason: str = "hub"  # "hub", "excluded" (exclude_identifier) or "excluded_link" (exclude_link)
-    partner: Key | None = None  # the other side of an excluded link
-
-    @property
-    def hub(self) -> Key:
-        """The identifier that caused the split (named for the first reason splits existed)."""
-        return self.key
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    # see the module docstring for the rules
-    rule: str
-    key: Key  # the identifier set aside (for a refused manual merge, the strongest of the newer profile)
-    profiles: tuple[str, ...] = ()  # the profiles it would have joined
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    seq: int
-    profile_id: str | None  # None when no identifier of the event could be used
-    created: bool
-    attached: tuple[Key, ...]  # identifiers new to the profile
-    merges: tuple[Merge, ...]
-    refusals: tuple[Refusal, ...]
-    splits: tuple[Split, ...] = ()
-    detached: tuple[Key, ...] = ()  # identifiers that no longer belong to any profile (exclude_identifier)
-    dissolved: tuple[str, ...] = ()  # profiles left without identifiers, which no longer exist
+__all__ = ["Decision", "IdentityGraph", "Merge", "Refusal", "Split"]
 
 
 class IdentityGraph:
     def __init__(self, rules: IdentityRules) -> None:
         self.rules = rules
-        self._owner: dict[Key, _Profile] = {}
-        self._profiles: dict[str, _Profile] = {}
-        # unique-type keys each non-unique key was seen with, for hub detection
-        self._companions: dict[Key, set[Key]] = {}
+        # tracked types strongest first (the name breaks ties): the order limits are checked in, and the types'
+        # numbers in the key table
+        order = sorted(rules.priority, key=lambda t: (rules.priority[t], t))
+        self._table = table = KeyTable(order)
+        self._unique = frozenset(table.type_id(t) for t in rules.unique_types)
+        self._profiles: dict[str, Profile] = {}
+        self._companions = Companions(rules, table)  # for hub detection
         self.hubs: set[Key] = set()
-        self.first_seen: dict[Key, int] = {}
-        # tracked types strongest first (the name breaks ties), the order limits are checked in
-        self._type_order = {t: n for n, t in enumerate(sorted(rules.priority, key=lambda t: (rules.priority[t], t)))}
-        # windowed types only (see IdentityRules.windows): when a key last linked, and when a key was last seen
-        # with each of its companions, in event time
-        self._windows = {t: w for t in rules.windows if (w := rules.window(t)) is not None}
-        self._last_seen: dict[Key, float] = {}
-        self._companion_seen: dict[Key, dict[Key, float]] = {}
+        self.first_seen: Mapping[Key, int] = FirstSeen(table)
         # operator decisions: identifiers that never link, and pairs never to share a profile
         self.excluded: set[Key] = set()
-        self._apart: dict[Key, set[Key]] = {}
+        self._apart: dict[int, set[int]] = {}
+        self._checks = Constraints(rules, table, self._apart)
         self._counts = {"events": 0, "merges": 0, "splits": 0, "refusals": 0, "unlinked_events": 0}
 
     # --- reading ------------------------------------------------------------------------------------------
     def profile_of(self, key: Key) -> str | None:
-        profile = self._owner.get(key)
-        return profile.id if profile else None
+        key_id = self._table.find(key)
+        profile = None if key_id is None else self._table.owner[key_id]
+        return None if profile is None else profile.id
 
     def identifiers_of(self, profile_id: str) -> set[Key]:
-        return set(self._profiles[profile_id].keys)
+        key_of = self._table.key
+        return {key_of(k) for k in self._profiles[profile_id].keys}
 
     def profiles(self) -> Iterator[tuple[str, frozenset[Key]]]:
+        key_of = self._table.key
         for profile in self._profiles.values():
-            yield profile.id, frozenset(profile.keys)
+            yield profile.id, frozenset(key_of(k) for k in profile.keys)
 
     def excluded_links(self) -> set[frozenset[Key]]:
-        return {frozenset((a, b)) for a, partners in self._apart.items() for b in partners}
+        key_of = self._table.key
+        return {frozenset((key_of(a), key_of(b))) for a, partners in self._apart.items() for b in partners}
 
     def stats(self) -> dict[str, int]:
         return {
             **self._counts,
             "profiles": len(self._profiles),
-            "identifiers": len(self._owner),
+            "identifiers": self._table.owned,
             "hubs": len(self.hubs),
             "excluded": len(self.excluded),
         }
@@ -146,33 +89,36 @@ class IdentityGraph:
         """Stitch one event's identifiers. ``ts`` is the event time (epoch seconds); without it, or without
         windowed types in the rules, limits and hub detection count everything ever seen."""
         self._counts["events"] += 1
-        now = ts if self._windows else None
+        now = ts if self._checks.windows else None
         refusals: list[Refusal] = []
         splits: list[Split] = []
-        candidates = self._usable(seq, keys, refusals, splits, now)
-        owners: list[_Profile] = []
+        candidates, ids = self._usable(seq, keys, refusals, splits, now)
+        owners: list[Profile] = []
         while candidates:
-            owners = self._owners(candidates)
-            broken, culprit = self._broken_rule(owners, candidates, now)
+            owners = self._owners(ids)
+            broken, culprit = self._checks.broken_rule(owners, candidates, ids, now)
             if broken is None:
                 break
             if culprit is None:
                 culprit = max(candidates, key=lambda k: (self.rules.priority[k[0]], candidates.index(k)))
-            candidates.remove(culprit)
+            position = candidates.index(culprit)
+            del candidates[position], ids[position]
             refusals.append(Refusal(broken, culprit, tuple(p.id for p in owners)))
         self._counts["refusals"] += len(refusals)
         if not candidates:
             self._counts["unlinked_events"] += 1
             return Decision(seq, None, False, (), (), tuple(refusals), tuple(splits))
         if now is not None:
-            self._touch(candidates, now)
-        return self._apply(seq, candidates, owners, tuple(refusals), tuple(splits))
+            self._checks.touch(ids, now)
+        return self._apply(seq, candidates, ids, owners, tuple(refusals), tuple(splits))
 
     def _usable(
         self, seq: int, keys: list[Key], refusals: list[Refusal], splits: list[Split], now: float | None
-    ) -> list[Key]:
-        rules, hubs, excluded = self.rules, self.hubs, self.excluded
+    ) -> tuple[list[Key], list[int]]:
+        rules, hubs, excluded, table = self.rules, self.hubs, self.excluded, self._table
+        interned = table.ids
         usable: list[Key] = []
+        ids: list[int] = []
         for key in dict.fromkeys(keys):
             if not rules.tracks(key):
                 continue
@@ -184,175 +130,85 @@ class IdentityGraph:
                 refusals.append(Refusal("blocked", key))
             else:
                 usable.append(key)
-        uniques = [k for k in usable if k[0] in rules.unique_types]
+                key_id = interned[key[0]].get(key[1])  # a tracked type has its dict from the start
+                ids.append(table.intern(key) if key_id is None else key_id)
+        types, unique = table.types, self._unique
+        uniques = [k for k in ids if types[k] in unique]
         if not uniques:
-            return usable
+            return usable, ids
         kept: list[Key] = []
-        for key in usable:
-            if key[0] not in rules.unique_types and self._becomes_hub(key, uniques, now):
+        kept_ids: list[int] = []
+        for key, key_id in zip(usable, ids, strict=True):
+            if types[key_id] not in unique and self._companions.becomes_hub(key_id, uniques, now):
+                self.hubs.add(key)
                 refusals.append(Refusal("hub_detected", key))
-                owner = self._owner.get(key)
-                split = self._split(seq, owner, key) if owner else None
+                owner = table.owner[key_id]
+                split = self._split(seq, owner, key_id, key) if owner is not None else None
                 if split:
                     splits.append(split)
             else:
                 kept.append(key)
-        return kept
+                kept_ids.append(key_id)
+        return kept, kept_ids
 
-    def _becomes_hub(self, key: Key, uniques: list[Key], now: float | None) -> bool:
-        seen = self._companions.setdefault(key, set())
-        seen.update(uniques)
-        window = self._windows.get(key[0]) if now is not None else None
-        if window is not None:
-            assert now is not None
-            times = self._companion_seen.setdefault(key, {})
-            for unique in uniques:
-                times[unique] = max(times.get(unique, now), now)
-        threshold = self.rules.hub_threshold(key[0])
-        for unique_type in {u[0] for u in uniques}:
-            count = sum(1 for s in seen if s[0] == unique_type)
-            if count > threshold and window is not None:  # only companions seen within the window count
-                assert now is not None
-                cutoff, times = now - window, self._companion_seen[key]
-                count = sum(1 for s in seen if s[0] == unique_type and times.get(s, _ALWAYS) >= cutoff)
-            if count > threshold:
-                self.hubs.add(key)
-                return True
-        return False
-
-    def _touch(self, candidates: list[Key], now: float) -> None:
-        windows, last_seen = self._windows, self._last_seen
-        for key in candidates:
-            if key[0] in windows and last_seen.get(key, now) <= now:
-                last_seen[key] = now
-
-    def _owners(self, candidates: list[Key]) -> list[_Profile]:
-        found: dict[str, _Profile] = {}
-        for key in candidates:
-            profile = self._owner.get(key)
-            if profile is not None:
-                found.setdefault(profile.id, profile)
-        return sorted(found.values(), key=lambda p: p.created)
-
-    def _broken_rule(
-        self, owners: list[_Profile], candidates: list[Key], now: float | None
-    ) -> tuple[str | None, Key | None]:
-        """The first rule the union would break and, when the rule names one, the identifier to set aside."""
-        if self._apart:
-            apart = self._apart_conflict(candidates)
-            if apart is not None:
-                return "excluded_link", apart
-        weak = self._weak_link(owners, candidates)
-        if weak is not None:
-            return f"weak_link:{weak[0]}", weak
-        return self._broken_limit(owners, candidates, now), None
-
-    def _apart_conflict(self, candidates: list[Key]) -> Key | None:
-        """The weakest candidate bringing one side of an operator's cannot-link pair into the union."""
-        apart = self._apart
-        brought_by: dict[Key, Key] = {}  # identifier with a cannot-link partner -> the candidate bringing it
-        seen: set[str] = set()
-        for candidate in candidates:
-            profile = self._owner.get(candidate)
-            if profile is None:
-                if candidate in apart:
-                    brought_by.setdefault(candidate, candidate)
-            elif profile.id not in seen:
-                seen.add(profile.id)
-                for key in apart.keys() & profile.keys:
-                    brought_by.setdefault(key, candidate)
-        culprits = {
-            side
-            for key, bringer in brought_by.items()
-            for partner in apart[key]
-            if partner in brought_by and brought_by[partner] != bringer
-            for side in (bringer, brought_by[partner])
-        }
-        if not culprits:
-            return None
-        return max(culprits, key=lambda k: (self.rules.priority[k[0]], candidates.index(k)))
-
-    def _weak_link(self, owners: list[_Profile], candidates: list[Key]) -> Key | None:
-        """A weak identifier (a phone) that alone would tie an event carrying its own unique id to a profile."""
-        rules = self.rules
-        if not rules.weak_types or not any(k[0] in rules.unique_types for k in candidates):
-            return None
-        for profile in owners:
-            links = [k for k in candidates if self._owner.get(k) is profile]
-            if links and all(k[0] in rules.weak_types for k in links):
-                return links[0]
-        return None
-
-    def _broken_limit(self, owners: list[_Profile], candidates: list[Key], now: float | None) -> str | None:
-        rules = self.rules
-        new = [k for k in candidates if k not in self._owner]
-        types = {k[0] for k in new} | ({t for p in owners for t in p.by_type} if len(owners) > 1 else set())
-        for identifier_type in sorted(types, key=self._type_order.__getitem__):
-            values = {k[1] for k in new if k[0] == identifier_type}
-            for profile in owners:
-                values |= profile.by_type.get(identifier_type, set())
-            limit = rules.limit(identifier_type)
-            if len(values) > limit and not self._within_window_limit(identifier_type, values, candidates, now):
-                kind = "cannot_link" if identifier_type in rules.unique_types else "limit"
-                return f"{kind}:{identifier_type}"
-        if sum(len(p.keys) for p in owners) + len(new) > rules.max_identifiers:
-            return "max_identifiers"
-        if sum(p.merges for p in owners) + len(owners) - 1 > rules.max_merges:
-            return "max_merges"
-        return None
-
-    def _within_window_limit(
-        self, identifier_type: str, values: set[str], candidates: list[Key], now: float | None
-    ) -> bool:
-        """Whether the values of a windowed type seen within its window (this event's among them) fit its limit."""
-        window = self._windows.get(identifier_type) if now is not None else None
-        if window is None:
-            return False
-        assert now is not None
-        cutoff, last_seen = now - window, self._last_seen
-        in_event = {k[1] for k in candidates if k[0] == identifier_type}
-        recent = sum(1 for v in values if v in in_event or last_seen.get((identifier_type, v), _ALWAYS) >= cutoff)
-        return recent <= self.rules.limit(identifier_type)
+    def _owners(self, ids: list[int]) -> list[Profile]:
+        """The profiles holding any of ``ids``, oldest first (ties in the order found)."""
+        owner = self._table.owner
+        found: list[Profile] = []
+        for key_id in ids:
+            profile = owner[key_id]
+            if profile is not None and profile not in found:
+                found.append(profile)
+        if len(found) > 1:
+            found.sort(key=lambda p: p.created)
+        return found
 
     def _apply(
         self,
         seq: int,
         candidates: list[Key],
-        owners: list[_Profile],
+        ids: list[int],
+        owners: list[Profile],
         refusals: tuple[Refusal, ...],
         splits: tuple[Split, ...],
     ) -> Decision:
+        table = self._table
+        owner = table.owner
         created = not owners
         target = owners[0] if owners else self._create(seq)
         merges: list[Merge] = []
         for other in owners[1:]:
             loser = other.id  # read before the merge: the surviving object may be ``other``, renamed
-            via = tuple(k for k in candidates if self._owner.get(k) in (target, other))
+            via = tuple(k for k, i in zip(candidates, ids, strict=True) if owner[i] is target or owner[i] is other)
             target = self._merge(target, other)
             merges.append(Merge(winner=target.id, loser=loser, via=via))
-        attached = tuple(k for k in candidates if k not in self._owner)
-        for key in attached:
-            target.add(key)
-            self._owner[key] = target
-            self.first_seen[key] = seq
-        target.edges.setdefault(frozenset(candidates), seq)
+        attached: list[Key] = []
+        attached_ids: list[int] = []
+        for key, key_id in zip(candidates, ids, strict=True):
+            if owner[key_id] is None:
+                attached.append(key)
+                attached_ids.append(key_id)
+                table.attach(key_id, target, seq)
+        if attached:
+            target.keys += tuple(attached_ids)
+        if len(ids) > 1:
+            target.add_group(tuple(sorted(ids)), seq)
         self._counts["merges"] += len(merges)
-        return Decision(seq, target.id, created, attached, tuple(merges), refusals, splits)
+        return Decision(seq, target.id, created, tuple(attached), tuple(merges), refusals, splits)
 
-    def _create(self, seq: int) -> _Profile:
-        profile = _Profile(id=f"prof_{seq:010d}", created=seq)
+    def _create(self, seq: int) -> Profile:
+        profile = Profile(f"prof_{seq:010d}", seq)
         self._profiles[profile.id] = profile
         return profile
 
-    def _merge(self, older: _Profile, newer: _Profile) -> _Profile:
+    def _merge(self, older: Profile, newer: Profile) -> Profile:
         """Fold ``newer`` into ``older``; the smaller key set moves, the older id survives."""
         big, small = (older, newer) if len(older.keys) >= len(newer.keys) else (newer, older)
-        for key in small.keys:
-            big.add(key)
-            self._owner[key] = big
-        for group, first in small.edges.items():
-            if big.edges.setdefault(group, first) > first:
-                big.edges[group] = first
+        owner = self._table.owner
+        for key_id in small.keys:
+            owner[key_id] = big
+        big.keys += small.keys
+        big.absorb_groups(small.groups, small.seqs)
         del self._profiles[small.id]
         big.merges = older.merges + newer.merges + 1
         if big is newer:
@@ -362,91 +218,54 @@ class IdentityGraph:
         return big
 
     # --- splitting ----------------------------------------------------------------------------------------
-    def _split(self, seq: int, profile: _Profile, hub: Key) -> Split | None:
+    def _split(self, seq: int, profile: Profile, hub_id: int, hub: Key) -> Split | None:
         """Re-derive ``profile`` from its evidence without ``hub``; parts no longer connected become profiles.
         The hub stays with the part that keeps the id."""
-        parts, edges = self._parts(profile.keys - {hub}, profile.edges, None)
+        parts, evidence = self._parts(set(profile.keys) - {hub_id}, profile.evidence(), None)
         if len(parts) <= 1:
             return None
-        new_ids = self._reshape(seq, profile, parts, edges)
-        profile.add(hub)
-        profile.edges[frozenset({hub})] = seq
+        new_ids = self._reshape(seq, profile, parts, evidence)
+        profile.keys += (hub_id,)
         return Split(profile.id, new_ids, hub)
 
     def _parts(
-        self, keys: set[Key], edges: dict[frozenset[Key], int], apart: tuple[Key, Key] | None
-    ) -> tuple[list[set[Key]], dict[frozenset[Key], int]]:
-        """The connected parts of ``keys`` under ``edges``, ranked (the first keeps the profile id), and the
-        edges kept. With ``apart``, evidence is applied oldest first and a group that would connect the two
-        identifiers is dropped."""
-        parent = {k: k for k in keys}
+        self, keys: set[int], evidence: dict[Group, int], apart: tuple[int, int] | None
+    ) -> tuple[list[set[int]], dict[Group, int]]:
+        """The connected parts of ``keys``, ranked (the first keeps the profile id), and the evidence kept."""
+        parts, kept = connected_parts(keys, evidence, apart, self._table.key)
+        return sorted(parts, key=self._rank), kept
 
-        def find(k: Key) -> Key:
-            while parent[k] != k:
-                parent[k] = parent[parent[k]]
-                k = parent[k]
-            return k
-
-        kept = edges
-        items: Iterable[tuple[frozenset[Key], int]] = edges.items()
-        if apart is not None:
-            kept, items = {}, self._apart_order(edges, *apart)
-        for group, first in items:
-            members = [k for k in group if k in parent]
-            if apart is not None:
-                roots = {find(k) for k in members}
-                if all(side in parent and find(side) in roots for side in apart):
-                    continue
-                kept.setdefault(group, first)
-            for other in members[1:]:
-                a, b = find(members[0]), find(other)
-                if a != b:
-                    parent[b] = a
-        parts: dict[Key, set[Key]] = {}
-        for key in parent:
-            parts.setdefault(find(key), set()).add(key)
-        return sorted(parts.values(), key=self._rank), kept
-
-    @staticmethod
-    def _apart_order(edges: dict[frozenset[Key], int], a: Key, b: Key) -> list[tuple[frozenset[Key], int]]:
-        """Evidence oldest first; a group naming both ``a`` and ``b`` becomes two, without ``b`` then without
-        ``a``, so the rest of that event's identifiers stay with ``a``."""
-        order: list[tuple[int, int, list[Key], frozenset[Key]]] = []
-        for group, first in edges.items():
-            if a in group and b in group:
-                order.append((first, 0, sorted(group - {b}), group - {b}))
-                order.append((first, 1, sorted(group - {a}), group - {a}))
-            else:
-                order.append((first, 0, sorted(group), group))
-        order.sort(key=lambda item: item[:3])
-        return [(group, first) for first, _, _, group in order]
-
-    def _rank(self, part: set[Key]) -> tuple[int, int, Key]:
+    def _rank(self, part: set[int]) -> tuple[int, int, Key]:
         """Parts holding a unique identifier first, then the part with the oldest identifier (the smallest
-        identifier breaks ties, so the order never depends on set iteration)."""
-        unique = self.rules.unique_types
-        return (0 if any(k[0] in unique for k in part) else 1, min(self.first_seen[k] for k in part), min(part))
+        identifier breaks ties, so the order never depends on ids or hashing)."""
+        table, unique = self._table, self._unique
+        return (
+            0 if any(table.types[k] in unique for k in part) else 1,
+            min(table.first[k] for k in part),
+            min(map(table.key, part)),
+        )
 
     def _reshape(
-        self, seq: int, profile: _Profile, parts: list[set[Key]], edges: dict[frozenset[Key], int]
+        self, seq: int, profile: Profile, parts: list[set[int]], evidence: dict[Group, int]
     ) -> tuple[str, ...]:
         """Keep ``parts[0]`` in ``profile``; every other part becomes a new profile. Returns the new ids."""
+        table = self._table
         new_ids: list[str] = []
         n = 0
         for part in parts[1:]:
             n += 1
             while f"prof_{seq:010d}_{n}" in self._profiles:  # defensive: an id is never reused
                 n += 1
-            fresh = _Profile(id=f"prof_{seq:010d}_{n}", created=min(self.first_seen[k] for k in part))
-            for key in part:
-                fresh.add(key)
-                self._owner[key] = fresh
-            fresh.edges = {g: s for g, s in edges.items() if g & part}
+            fresh = Profile(f"prof_{seq:010d}_{n}", min(table.first[k] for k in part))
+            fresh.keys = tuple(sorted(part))
+            for key_id in part:
+                table.owner[key_id] = fresh
+            fresh.set_evidence(touching(evidence, part))
             self._profiles[fresh.id] = fresh
             new_ids.append(fresh.id)
         keep = parts[0] if parts else set()
-        profile.reset(keep)
-        profile.edges = {g: s for g, s in edges.items() if g & keep}
+        profile.keys = tuple(sorted(keep))
+        profile.set_evidence(touching(evidence, keep))
         if len(parts) > 1:
             self._counts["splits"] += 1
         return tuple(new_ids)
@@ -456,16 +275,12 @@ class IdentityGraph:
         """Detach ``key`` for good: it belongs to no profile and no later event links it (rule ``excluded``).
         Its profile is re-derived from the remaining evidence; parts no longer connected become profiles."""
         self.excluded.add(key)
-        profile = self._owner.pop(key, None)
-        if profile is None:
+        key_id = self._table.find(key)
+        profile = None if key_id is None else self._table.detach(key_id)
+        if profile is None or key_id is None:
             return Decision(seq, None, False, (), (), ())
-        edges: dict[frozenset[Key], int] = {}
-        for group, first in profile.edges.items():
-            rest = group - {key}
-            if rest and edges.setdefault(rest, first) > first:
-                edges[rest] = first
-        parts, edges = self._parts(profile.keys - {key}, edges, None)
-        new_ids = self._reshape(seq, profile, parts, edges)
+        parts, evidence = self._parts(set(profile.keys) - {key_id}, without(profile.evidence(), key_id), None)
+        new_ids = self._reshape(seq, profile, parts, evidence)
         splits = (Split(profile.id, new_ids, key, "excluded"),) if new_ids else ()
         if not parts:
             del self._profiles[profile.id]
@@ -485,23 +300,27 @@ class IdentityGraph:
         puts them in one profile (rule ``excluded_link``)."""
         if a == b:
             return Decision(seq, self.profile_of(a), False, (), (), ())
-        self._apart.setdefault(a, set()).add(b)
-        self._apart.setdefault(b, set()).add(a)
-        profile = self._owner.get(a)
-        if profile is None or self._owner.get(b) is not profile:
+        table = self._table
+        a_id, b_id = table.intern(a), table.intern(b)
+        self._apart.setdefault(a_id, set()).add(b_id)
+        self._apart.setdefault(b_id, set()).add(a_id)
+        profile = table.owner[a_id]
+        if profile is None or table.owner[b_id] is not profile:
             return Decision(seq, self.profile_of(a), False, (), (), ())
-        parts, edges = self._parts(profile.keys, profile.edges, (a, b))
-        new_ids = self._reshape(seq, profile, parts, edges)
+        parts, evidence = self._parts(set(profile.keys), profile.evidence(), (a_id, b_id))
+        new_ids = self._reshape(seq, profile, parts, evidence)
         return Decision(seq, profile.id, False, (), (), (), (Split(profile.id, new_ids, a, "excluded_link", b),))
 
     def include_link(self, seq: int, a: Key, b: Key) -> Decision:
         """Undo ``exclude_link``: later events may link ``a`` and ``b`` again."""
-        for one, other in ((a, b), (b, a)):
-            partners = self._apart.get(one)
-            if partners is not None:
-                partners.discard(other)
-                if not partners:
-                    del self._apart[one]
+        a_id, b_id = self._table.find(a), self._table.find(b)
+        if a_id is not None and b_id is not None:
+            for one, other in ((a_id, b_id), (b_id, a_id)):
+                partners = self._apart.get(one)
+                if partners is not None:
+                    partners.discard(other)
+                    if not partners:
+                        del self._apart[one]
         return Decision(seq, self.profile_of(a), False, (), (), ())
 
     def merge_profiles(self, seq: int, a: str, b: str, ts: float | None = None) -> Decision:
@@ -516,38 +335,43 @@ class IdentityGraph:
         if first is second:
             return Decision(seq, a, False, (), (), ())
         older, newer = (first, second) if (first.created, first.id) <= (second.created, second.id) else (second, first)
-        now = ts if self._windows else None
+        now = ts if self._checks.windows else None
         rule = None
-        if any(self._apart[k] & newer.keys for k in self._apart.keys() & older.keys):
+        if any(self._apart[k].intersection(newer.keys) for k in self._apart.keys() & older.keys):
             rule = "excluded_link"
-        rule = rule or self._broken_limit([older, newer], [], now)
+        rule = rule or self._checks.broken_limit([older, newer], [], now)
         if rule is not None:
             self._counts["refusals"] += 1
-            refusal = Refusal(rule, self._strongest(newer), (older.id, newer.id))
+            refusal = Refusal(rule, self._table.key(self._strongest(newer)), (older.id, newer.id))
             return Decision(seq, older.id, False, (), (), (refusal,))
-        via = (self._strongest(older), self._strongest(newer))
+        strongest = self._strongest(older), self._strongest(newer)
+        via = (self._table.key(strongest[0]), self._table.key(strongest[1]))
         loser = newer.id
         merged = self._merge(older, newer)
-        merged.edges.setdefault(frozenset(via), seq)
+        merged.add_group(tuple(sorted(strongest)), seq)
         self._counts["merges"] += 1
         return Decision(seq, merged.id, False, (), (Merge(merged.id, loser, via),), ())
 
-    def _strongest(self, profile: _Profile) -> Key:
-        priority = self.rules.priority
-        return min(profile.keys, key=lambda k: (priority.get(k[0], 99), self.first_seen[k], k))
+    def _strongest(self, profile: Profile) -> int:
+        priority, table = self.rules.priority, self._table
+        return min(
+            profile.keys,
+            key=lambda k: (priority.get(table.type_names[table.types[k]], 99), table.first[k], table.key(k)),
+        )
 
     def forget(self, profile_id: str) -> set[Key]:
-        """Remove an erased profile and every trace of its identifiers; returns the identifiers it held."""
+        """Remove an erased profile and every trace of its identifiers; returns the identifiers it held. Their
+        values leave the key table too (only a digest stays, see ``KeyTable.drop``), except those an operator's
+        cannot-link pairs name."""
         profile = self._profiles.pop(profile_id, None)
         if profile is None:
             return set()
-        for key in profile.keys:
-            self._owner.pop(key, None)
-            self.first_seen.pop(key, None)
-            self._companions.pop(key, None)
-            self._companion_seen.pop(key, None)
-            self._last_seen.pop(key, None)
-            self.hubs.discard(key)
-        for seen in self._companions.values():
-            seen.difference_update(profile.keys)
-        return set(profile.keys)
+        keys = {self._table.key(k) for k in profile.keys}
+        dead = set(profile.keys)
+        for key_id in dead:
+            self._checks.last_seen.pop(key_id, None)
+        self._companions.forget(dead)
+        self.hubs.difference_update(keys)
+        for key_id in dead:
+            self._table.drop(key_id, keep_value=key_id in self._apart)  # an operator's pair names it: it stays
+        return keys

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -535,3 +536,85 @@ def test_decisions_do_not_depend_on_the_process_hash_seed():
     assert outputs[0] == outputs[1] == seeded_run(14) + "\n"
     assert all(f"reason='{reason}'" in outputs[0] for reason in ("hub", "excluded", "excluded_link"))
     assert "dissolved=('prof_" in outputs[0]
+
+
+# --- the compact layout behind the public view (onefold/identity/compact.py) ------------------------------------
+def test_first_seen_and_the_identifier_count_follow_attach_exclude_and_forget():
+    graph = IdentityGraph(DEFAULT_RULES)
+    user, email, anon = ("user_id", "u1"), ("email", "a@example.com"), ("anonymous_id", "a1")
+    graph.observe(1, [anon])
+    graph.observe(2, [user, anon, email])
+    assert (graph.first_seen[anon], graph.first_seen[user], graph.first_seen[email]) == (1, 2, 2)
+    assert dict(graph.first_seen) == {anon: 1, user: 2, email: 2}
+    assert ("user_id", "u2") not in graph.first_seen
+    assert graph.stats()["identifiers"] == 3
+    graph.exclude_identifier(3, email)
+    assert graph.first_seen[email] == 2  # an excluded identifier keeps its first sighting
+    assert graph.stats()["identifiers"] == 2
+    assert graph.forget("prof_0000000001") == {user, anon}
+    assert graph.stats()["identifiers"] == 0
+    assert dict(graph.first_seen) == {email: 2}
+    with pytest.raises(KeyError):
+        graph.first_seen[user]  # a forgotten identifier has no first sighting
+
+
+def test_a_forgotten_person_leaves_no_trace_in_hub_detection_and_comes_back_as_new():
+    graph = IdentityGraph(DEFAULT_RULES)
+    tablet = ("anonymous_id", "tablet")
+    graph.observe(1, [("user_id", "mum"), ("crm_id", "c1"), tablet])  # two unique types: one companion each
+    graph.observe(2, [("crm_id", "c1"), tablet])
+    assert tablet not in graph.hubs
+    graph.forget("prof_0000000001")
+    graph.observe(3, [("user_id", "dad"), tablet])  # mum's ids are forgotten: the tablet has one owner again
+    assert tablet not in graph.hubs
+    assert same_profile(graph, ("user_id", "dad"), tablet)
+    back = graph.observe(4, [("user_id", "mum"), ("email", "mum@example.com")])
+    assert back.created
+    assert back.attached == (("user_id", "mum"), ("email", "mum@example.com"))
+    assert graph.first_seen[("user_id", "mum")] == 4
+    assert graph.observe(5, [("user_id", "mum"), tablet]).refusals[0].rule == "hub_detected"
+
+
+def test_an_identifier_seen_with_values_of_two_unique_types_is_a_hub_only_past_one_type_threshold():
+    graph = IdentityGraph(DEFAULT_RULES)
+    device = ("device_id", "d1")
+    graph.observe(1, [("user_id", "u1"), device])
+    graph.observe(2, [("crm_id", "c1"), device])  # a CRM contact of the same person: a second unique type
+    graph.observe(3, [("loyalty_card", "L1"), ("crm_id", "c1"), device])
+    assert device not in graph.hubs
+    assert same_profile(graph, ("user_id", "u1"), ("crm_id", "c1"), ("loyalty_card", "L1"), device)
+    assert graph.observe(4, [("crm_id", "c2"), device]).refusals[0].rule == "hub_detected"
+
+
+_forget_step = st.tuples(st.just("forget"), st.integers(0, 50))
+_steps_with_forget = st.builds(
+    _interleave,
+    st.lists(_event_step, max_size=50),
+    st.lists(st.tuples(st.integers(0, 50), st.one_of(_operation, _forget_step)), max_size=15),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_steps_with_forget)
+def test_with_erasures_streaming_equals_replay_and_the_views_agree(steps):
+    def run(graph: IdentityGraph) -> list[Any]:
+        out: list[Any] = []
+        for seq, step in enumerate(steps, start=1):
+            if step[0] in ("merge", "forget"):
+                ids = sorted(pid for pid, _ in graph.profiles()) or ["prof_none"]
+                if step[0] == "forget":
+                    out.append(sorted(graph.forget(ids[step[1] % len(ids)])))
+                    continue
+                step = ("merge_ids", ids[step[1] % len(ids)], ids[step[2] % len(ids)])
+            out.append(apply_step(graph, seq, step))
+        return out
+
+    graph, replayed = IdentityGraph(_WINDOWED), IdentityGraph(_WINDOWED)
+    assert run(graph) == run(replayed)
+    assert sorted(graph.profiles()) == sorted(replayed.profiles())
+    held = 0
+    for profile_id, keys in graph.profiles():
+        assert graph.identifiers_of(profile_id) == keys
+        assert all(graph.profile_of(k) == profile_id and k in graph.first_seen for k in keys)
+        held += len(keys)
+    assert graph.stats()["identifiers"] == held

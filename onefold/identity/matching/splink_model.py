@@ -172,6 +172,7 @@ class SplinkMatcher:
                 for column in _tf_columns(trained)
             }
         trained.pop("linker_uid", None)
+        _round_probabilities(trained)
         self._model = {
             "splink": trained,
             "term_frequencies": frequencies,
@@ -252,3 +253,14 @@ class SplinkMatcher:
             rows: list[dict[str, Any]] = linker.inference.score_pairs(left_row, right_row).as_record_list()
         pair = self._pairs(rows, oriented=False)[0]
         return ScoredPair(left.record_id, right.record_id, pair.match_probability, pair.match_weight, pair.comparisons)
+
+
+def _round_probabilities(settings: dict[str, Any]) -> None:
+    """Round trained m and u probabilities to 12 significant digits, in place. DuckDB sums in parallel, in no
+    fixed order, so the last bits of a float can differ between two trainings on the same records."""
+    for comparison in settings.get("comparisons", []):
+        for level in comparison.get("comparison_levels", []):
+            for name in ("m_probability", "u_probability"):
+                value = level.get(name)
+                if isinstance(value, float):
+                    level[name] = float(f"{value:.12g}")
