@@ -175,7 +175,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_exception_handler(OnefoldError, _onefold_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     profiles = ProfileReader(
-        runtime.identity.tables, runtime.identity.profiles, lambda key: runtime.identity.graph.profile_of(key)
+        runtime.identity.tables,
+        runtime.identity.profiles,
+        lambda key: runtime.identity.graph.profile_of(key),
+        lambda profile_id: runtime.identity.committed.get(profile_id),
     )
     collector = Collector(
         runtime.registry, runtime.writer, runtime.settings, runtime.metrics, runtime.clock, runtime.suppressions

@@ -25,7 +25,7 @@ from onefold.identity.graph import Decision, IdentityGraph
 from onefold.identity.keys import event_keys
 from onefold.identity.operations import apply_operation, operation_result
 from onefold.identity.rules import IdentityRules, Key
-from onefold.profiles.cache import StateCache
+from onefold.profiles.cache import CommittedStates, StateCache
 from onefold.profiles.projection import Item, ProfileChanges, project
 from onefold.profiles.state import PROPERTY_EVENTS, ProfileEvent, Rank, no_precedence
 from onefold.store import DuckDBStore
@@ -63,6 +63,7 @@ class IdentityProcessor(BackgroundWorker):
         # its events. Caught up, batches are small so profiles follow events within a fraction of a second.
         self._backlog_batch = max(batch_events, backlog_batch_events)
         self._states = StateCache(cached_states)
+        self.committed = CommittedStates(cached_states)
         # After each batch, pause for this fraction of the time it took: under full ingest the processor takes at
         # most 1 / (1 + ratio) of a core and lags instead of slowing acknowledgements; idle, it keeps up at once.
         self._pause_ratio = pause_ratio
@@ -119,6 +120,7 @@ class IdentityProcessor(BackgroundWorker):
         """Drop an erased profile from memory (its rows are already deleted)."""
         self.graph.forget(profile_id)
         self._states.store({}, [profile_id])
+        self.committed.publish((), [profile_id])
 
     # --- the loop -----------------------------------------------------------------------------------------
     def _run_exclusive(self, cur: Any) -> None:
@@ -226,6 +228,7 @@ class IdentityProcessor(BackgroundWorker):
             self._states.clear()  # cached states were folded into in place: they may hold uncommitted events
             raise
         self._states.store(changes.states, changes.deleted)
+        self.committed.publish(((pid, text) for pid, text, _ in batch.states), changes.deleted)
         with self._cond:
             self.offset = offset
             self._cond.notify_all()

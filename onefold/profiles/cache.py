@@ -43,3 +43,29 @@ class StateCache:
 
     def clear(self) -> None:
         self._states.clear()
+
+
+class CommittedStates:
+    """The JSON of recently committed states, for readers in other threads (the Profile API) to serve without
+    a database query. Only the processor writes, after each commit; values are immutable strings, so a reader
+    never sees a state half-folded. Bounded: the oldest entries go first."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._json: dict[str, str] = {}  # insertion-ordered: re-inserting moves an entry to the end
+
+    def get(self, profile_id: str) -> str | None:
+        return self._json.get(profile_id)
+
+    def publish(self, states: Iterable[tuple[str, str]], gone: Iterable[str]) -> None:
+        json = self._json
+        for profile_id in gone:
+            json.pop(profile_id, None)
+        for profile_id, text in states:
+            json.pop(profile_id, None)
+            json[profile_id] = text
+        while len(json) > self._capacity:
+            json.pop(next(iter(json)))
+
+    def clear(self) -> None:
+        self._json.clear()

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from onefold.collect.routes import error_response
 from onefold.errors import CollectError, NotFound, OnefoldError
@@ -55,10 +56,17 @@ def _split(text: str | None) -> list[str]:
 class ProfileReader:
     """Resolves ``type:value`` to a profile and reads its parts; raises ``OnefoldError`` with Segment's codes."""
 
-    def __init__(self, identity: IdentityTables, profiles: ProfileTables, resolve: Callable[[Key], str | None]):
+    def __init__(
+        self,
+        identity: IdentityTables,
+        profiles: ProfileTables,
+        resolve: Callable[[Key], str | None],
+        committed: Callable[[str], str | None] = lambda _: None,
+    ):
         self.identity = identity
         self.profiles = profiles
         self._resolve = resolve
+        self._committed = committed  # JSON of a recently committed state, when the processor still has it
 
     def profile_id(self, external_id: str) -> str:
         if external_id.startswith("profile_id:"):
@@ -75,8 +83,19 @@ class ProfileReader:
             )
         return owner
 
+    def is_cached(self, external_id: str) -> bool:
+        """Whether reading this profile's state needs no database query (resolved in memory, state cached)."""
+        if external_id.startswith(("profile_id:", "phone:")):
+            return False  # a query, or a phone number parse, is worth a thread
+        try:
+            profile_id = self._resolve(parse_identifier(external_id, "external_id"))
+        except CollectError:
+            return False
+        return profile_id is not None and self._committed(profile_id) is not None
+
     def state(self, profile_id: str) -> dict[str, Any]:
-        state = self.profiles.state(profile_id)
+        cached = self._committed(profile_id)
+        state = dict(orjson.loads(cached)) if cached is not None else self.profiles.state(profile_id)
         if state is None:  # identifiers are linked before the profile's first batch commits its state
             raise NotFound(f"profile {profile_id!r} is still being built; retry in a moment")
         return state
@@ -112,7 +131,7 @@ def profile_api_router(
             return error_response(exc, {"Request-Id": request_id})
 
     @router.get(PREFIX + "/traits")
-    def traits(
+    async def traits(
         request: Request,
         space: str,
         collection: str,
@@ -140,7 +159,9 @@ def profile_api_router(
                 "cursor": _cursor(request, len(names) > limit, page[-1] if page else "", limit),
             }
 
-        return guarded(request, space, collection, body)
+        if reader.is_cached(external_id):  # memory only: answer on the event loop, no thread hand-off
+            return guarded(request, space, collection, body)
+        return await run_in_threadpool(guarded, request, space, collection, body)
 
     @router.get(PREFIX + "/events")
     def events(
