@@ -55,6 +55,7 @@ class DemoLoader:
         return [
             ("Write key", f"{key}  (source 'website'; all keys: GET /api/sources)"),
             ("Ground truth", str(Path(truth_path).resolve())),
+            ("Profiles", f"{url}/api/profiles?q=harper  (admin token; Profile API: see docs/profiles.md)"),
             (
                 "Try",
                 f"curl -u {key}: {url}/v1/track -H 'Content-Type: application/json' "
