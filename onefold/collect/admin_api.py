@@ -10,7 +10,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
@@ -20,17 +19,8 @@ from onefold.collect.writer import EventWriter, QuarantineRecord
 from onefold.errors import StoreError, Unauthorized
 from onefold.governance.tokens import AdminToken
 from onefold.store import DuckDBStore, EventFilter, SourceRecord
+from onefold.store.duckdb_store import decode_event_json
 
-_JSON_COLUMNS = (
-    "properties",
-    "traits",
-    "context",
-    "integrations",
-    "identifiers",
-    "flags",
-    "consent",
-    "products",
-)
 MAX_PAGE = 1000
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size")]
 
@@ -108,13 +98,6 @@ def _source_out(record: SourceRecord) -> SourceOut:
 
 def _page(rows: list[dict[str, Any]], key: str, limit: int) -> Page:
     return Page(data=rows, next=str(rows[-1][key]) if len(rows) == limit else None)
-
-
-def _decode_json_columns(row: dict[str, Any]) -> dict[str, Any]:
-    for column in _JSON_COLUMNS:
-        if row.get(column) is not None:
-            row[column] = orjson.loads(row[column])
-    return row
 
 
 def wait_for_log(loader: LogLoader) -> None:
@@ -239,7 +222,7 @@ def admin_router(
             until=until,
         )
         visible()
-        rows = [_decode_json_columns(r) for r in store.list_events(flt, after=after, limit=limit)]
+        rows = [decode_event_json(r) for r in store.list_events(flt, after=after, limit=limit)]
         return _page(rows, "seq", limit)
 
     for stage in stage_routers:

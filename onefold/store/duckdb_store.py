@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pyarrow as pa
 
 from onefold.errors import Conflict, NotFound, StoreError
 from onefold.store.schema import (
     EVENT_COLUMN_NAMES,
     EVENT_COLUMNS,
+    EVENT_JSON_COLUMNS,
     MIGRATIONS,
     QUARANTINE_COLUMN_NAMES,
     QUARANTINE_COLUMNS,
@@ -83,6 +85,14 @@ class EventFilter:
     type: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+def decode_event_json(row: dict[str, Any]) -> dict[str, Any]:
+    """An events row with its JSON columns parsed (in place)."""
+    for column in EVENT_JSON_COLUMNS:
+        if row.get(column) is not None:
+            row[column] = orjson.loads(row[column])
+    return row
 
 
 def run_transaction(cur: duckdb.DuckDBPyConnection, statements: list[str], views: Sequence[str] = ()) -> None:

@@ -8,7 +8,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from onefold.store.duckdb_store import DuckDBStore, run_transaction
+from onefold.store.duckdb_store import DuckDBStore, decode_event_json, run_transaction
 
 Key = tuple[str, str]
 
@@ -111,17 +111,7 @@ class PrivacyTables:
             [profile_id],
         )
         for event in events:
-            for column in (
-                "properties",
-                "traits",
-                "context",
-                "integrations",
-                "identifiers",
-                "flags",
-                "consent",
-                "products",
-            ):
-                event[column] = orjson.loads(event[column]) if event[column] else None
+            decode_event_json(event)
         keys = store.dicts("SELECT type, value, first_seq FROM identity_keys WHERE profile_id = ?", [profile_id])
         return {
             "identifiers": keys,

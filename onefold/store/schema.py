@@ -33,6 +33,7 @@ EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("campaign", "VARCHAR"),
 )
 EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in EVENT_COLUMNS)
+EVENT_JSON_COLUMNS: tuple[str, ...] = tuple(name for name, kind in EVENT_COLUMNS if kind == "JSON")
 
 QUARANTINE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "BIGINT NOT NULL"),
