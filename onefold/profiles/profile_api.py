@@ -112,7 +112,13 @@ def profile_api_router(
     # reads thrash and fail with out-of-memory under ingest); waiting here is cheap.
     reads = threading.BoundedSemaphore(MAX_CONCURRENT_READS)
 
-    def guarded(request: Request, space_id: str, collection: str, body: Callable[[], dict[str, Any]]) -> Response:
+    def guarded(
+        request: Request,
+        space_id: str,
+        collection: str,
+        body: Callable[[], dict[str, Any]],
+        in_memory: bool = False,  # served from memory on the event loop: must not wait for the read slots
+    ) -> Response:
         request_id = str(uuid.uuid4())
         try:
             presented = basic_user(request)
@@ -122,8 +128,11 @@ def profile_api_router(
                 raise NotFound(f"no space {space_id!r}; this workspace's space id is {space!r}")
             if collection != "users":
                 raise NotFound(f"collection {collection!r} is not available; use 'users'")
-            with reads:
+            if in_memory:
                 payload = orjson.dumps(body())
+            else:
+                with reads:
+                    payload = orjson.dumps(body())
             return Response(payload, media_type="application/json", headers={"Request-Id": request_id})
         except OnefoldError as exc:
             if isinstance(exc, CollectError):
@@ -160,7 +169,7 @@ def profile_api_router(
             }
 
         if reader.is_cached(external_id):  # memory only: answer on the event loop, no thread hand-off
-            return guarded(request, space, collection, body)
+            return guarded(request, space, collection, body, in_memory=True)
         return await run_in_threadpool(guarded, request, space, collection, body)
 
     @router.get(PREFIX + "/events")
