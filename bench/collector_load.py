@@ -22,9 +22,6 @@ import os
 import platform
 import random
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -32,8 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
+from served import Server, cpu_model, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-admin-token"
@@ -102,59 +99,8 @@ def batch_template(size: int, seed: int) -> bytes:
     return orjson.dumps({"batch": [sample_event(rng, i) for i in range(size)]})
 
 
-# --- the server under test -------------------------------------------------------------------------------
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    data_dir: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-def start_server(port: int, **env: str) -> Server:
-    data_dir = Path(tempfile.mkdtemp(prefix="onefold-bench-"))
-    environment = {**os.environ, "ONEFOLD_ADMIN_TOKEN": TOKEN, **env}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "onefold", "serve", "--data", str(data_dir), "--port", str(port)],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return Server(process, port, data_dir)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("onefold serve did not start")
-
-
 def create_source(server: Server) -> str:
-    response = httpx.post(
-        server.url + "/api/sources",
-        json={"name": "bench", "kind": "web"},
-        headers={"Authorization": f"Bearer {TOKEN}"},
-    )
-    response.raise_for_status()
-    return str(response.json()["write_key"])
+    return str(server.admin("POST", "/api/sources", json={"name": "bench", "kind": "web"})["write_key"])
 
 
 # --- the load generator ----------------------------------------------------------------------------------
@@ -247,7 +193,7 @@ def run_phase(server: Server, key: str, batch_size: int, connections: int, secon
         max_ms=round(ordered[-1] * 1000, 2),
         overloaded_503=statuses.get(503, 0),
         other_errors=sum(v for k, v in statuses.items() if k not in (200, 503)),
-        server_peak_rss_mb=round(server.peak_rss_mb(), 1),
+        server_peak_rss_mb=round(server.status("VmHWM"), 1),
     )
 
 
@@ -307,12 +253,12 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
         },
         "phases": [],
     }
     for batch_size, connections in ((1, 32), (20, 16), (100, 8)):
-        server = start_server(args.port)
+        server = start_server(args.port, TOKEN)
         try:
             key = create_source(server)
             run_phase(server, key, batch_size, connections, 2)  # warm-up
@@ -322,7 +268,7 @@ def main() -> None:
         results["phases"].append(asdict(phase))
         print(json.dumps(asdict(phase)), flush=True)
 
-    server = start_server(args.port, ONEFOLD_QUEUE_MAX_EVENTS="5000")
+    server = start_server(args.port, TOKEN, env={"ONEFOLD_QUEUE_MAX_EVENTS": "5000"})
     try:
         key = create_source(server)
         overload = run_phase(server, key, 100, 200, args.seconds)
@@ -338,16 +284,6 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"results written to {args.out}")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -34,11 +34,6 @@ import json
 import os
 import platform
 import random
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -52,6 +47,7 @@ import httpx
 import orjson
 from rich.console import Console
 from rich.table import Table
+from served import Server, cpu_model, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "bench-admin-token"
@@ -438,72 +434,6 @@ def ingest_generator(
     }
 
 
-# --- the server under test --------------------------------------------------------------------------------
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    data_dir: Path
-    keep: bool
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def status(self, name: str) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(name + ":"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def admin(self, method: str, path: str, timeout: float = 60, **kwargs: Any) -> Any:
-        response = httpx.request(
-            method, self.url + path, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=timeout, **kwargs
-        )
-        response.raise_for_status()
-        return response.json()
-
-    def stats(self) -> dict[str, Any]:
-        """GET /api/stats, or ``{"error": ...}`` when the server answers with an error (e.g. DuckDB out of memory)."""
-        try:
-            return dict(self.admin("GET", "/api/stats"))
-        except httpx.HTTPError as exc:
-            return {"error": str(exc)}
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        if not self.keep:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-def start_server(port: int, keep: bool, log: Path) -> Server:
-    data_dir = Path(tempfile.mkdtemp(prefix="onefold-profile-bench-"))
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as stderr:  # the child keeps its own descriptor; tracebacks of dying threads land here
-        process = subprocess.Popen(
-            [sys.executable, "-m", "onefold", "serve", "--data", str(data_dir), "--port", str(port)],
-            env={**os.environ, "ONEFOLD_ADMIN_TOKEN": ADMIN},
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    for _ in range(600):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return Server(process, port, data_dir, keep)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("onefold serve did not start")
-
-
 def wait_processed(server: Server, timeout: float = 900, stalled_after: float = 300) -> dict[str, Any]:
     """Wait until the identity processor has folded every acknowledged event, or give up.
 
@@ -722,7 +652,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
@@ -734,7 +664,7 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))
 
-    server = start_server(args.port, args.keep_data, args.server_log)
+    server = start_server(args.port, ADMIN, keep=args.keep_data, log=args.server_log)
     phases: list[Phase] = []
     try:
         source = server.admin("POST", "/api/sources", json={"name": "web", "kind": "web", "default_region": "US"})
@@ -762,16 +692,6 @@ def main() -> None:
     save()
     report(console, phases)
     console.print(f"results written to {args.out}; server log in {args.server_log}")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,98 @@
+"""The server under test, for the benches that drive a real `onefold serve` from another process."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    data_dir: Path
+    admin_token: str
+    keep: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def status(self, name: str) -> float:
+        """A memory figure of /proc/<pid>/status (``VmRSS``, ``VmHWM``), in MB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(name + ":"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def admin(self, method: str, path: str, timeout: float = 60, **kwargs: Any) -> Any:
+        response = httpx.request(
+            method, self.url + path, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=timeout, **kwargs
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def stats(self) -> dict[str, Any]:
+        """GET /api/stats, or ``{"error": ...}`` when the server answers with an error (e.g. DuckDB out of memory)."""
+        try:
+            return dict(self.admin("GET", "/api/stats"))
+        except httpx.HTTPError as exc:
+            return {"error": str(exc)}
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        if not self.keep:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def start_server(
+    port: int, admin_token: str, *, keep: bool = False, log: Path | None = None, env: dict[str, str] | None = None
+) -> Server:
+    """`onefold serve` on a fresh data directory; returns once /health answers. ``log`` receives its stderr."""
+    data_dir = Path(tempfile.mkdtemp(prefix="onefold-bench-"))
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") if log is not None else open(os.devnull, "wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "onefold", "serve", "--data", str(data_dir), "--port", str(port)],
+            env={**os.environ, "ONEFOLD_ADMIN_TOKEN": admin_token, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return Server(process, port, data_dir, admin_token, keep)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("onefold serve did not start")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
