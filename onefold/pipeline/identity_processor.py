@@ -51,6 +51,7 @@ class IdentityProcessor(BackgroundWorker):
         backlog_batch_events: int = 50_000,
         cached_states: int = 100_000,
         pause_ratio: float = 1.0,
+        flood_pause_ratio: float = 3.0,
     ) -> None:
         super().__init__()
         self._store = store
@@ -64,9 +65,12 @@ class IdentityProcessor(BackgroundWorker):
         self._backlog_batch = max(batch_events, backlog_batch_events)
         self._states = StateCache(cached_states)
         self.committed = CommittedStates(cached_states)
-        # After each batch, pause for this fraction of the time it took: under full ingest the processor takes at
-        # most 1 / (1 + ratio) of a core and lags instead of slowing acknowledgements; idle, it keeps up at once.
+        # Under a backlog, pause after each batch for this fraction of the time it took, so that the processor
+        # takes at most 1 / (1 + ratio) of the interpreter and lags instead of slowing acknowledgements. When
+        # events arrive faster than it could fold them even at that share (a flood), it cannot keep up anyway:
+        # it steps back further and leaves the collector the interpreter. Idle, it keeps up at once.
         self._pause_ratio = pause_ratio
+        self._flood_pause_ratio = flood_pause_ratio
         self._kinds: dict[str, str] = {}
         self.offset = self.tables.offset(NAME)
         self.failure: BaseException | None = None
@@ -137,6 +141,7 @@ class IdentityProcessor(BackgroundWorker):
         cur = self._store.cursor()
         size = self._batch
         failures = 0
+        arrived_at, arrived_seq = time.perf_counter(), 0
         while True:
             started = time.perf_counter()
             try:
@@ -163,10 +168,18 @@ class IdentityProcessor(BackgroundWorker):
                     if not self._exclusive:
                         self._cond.wait(0.2)
                 continue
-            backlog = len(rows) == size
+            backlog = len(rows) >= self._batch  # more arrived than a caught-up batch holds
             size = self._backlog_batch if backlog else self._batch
             if backlog and not self._stopping:  # only a backlog pauses, never a shutdown drain
-                time.sleep((time.perf_counter() - started) * self._pause_ratio)
+                now, took = time.perf_counter(), time.perf_counter() - started
+                newest = self.tables.last_seq()
+                arriving = (newest - arrived_seq) / max(now - arrived_at, 1e-3) if arrived_seq else 0.0
+                keeps_up_at = len(rows) / max(took, 1e-3) / (1 + self._pause_ratio)
+                ratio = self._flood_pause_ratio if arriving > keeps_up_at else self._pause_ratio
+                arrived_at, arrived_seq = now, newest
+                time.sleep(took * ratio)
+            else:
+                arrived_at, arrived_seq = time.perf_counter(), 0
 
     def _restart_from_store(self) -> bool:
         """After a failed batch the in-memory graph may hold decisions that were never committed: rebuild it from
