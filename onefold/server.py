@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -140,7 +141,7 @@ def _tune_interpreter() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-def _validation_error(_: Request, exc: Exception) -> Response:
+def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = [
         {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body", "problem": e.get("msg", "")}
@@ -148,6 +149,9 @@ def _validation_error(_: Request, exc: Exception) -> Response:
     ]
     first = problems[0]
     hint = " (send a JSON body with Content-Type: application/json)" if first["field"] == "body" else ""
+    if request.url.path.startswith("/v1/spaces/"):  # the Profile API answers bad parameters as Segment's does
+        error = CollectError(f"parameter '{first['field']}': {first['problem']}", code="validation_error")
+        return json_response(error.to_json(), 400, {"Request-Id": str(uuid.uuid4())})
     error = CollectError(
         f"field '{first['field']}': {first['problem']}{hint}", code="invalid_request", problems=problems
     )

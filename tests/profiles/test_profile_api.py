@@ -135,6 +135,11 @@ def test_profile_api_errors_use_segment_shape(server, source, reader):
     unknown = profile_get(server, reader, "/user_id:nobody/traits")
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "not_found"
+    too_many = profile_get(server, reader, "/user_id:u1/traits", limit=500)
+    assert too_many.status_code == 400
+    assert too_many.json()["error"]["code"] == "validation_error"
+    assert "200" in too_many.json()["error"]["message"]
+    assert too_many.headers["Request-Id"]
     bad_id = profile_get(server, reader, "/no-colon-here/traits")
     assert bad_id.status_code == 400
     assert bad_id.json()["error"]["code"] == "validation_error"
