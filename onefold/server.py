@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import sys
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from onefold.governance.tokens import AdminToken, ensure_admin_token
 from onefold.identity.api import identity_router
 from onefold.identity.matching_api import matching_routes
 from onefold.identity.rules_file import load_rules
+from onefold.ids import random_uuid
 from onefold.metrics import Metrics
 from onefold.pipeline.identity_processor import IdentityProcessor
 from onefold.profiles.admin_api import profiles_router
@@ -151,7 +151,7 @@ def _validation_error(request: Request, exc: Exception) -> Response:
     hint = " (send a JSON body with Content-Type: application/json)" if first["field"] == "body" else ""
     if request.url.path.startswith("/v1/spaces/"):  # the Profile API answers bad parameters as Segment's does
         error = CollectError(f"parameter '{first['field']}': {first['problem']}", code="validation_error")
-        return json_response(error.to_json(), 400, {"Request-Id": str(uuid.uuid4())})
+        return json_response(error.to_json(), 400, {"Request-Id": random_uuid()})
     error = CollectError(
         f"field '{first['field']}': {first['problem']}{hint}", code="invalid_request", problems=problems
     )

@@ -51,27 +51,30 @@ class CommitResult:
     quarantined: int
 
 
+def _unsettled(_: CommitResult | BaseException) -> None:
+    raise AssertionError("a submission was committed before EventWriter.submit gave it a callback")
+
+
 @dataclass(slots=True)
-class _Submission:
-    """Rows and quarantine records already serialized, so a bad one fails its own request, not a group."""
+class Submission:
+    """Rows and quarantine records already serialized, so a bad one fails its own request, not a group.
+
+    Built by ``prepare``, which is pure: the collector runs it off the event loop for big batches.
+    """
 
     source_id: str | None
     keys: list[int]  # dedup keys, one per row
     rows: list[bytes]  # JSON arrays without the sequence number
     quarantine: list[bytes]  # JSON arrays without the quarantine id
     codes: list[str]  # quarantine reason codes, for metrics
-    done: Callable[[CommitResult | BaseException], None]
+    done: Callable[[CommitResult | BaseException], None] = _unsettled
     size: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.size = len(self.rows) + len(self.quarantine)
 
 
-def _submission(
-    rows: list[tuple[Any, ...]],
-    quarantine: list[QuarantineRecord],
-    done: Callable[[CommitResult | BaseException], None],
-) -> _Submission:
+def prepare(rows: list[tuple[Any, ...]], quarantine: list[QuarantineRecord]) -> Submission:
     try:
         encoded = [orjson.dumps(row) for row in rows]
         kept = [
@@ -82,13 +85,12 @@ def _submission(
         ]
     except (TypeError, orjson.JSONEncodeError) as exc:
         raise CollectError(f"the data cannot be stored as JSON ({exc}); send valid UTF-8 text") from exc
-    return _Submission(
+    return Submission(
         source_id=rows[0][1] if rows else None,
         keys=[DedupIndex.key(row[1], row[0]) for row in rows],
         rows=encoded,
         quarantine=kept,
         codes=[q.code for q in quarantine],
-        done=done,
     )
 
 
@@ -122,7 +124,7 @@ class EventWriter(BackgroundWorker):
         self._loader_overdue = loader_overdue_bytes
         self._window = timedelta(seconds=dedup_window_seconds)
         self._dedup = DedupIndex(dedup_window_seconds)
-        self._queue: deque[_Submission] = deque()
+        self._queue: deque[Submission] = deque()
         self._depth = 0
         self._next_seq, self._next_quarantine_id = store.next_ids()
         self._dedup.load(store.recent_message_keys(clock() - self._window))
@@ -133,7 +135,7 @@ class EventWriter(BackgroundWorker):
         return self._depth
 
     # --- submitting ---------------------------------------------------------------------------------------
-    def _enqueue(self, submission: _Submission) -> None:
+    def _enqueue(self, submission: Submission) -> None:
         with self._cond:
             if self._stopping:
                 raise Overloaded("the server is shutting down; retry against a running server", retry_after=5)
@@ -153,23 +155,28 @@ class EventWriter(BackgroundWorker):
 
     async def write(self, rows: list[tuple[Any, ...]], quarantine: list[QuarantineRecord]) -> CommitResult:
         """Queue rows and quarantine records; return once they are durably journaled."""
+        return await self.submit(prepare(rows, quarantine))
+
+    async def submit(self, submission: Submission) -> CommitResult:
+        """Queue a prepared submission; return once it is durably journaled."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[CommitResult] = loop.create_future()
 
         def resolve(outcome: CommitResult | BaseException) -> None:
             loop.call_soon_threadsafe(_settle, future, outcome)
 
-        self._enqueue(_submission(rows, quarantine, resolve))
+        submission.done = resolve
+        self._enqueue(submission)
         return await future
 
     # --- the writer thread --------------------------------------------------------------------------------
-    def _take(self) -> list[_Submission] | None:
+    def _take(self) -> list[Submission] | None:
         with self._cond:
             while not self._queue and not self._stopping:
                 self._cond.wait()
             if not self._queue:
                 return None
-            group: list[_Submission] = []
+            group: list[Submission] = []
             taken = 0
             while self._queue and (not group or taken + self._queue[0].size <= self._commit_max):
                 sub = self._queue.popleft()
@@ -194,7 +201,7 @@ class EventWriter(BackgroundWorker):
                     self._depth -= sum(sub.size for sub in group)
                     self._metrics.queue_depth.set(self._depth)
 
-    def _commit(self, group: list[_Submission]) -> list[CommitResult]:
+    def _commit(self, group: list[Submission]) -> list[CommitResult]:
         now_epoch = self._clock().timestamp()
         self._dedup.expire(now_epoch)
         seen: set[int] = set()
@@ -233,7 +240,7 @@ class EventWriter(BackgroundWorker):
             for sub, (s, d) in zip(group, counts, strict=True)
         ]
 
-    def _observe(self, group: list[_Submission], counts: list[tuple[int, int]], duplicates: int, records: int) -> None:
+    def _observe(self, group: list[Submission], counts: list[tuple[int, int]], duplicates: int, records: int) -> None:
         m = self._metrics
         m.commit_events.observe(records)
         for sub, (stored, _) in zip(group, counts, strict=True):

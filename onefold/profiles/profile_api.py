@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import threading
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +24,7 @@ from onefold.governance.access_tokens import AccessTokens
 from onefold.governance.tokens import AdminToken
 from onefold.identity.api import parse_identifier
 from onefold.identity.rules import Key
+from onefold.ids import random_uuid
 from onefold.profiles.view import computed_traits, custom_traits, iso
 from onefold.store.identity_tables import IdentityTables
 from onefold.store.profile_tables import ProfileTables
@@ -119,7 +119,7 @@ def profile_api_router(
         body: Callable[[], dict[str, Any]],
         in_memory: bool = False,  # served from memory on the event loop: must not wait for the read slots
     ) -> Response:
-        request_id = str(uuid.uuid4())
+        request_id = random_uuid()
         try:
             presented = basic_user(request)
             if not admin.verify(presented):

@@ -16,6 +16,7 @@ import httpx
 import orjson
 import pytest
 
+from onefold.collect.routes import OFF_LOOP_BYTES, UNAUTHENTICATED_SAMPLE_BYTES
 from onefold.errors import StoreError
 from tests.conftest import RunningServer, start_server, stop_server
 
@@ -239,6 +240,29 @@ def test_partially_invalid_batch_answers_200_with_precise_rejections_all_quarant
     assert sorted(k["batch_index"] for k in kept) == [1, 2, 3, 4, 5, 6]
     assert {k["message_id"] for k in kept} >= {"m-no-event", "m-no-id", "m-bad-type"}
     assert server.stats()["events_rejected"] == 6
+
+
+def test_big_bodies_examined_off_the_event_loop_keep_the_same_contract(server, source):
+    """Bodies over OFF_LOOP_BYTES are parsed in a worker thread: the answers and quarantine must not change."""
+    padding = "x" * 200
+    good = [{"type": "track", "userId": f"u{i}", "event": "Big", "properties": {"p": padding}} for i in range(120)]
+    body = orjson.dumps({"batch": [*good, {"type": "track", "userId": "u", "messageId": "m-big-bad"}]})
+    assert len(body) > OFF_LOOP_BYTES
+    response = post(server, "/v1/batch", body, key=source["write_key"])
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 120
+    assert [r["index"] for r in response.json()["rejected"]] == [120]
+    assert len(server.events(event="Big")) == 120
+
+    unknown = post(server, "/v1/batch", body, key="wk_nope")
+    assert unknown.status_code == 401
+    malformed = post(server, "/v1/batch", body[:-1], key=source["write_key"])
+    assert malformed.json()["error"]["code"] == "malformed_json"
+    kept = {k["code"]: k for k in quarantine(server)}
+    assert kept["missing_field"]["message_id"] == "m-big-bad"
+    assert len(kept["unauthorized"]["payload"]) == UNAUTHENTICATED_SAMPLE_BYTES  # a capped sample
+    assert kept["malformed_json"]["payload"] == body[:-1].decode()
+    assert kept["malformed_json"]["source_id"] == source["id"]
 
 
 def test_null_anonymous_id_with_user_id_is_fine_and_missing_message_id_is_generated(server, source):
