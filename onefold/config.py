@@ -83,6 +83,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("duckdb_memory_limit", str, "128MB", "DuckDB's memory_limit for the embedded store."),
     Setting(
+        "profile_cards_mb",
+        _positive_int,
+        256,
+        "Memory for serving cards: each profile's newest events and identifiers, which the Profile API answers "
+        "from without a query; beyond it the least recently updated profiles are read from DuckDB.",
+    ),
+    Setting(
         "identity_rules_file",
         str,
         None,
@@ -117,6 +124,7 @@ class Settings:
     commit_max_events: int = 5_000
     loader_max_lag_bytes: int = 256 * 1024 * 1024
     duckdb_memory_limit: str = "128MB"
+    profile_cards_mb: int = 256
     identity_rules_file: str | None = None
     trait_precedence_file: str | None = None
 

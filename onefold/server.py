@@ -91,7 +91,12 @@ class Runtime:
         )
         writer.on_durable = loader.notify
         precedence = load_precedence(settings.trait_precedence_file, settings.data_path)
-        identity = IdentityProcessor(store, load_rules(settings), rank=precedence.ranker(store.source_name_and_kind))
+        identity = IdentityProcessor(
+            store,
+            load_rules(settings),
+            rank=precedence.ranker(store.source_name_and_kind),
+            card_bytes=settings.profile_cards_mb * 1024 * 1024,
+        )
         identity.recover()  # the graph is in memory: rebuild it from the log up to the processor's offset
         loader.on_loaded = identity.notify
         return cls(
@@ -182,7 +187,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         runtime.identity.tables,
         runtime.identity.profiles,
         lambda key: runtime.identity.graph.profile_of(key),
-        lambda profile_id: runtime.identity.committed.get(profile_id),
+        runtime.identity.committed,
     )
     collector = Collector(
         runtime.registry, runtime.writer, runtime.settings, runtime.metrics, runtime.clock, runtime.suppressions

@@ -26,6 +26,7 @@ from onefold.identity.keys import event_keys
 from onefold.identity.operations import apply_operation, operation_result
 from onefold.identity.rules import IdentityRules, Key
 from onefold.profiles.cache import CommittedStates, StateCache
+from onefold.profiles.cards import EMPTY, Card, EventFacts, combine_cards, event_facts, extend
 from onefold.profiles.projection import Item, ProfileChanges, project
 from onefold.profiles.state import PROPERTY_EVENTS, ProfileEvent, Rank, no_precedence
 from onefold.store import DuckDBStore
@@ -50,6 +51,7 @@ class IdentityProcessor(BackgroundWorker):
         batch_events: int = 5000,
         backlog_batch_events: int = 50_000,
         cached_states: int = 100_000,
+        card_bytes: int = 256 * 1024 * 1024,
         pause_ratio: float = 1.0,
         flood_pause_ratio: float = 3.0,
     ) -> None:
@@ -64,7 +66,7 @@ class IdentityProcessor(BackgroundWorker):
         # its events. Caught up, batches are small so profiles follow events within a fraction of a second.
         self._backlog_batch = max(batch_events, backlog_batch_events)
         self._states = StateCache(cached_states)
-        self.committed = CommittedStates(cached_states)
+        self.committed = CommittedStates(cached_states, card_bytes)
         # Under a backlog, pause after each batch for this fraction of the time it took, so that the processor
         # takes at most 1 / (1 + ratio) of the interpreter and lags instead of slowing acknowledgements. When
         # events arrive faster than it could fold them even at that share (a flood), it cannot keep up anyway:
@@ -200,10 +202,18 @@ class IdentityProcessor(BackgroundWorker):
             keys = self._keys(row)
             decision = self.graph.observe(row[0], keys, row[5] / 1000)  # event time drives the rules' windows
             items.append(Item(_profile_event(row), keys, decision))
-        self._commit(cur, items, int(rows[-1][0]))
+        self._commit(cur, items, int(rows[-1][0]), rows={row[0]: row for row in rows})
 
-    def _commit(self, cur: Any, items: list[Item], offset: int, operation: tuple[Any, ...] | None = None) -> None:
-        """Write what the items changed (evidence, owners, profiles) with the offset, in one transaction."""
+    def _commit(
+        self,
+        cur: Any,
+        items: list[Item],
+        offset: int,
+        operation: tuple[Any, ...] | None = None,
+        rows: dict[int, Any] | None = None,
+    ) -> None:
+        """Write what the items changed (evidence, owners, profiles) with the offset, in one transaction, then
+        publish the new states with their serving cards."""
         batch = IdentityBatch()
         touched: set[Key] = set()
         new: set[Key] = set()
@@ -241,10 +251,40 @@ class IdentityProcessor(BackgroundWorker):
             self._states.clear()  # cached states were folded into in place: they may hold uncommitted events
             raise
         self._states.store(changes.states, changes.deleted)
-        self.committed.publish(((pid, text) for pid, text, _ in batch.states), changes.deleted)
+        cards = self._cards(changes, _BatchFacts(rows or {}))
+        self.committed.publish(((pid, text, cards.get(pid)) for pid, text, _ in batch.states), changes.deleted)
         with self._cond:
             self.offset = offset
             self._cond.notify_all()
+
+    def _cards(self, changes: ProfileChanges, facts: _BatchFacts) -> dict[str, Card]:
+        """Serving cards of the profiles the batch touched, where provably complete (see ``profiles/cards.py``).
+        Called after the commit, before publishing: ``committed`` still holds the cards of merged-away profiles.
+
+        A card is kept only if it counts as many events as the state. Published cards are complete, and a missing
+        one counts as empty, so the counts differ whenever the card lacks an event: a profile not published
+        lately, or a merged-away profile without a card. Profiles a split touched get none: events moved in and
+        out of one profile could leave its count right and its events wrong."""
+        split = {changes.renamed.get(pid, pid) for pid in changes.split}
+        before = {pid: self.committed.card(pid) or EMPTY for pid in changes.states if pid not in split}
+        for loser, winner in changes.renamed.items():
+            if winner in before:
+                before[winner] = combine_cards(before[winner], self.committed.card(loser) or EMPTY)
+        new: dict[str, list[int]] = {}
+        for seq, pid in changes.attributions:
+            if pid in before and facts.has(seq):
+                new.setdefault(pid, []).append(seq)
+        graph, cards = self.graph, {}
+        for pid, card in before.items():
+            seqs = new.get(pid, [])
+            if card.events + len(seqs) != changes.states[pid]["events"]:
+                continue  # the card would lack events
+            try:
+                first_seen = {key: graph.first_seen[key] for key in graph.identifiers_of(pid)}
+            except KeyError:  # a profile the graph no longer knows: no card
+                continue
+            cards[pid] = extend(card, [facts.get(seq) for seq in seqs], first_seen, facts.get)
+        return cards
 
     # --- operator operations ------------------------------------------------------------------------------
     def operate(self, kind: str, args: dict[str, Any], actor: str) -> dict[str, Any]:
@@ -296,6 +336,42 @@ def _profile_event(row: Any) -> ProfileEvent:
         order_id=order_id,
         products=_json(row[13]),
     )
+
+
+class _BatchFacts:
+    """The batch's events as the Profile API shows them, built on first use: only carded profiles need them."""
+
+    def __init__(self, rows: dict[int, Any]) -> None:
+        self._rows = rows
+        self._built: dict[int, EventFacts] = {}
+
+    def has(self, seq: int) -> bool:
+        return seq in self._rows
+
+    def get(self, seq: int) -> EventFacts | None:
+        fact = self._built.get(seq)
+        if fact is None and (row := self._rows.get(seq)) is not None:
+            fact = self._built[seq] = _event_facts(row)
+        return fact
+
+
+def _event_facts(row: Any) -> EventFacts:
+    """A row of ``ProfileTables.events_after`` as the Profile API shows it (``SERVING_COLUMNS`` come last). The
+    stored JSON texts are embedded as they are: the collector wrote them with orjson, as the API would."""
+    message_id, name, properties, traits, timestamp = row[-5:]
+    stored = {
+        "seq": row[0],
+        "source_id": row[1],
+        "type": row[3],
+        "event": row[4],
+        "channel": row[6],
+        "message_id": message_id,
+        "name": name,
+        "properties": orjson.Fragment(properties) if properties else {},
+        "traits": orjson.Fragment(traits) if traits else {},
+        "timestamp": timestamp,
+    }
+    return event_facts(stored, row[5])
 
 
 def _record_profiles(batch: IdentityBatch, changes: ProfileChanges, seq: int) -> None:

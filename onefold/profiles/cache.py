@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
+from onefold.profiles.cards import Card
 from onefold.profiles.state import State
 
 
@@ -46,26 +47,53 @@ class StateCache:
 
 
 class CommittedStates:
-    """The JSON of recently committed states, for readers in other threads (the Profile API) to serve without
-    a database query. Only the processor writes, after each commit; values are immutable strings, so a reader
-    never sees a state half-folded. Bounded: the oldest entries go first."""
+    """The JSON of recently committed states, each with its serving card when the processor could build one, for
+    readers in other threads (the Profile API) to serve without a database query. Only the processor writes,
+    after each commit; entries are immutable, so a reader never sees a state half-folded. Bounded: beyond
+    ``capacity`` states the oldest go; beyond ``card_bytes`` the cards of the least recently published."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, card_bytes: int = 256 * 1024 * 1024) -> None:
         self._capacity = capacity
-        self._json: dict[str, str] = {}  # insertion-ordered: re-inserting moves an entry to the end
+        self._card_budget = card_bytes
+        # insertion-ordered: re-inserting moves an entry to the end
+        self._entries: dict[str, tuple[str, Card | None]] = {}
+        self._carded: dict[str, int] = {}  # profiles with a card -> its size, oldest first
+        self._card_bytes = 0
 
     def get(self, profile_id: str) -> str | None:
-        return self._json.get(profile_id)
+        entry = self._entries.get(profile_id)
+        return entry[0] if entry is not None else None
 
-    def publish(self, states: Iterable[tuple[str, str]], gone: Iterable[str]) -> None:
-        json = self._json
+    def card(self, profile_id: str) -> Card | None:
+        entry = self._entries.get(profile_id)
+        return entry[1] if entry is not None else None
+
+    def publish(self, states: Iterable[tuple[str, str, Card | None]], gone: Iterable[str]) -> None:
+        entries = self._entries
         for profile_id in gone:
-            json.pop(profile_id, None)
-        for profile_id, text in states:
-            json.pop(profile_id, None)
-            json[profile_id] = text
-        while len(json) > self._capacity:
-            json.pop(next(iter(json)))
+            entries.pop(profile_id, None)
+            self._uncard(profile_id)
+        for profile_id, text, card in states:
+            entries.pop(profile_id, None)
+            self._uncard(profile_id)
+            entries[profile_id] = (text, card)
+            if card is not None:
+                self._carded[profile_id] = card.size
+                self._card_bytes += card.size
+        while len(entries) > self._capacity:
+            oldest = next(iter(entries))
+            del entries[oldest]
+            self._uncard(oldest)
+        while self._card_bytes > self._card_budget:
+            oldest = next(iter(self._carded))
+            self._uncard(oldest)
+            text, _ = entries[oldest]
+            entries[oldest] = (text, None)  # keeps its place: only the card goes
+
+    def _uncard(self, profile_id: str) -> None:
+        self._card_bytes -= self._carded.pop(profile_id, 0)
 
     def clear(self) -> None:
-        self._json.clear()
+        self._entries.clear()
+        self._carded.clear()
+        self._card_bytes = 0

@@ -25,6 +25,15 @@ from onefold.governance.tokens import AdminToken
 from onefold.identity.api import parse_identifier
 from onefold.identity.rules import Key
 from onefold.ids import random_uuid
+from onefold.profiles.cache import CommittedStates
+from onefold.profiles.cards import (
+    Card,
+    EventFacts,
+    event_facts,
+    external_id_json,
+    page_of_events,
+    sorted_identifiers,
+)
 from onefold.profiles.view import computed_traits, custom_traits, iso
 from onefold.store.identity_tables import IdentityTables
 from onefold.store.profile_tables import ProfileTables
@@ -61,12 +70,13 @@ class ProfileReader:
         identity: IdentityTables,
         profiles: ProfileTables,
         resolve: Callable[[Key], str | None],
-        committed: Callable[[str], str | None] = lambda _: None,
+        committed: CommittedStates | None = None,
     ):
         self.identity = identity
         self.profiles = profiles
         self._resolve = resolve
-        self._committed = committed  # JSON of a recently committed state, when the processor still has it
+        # recently committed states and their serving cards, as the processor published them
+        self._committed = committed or CommittedStates(0)
 
     def profile_id(self, external_id: str) -> str:
         if external_id.startswith("profile_id:"):
@@ -83,18 +93,24 @@ class ProfileReader:
             )
         return owner
 
-    def is_cached(self, external_id: str) -> bool:
-        """Whether reading this profile's state needs no database query (resolved in memory, state cached)."""
+    def in_memory(self, external_id: str, *, card: bool = False) -> bool:
+        """Whether this profile resolves in memory and its state (and with ``card``, its serving card) is
+        published, so an answer may need no database query."""
         if external_id.startswith(("profile_id:", "phone:")):
             return False  # a query, or a phone number parse, is worth a thread
         try:
             profile_id = self._resolve(parse_identifier(external_id, "external_id"))
         except CollectError:
             return False
-        return profile_id is not None and self._committed(profile_id) is not None
+        if profile_id is None:
+            return False
+        return (self._committed.card(profile_id) if card else self._committed.get(profile_id)) is not None
+
+    def card(self, profile_id: str) -> Card | None:
+        return self._committed.card(profile_id)
 
     def state(self, profile_id: str) -> dict[str, Any]:
-        cached = self._committed(profile_id)
+        cached = self._committed.get(profile_id)
         state = dict(orjson.loads(cached)) if cached is not None else self.profiles.state(profile_id)
         if state is None:  # identifiers are linked before the profile's first batch commits its state
             raise NotFound(f"profile {profile_id!r} is still being built; retry in a moment")
@@ -168,12 +184,12 @@ def profile_api_router(
                 "cursor": _cursor(request, len(names) > limit, page[-1] if page else "", limit),
             }
 
-        if reader.is_cached(external_id):  # memory only: answer on the event loop, no thread hand-off
+        if reader.in_memory(external_id):  # memory only: answer on the event loop, no thread hand-off
             return guarded(request, space, collection, body, in_memory=True)
         return await run_in_threadpool(guarded, request, space, collection, body)
 
     @router.get(PREFIX + "/events")
-    def events(
+    async def events(
         request: Request,
         space: str,
         collection: str,
@@ -186,16 +202,20 @@ def profile_api_router(
             before = _seq_cursor(next)
             profile_id = reader.profile_id(external_id)
             wanted = set(_split(include))
-            rows = reader.profiles.timeline(profile_id, limit=limit + 1, before_seq=before, names=wanted)
-            data = [_event_out(row) for row in rows[:limit]]
-            has_more = len(rows) > limit
-            next_seq = str(rows[limit - 1]["seq"]) if has_more else ""
+            card = reader.card(profile_id)
+            page = page_of_events(card, limit, before) if card is not None and not wanted else None
+            if page is None:
+                rows = reader.profiles.timeline(profile_id, limit=limit + 1, before_seq=before, names=wanted)
+                page = [event_facts(row, None) for row in rows[:limit]], len(rows) > limit
+            items, has_more = page
+            next_seq = str(items[-1].seq) if has_more else ""
+            data = [orjson.Fragment(item.json) for item in items]
             return {"data": data, "cursor": _cursor(request, has_more, next_seq, limit)}
 
-        return guarded(request, space, collection, body)
+        return await _answer(request, space, collection, external_id, body)
 
     @router.get(PREFIX + "/external_ids")
-    def external_ids(
+    async def external_ids(
         request: Request,
         space: str,
         collection: str,
@@ -207,35 +227,32 @@ def profile_api_router(
         def body() -> dict[str, Any]:
             offset = int(_seq_cursor(next) or 0)
             wanted = set(_split(include))
-            keys = [
-                k
-                for k in reader.profiles.external_ids(reader.profile_id(external_id))
-                if not wanted or k["type"] in wanted
-            ]
-            page = keys[offset : offset + limit]
-            data = [
-                {
-                    "id": k["value"],
-                    "type": k["type"],
-                    "collection": "users",
-                    "encoding": "none",
-                    "source_id": k.get("source_id"),
-                    "created_at": iso(k.get("first_ms")),
-                    "first_message_id": k.get("message_id"),
-                }
-                for k in page
-            ]
-            has_more = offset + limit < len(keys)
+            profile_id = reader.profile_id(external_id)
+            card = reader.card(profile_id)
+            known = sorted_identifiers(card) if card is not None else None
+            if known is None:
+                known = [
+                    (_key(k), external_id_json(_key(k), _first(k))) for k in reader.profiles.external_ids(profile_id)
+                ]
+            items = [item for key, item in known if not wanted or key[0] in wanted]
+            has_more = offset + limit < len(items)
+            data = [orjson.Fragment(item) for item in items[offset : offset + limit]]
             return {"data": data, "cursor": _cursor(request, has_more, str(offset + limit), limit)}
 
-        return guarded(request, space, collection, body)
+        return await _answer(request, space, collection, external_id, body)
 
     @router.get(PREFIX + "/metadata")
-    def metadata(request: Request, space: str, collection: str, external_id: str) -> Response:
+    async def metadata(request: Request, space: str, collection: str, external_id: str) -> Response:
         def body() -> dict[str, Any]:
             profile_id = reader.profile_id(external_id)
             state = reader.state(profile_id)
-            last = reader.profiles.timeline(profile_id, limit=1)
+            card = reader.card(profile_id)
+            if card is not None:
+                last = card.recent[0] if card.recent else None
+                source_id, message_id = (last.source_id, last.message_id) if last else (None, None)
+            else:
+                rows = reader.profiles.timeline(profile_id, limit=1)
+                source_id, message_id = (rows[0]["source_id"], rows[0]["message_id"]) if rows else (None, None)
             return {
                 "metadata": {
                     "profile_id": profile_id,
@@ -244,12 +261,20 @@ def profile_api_router(
                     "expires_at": None,
                     "first_message_at": iso(state["first_seen"]),
                     "last_message_at": iso(state["last_seen"]),
-                    "last_source_id": last[0]["source_id"] if last else None,
-                    "last_message_id": last[0]["message_id"] if last else None,
+                    "last_source_id": source_id,
+                    "last_message_id": message_id,
                 }
             }
 
-        return guarded(request, space, collection, body)
+        return await _answer(request, space, collection, external_id, body)
+
+    async def _answer(
+        request: Request, space_id: str, collection: str, external_id: str, body: Callable[[], dict[str, Any]]
+    ) -> Response:
+        """On the event loop when the profile's card is in memory, else in a thread (the body queries)."""
+        if reader.in_memory(external_id, card=True):
+            return guarded(request, space_id, collection, body, in_memory=True)
+        return await run_in_threadpool(guarded, request, space_id, collection, body)
 
     @router.get(PREFIX + "/links")
     def links(request: Request, space: str, collection: str, external_id: str) -> Response:
@@ -271,17 +296,10 @@ def _seq_cursor(text: str | None) -> int | None:
     return int(text)
 
 
-def _event_out(row: dict[str, Any]) -> dict[str, Any]:
-    timestamp = row["timestamp"]
-    return {
-        "message_id": row["message_id"],
-        "source_id": row["source_id"],
-        "type": row["type"],
-        "event": row["event"],
-        "name": row["name"],
-        "timestamp": timestamp.isoformat() if timestamp is not None else None,
-        "properties": row["properties"],
-        "traits": row["traits"],
-        "channel": row["channel"],
-        "seq": row["seq"],
-    }
+def _key(row: dict[str, Any]) -> Key:
+    return (row["type"], row["value"])
+
+
+def _first(row: dict[str, Any]) -> EventFacts:
+    """The first sighting of an identifier as ``ProfileTables.external_ids`` returns it."""
+    return EventFacts(0, b"", row.get("source_id"), row.get("first_ms"), row.get("message_id"))

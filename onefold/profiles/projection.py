@@ -34,6 +34,7 @@ class ProfileChanges:
     states: dict[str, State] = field(default_factory=dict)  # new state of every profile the batch touched
     deleted: set[str] = field(default_factory=set)  # profiles merged away or dissolved
     dissolved: set[str] = field(default_factory=set)  # profiles left without identifiers: events belong to none
+    split: set[str] = field(default_factory=set)  # profiles split or made by a split (ids before merges)
 
 
 # (profile ids) -> states stored for them; (profile ids) -> stored events attributed to them, with their keys and
@@ -93,6 +94,7 @@ def project(
     changes.deleted = set(survivor) | changes.dissolved
     changes.attributions = [(seq, final(pid)) for seq, pid in changes.attributions]
     split_ids -= changes.dissolved
+    changes.split = split_ids
     if split_ids:
         _rebuild(graph, items, split_ids, final, changes, states, load_events, rank)
     changes.states = {pid: state for pid, state in states.items() if pid not in changes.deleted}

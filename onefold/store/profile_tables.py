@@ -19,6 +19,8 @@ PROFILE_EVENT_COLUMNS = (
     " CASE WHEN event IN ({property_events}) THEN properties END AS properties,"
     " consent, revenue, currency, order_id, products"
 )
+# What the Profile API shows of each new event, read with it so the processor can publish serving cards.
+SERVING_COLUMNS = "message_id, name, properties AS all_properties, traits AS event_traits, timestamp"
 
 
 def _ids_table(ids: Iterable[str]) -> pa.Table:
@@ -34,7 +36,7 @@ class ProfileTables:
     # --- for the processor --------------------------------------------------------------------------------
     def events_after(self, cur: duckdb.DuckDBPyConnection, seq: int, limit: int) -> list[Any]:
         return cur.execute(
-            f"SELECT {self.columns} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [seq, limit]
+            f"SELECT {self.columns}, {SERVING_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [seq, limit]
         ).fetchall()
 
     def states(self, cur: duckdb.DuckDBPyConnection, ids: Iterable[str]) -> dict[str, Any]:

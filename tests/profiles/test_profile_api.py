@@ -3,6 +3,7 @@ Segment's Profile API paths with access tokens; merges and splits re-attribute t
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import httpx
@@ -245,3 +246,104 @@ def test_search_by_identifier_or_trait_and_full_profile(server, source):
         timeline = admin.get(f"/api/profiles/{pid}/events").json()
         assert [e["type"] for e in timeline["data"]] == ["identify"]
         assert admin.get("/api/profiles/prof_nope").status_code == 404
+
+
+def story(rng: random.Random, people: range) -> list[dict[str, Any]]:
+    """Events of people on their own and shared devices: merges by identify and alias, a family tablet that
+    becomes a hub and splits the profiles it joined, emails, context traits and orders; shuffled."""
+    events: list[dict[str, Any]] = []
+    for i in people:
+        devices = [f"dev-{i}-{d}" for d in range(rng.randint(1, 3))]
+        for step in range(rng.randint(3, 14)):
+            anon = rng.choice(devices)
+            kind = rng.random()
+            if kind < 0.2:
+                traits = {"email": f"p{i}@example.com", "plan": rng.choice(["a", "b"])}
+                events.append({"type": "identify", "userId": f"user-{i}", "anonymousId": anon, "traits": traits})
+            elif kind < 0.25:
+                events.append({"type": "alias", "previousId": anon, "userId": f"user-{i}"})
+            elif kind < 0.6:
+                events.append({"type": "page", "anonymousId": anon, "name": f"Page {step}"})
+            else:
+                name = rng.choice(["Product Viewed", "Order Completed"])
+                props = {
+                    "product_id": f"p{rng.randint(1, 9)}",
+                    "revenue": rng.randint(1, 90),
+                    "price": 19.99,
+                    "label": "Müller ✓ 🚀",
+                    "tags": [1, None, {"deep": 1e21}],
+                }
+                context = {"traits": {"age": i}}
+                events.append(
+                    {"type": "track", "anonymousId": anon, "event": name, "properties": props, "context": context}
+                )
+        if i % 4 == 0:  # the family tablet: several people sign in on it
+            events.append({"type": "identify", "userId": f"user-{i}", "anonymousId": "family-tablet"})
+            events.append({"type": "page", "anonymousId": "family-tablet", "name": "Tablet"})
+    rng.shuffle(events)
+    return events
+
+
+def answers(server: RunningServer, secret: str, identifiers: list[str]) -> dict[str, Any]:
+    """Every Profile API answer for the identifiers, paging /events three at a time to its end."""
+    out: dict[str, Any] = {}
+    for ident in identifiers:
+        for part in ("metadata", "external_ids", "traits", "events"):
+            out[f"{ident}/{part}"] = profile_get(server, secret, f"/{ident}/{part}").json()
+        out[f"{ident}/external_ids?include"] = profile_get(
+            server, secret, f"/{ident}/external_ids", include="anonymous_id", limit=2
+        ).json()
+        cursor, pages = "", []
+        while True:
+            page = profile_get(server, secret, f"/{ident}/events", limit=3, **({"next": cursor} if cursor else {}))
+            pages.append(page.json())
+            cursor = page.json().get("cursor", {}).get("next", "")
+            if not cursor:
+                break
+        out[f"{ident}/events?pages"] = pages
+    return out
+
+
+def test_answers_from_memory_equal_the_store_after_merges_splits_and_operations(server, source, reader):
+    """/events, /external_ids and /metadata answer from the processor's serving cards when it has them: each
+    answer must be the one DuckDB gives once the cards are gone."""
+    rng = random.Random(11)
+    early = story(rng, range(20))
+    visitor = [{"type": "page", "anonymousId": "visitor-1", "name": f"Visit {n}"} for n in range(4)]
+    later = story(rng, range(20, 40)) + early[len(early) // 2 :] + visitor
+    rng.shuffle(later)
+    for start in range(0, len(early) // 2, 37):
+        send(server, source["write_key"], early[start : min(start + 37, len(early) // 2)])
+    settle(server)
+    # as if evicted: profiles known by now have no card, and new events must not give them a partial one
+    server.runtime.identity.committed.clear()
+    for start in range(0, len(later), 37):  # many batches: cards are extended, merged and dropped across them
+        send(server, source["write_key"], later[start : start + 37])
+    settle(server)
+    with server.admin() as admin:
+        assert admin.get("/api/identity/stats").json()["hubs"] >= 1  # the family tablet split profiles
+        excluded = admin.post(
+            "/api/identity/operations", json={"kind": "exclude_identifier", "identifier": "user_id:user-3"}
+        )
+        assert excluded.status_code == 201, excluded.text
+        who = ("user_id:user-25", "anonymous_id:visitor-1")
+        a, b = (profile_get(server, reader, f"/{w}/metadata").json()["metadata"]["profile_id"] for w in who)
+        manual = admin.post("/api/identity/operations", json={"kind": "merge_profiles", "a": a, "b": b})
+        assert manual.status_code == 201, manual.text
+    send(server, source["write_key"], [{"type": "page", "userId": "user-25", "name": "After the merge"}])
+    settle(server)
+
+    identifiers = [f"user_id:user-{i}" for i in range(40) if i != 3] + ["anonymous_id:dev-7-0"]
+    committed = server.runtime.identity.committed
+    graph = server.runtime.identity.graph
+    profiles = {graph.profile_of(("user_id", f"user-{i}")) for i in range(40)} - {None}
+    carded = {pid for pid in profiles if committed.card(pid) is not None}
+    assert len(carded) >= len(profiles) // 3  # many answers below come from memory...
+    assert committed.card(graph.profile_of(("user_id", "user-25"))) is not None  # ...the manually merged one too
+    from_memory = answers(server, reader, identifiers)
+    committed.clear()
+    from_store = answers(server, reader, identifiers)
+    assert from_memory == from_store
+    merged_events = from_store["user_id:user-25/events?pages"]
+    assert len(merged_events) > 2  # paging crossed pages, from the card and past it
+    assert "Visit 0" in [e["name"] for page in merged_events for e in page["data"]]
