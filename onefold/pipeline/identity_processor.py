@@ -26,7 +26,16 @@ from onefold.identity.keys import event_keys
 from onefold.identity.operations import apply_operation, operation_result
 from onefold.identity.rules import IdentityRules, Key
 from onefold.profiles.cache import CommittedStates, StateCache
-from onefold.profiles.cards import EMPTY, Card, EventFacts, combine_cards, event_facts, extend
+from onefold.profiles.cards import (
+    EMPTY,
+    RECENT_EVENTS,
+    Card,
+    EventFacts,
+    combine_cards,
+    event_facts,
+    extend,
+    stored_card,
+)
 from onefold.profiles.projection import Item, ProfileChanges, project
 from onefold.profiles.state import PROPERTY_EVENTS, ProfileEvent, Rank, no_precedence
 from onefold.store import DuckDBStore
@@ -36,6 +45,7 @@ from onefold.store.profile_tables import ProfileTables
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 NAME = "identity"
+FILL_SECONDS = 0.05  # building cards readers asked for, per round between batches: the rest wait
 MAX_ATTEMPTS = 3  # a batch that fails this many times in a row stops the processor (and /health says why)
 
 
@@ -152,6 +162,7 @@ class IdentityProcessor(BackgroundWorker):
                 rows = self.profiles.events_after(cur, self.offset, size)
                 if rows:
                     self._process(cur, rows)
+                self._fill_cards(cur)
                 failures = 0
             except Exception as exc:  # DuckDB out of memory, an I/O error: nothing past the stored offset counts
                 failures += 1
@@ -285,6 +296,31 @@ class IdentityProcessor(BackgroundWorker):
                 continue
             cards[pid] = extend(card, [facts.get(seq) for seq in seqs], first_seen, facts.get)
         return cards
+
+    def _fill_cards(self, cur: Any) -> None:
+        """Build the cards readers asked for (profiles the processor has not published since it started) from
+        the store, between two batches, for at most ``FILL_SECONDS``; the rest wait for the next round."""
+        wanted = self.committed.take_wanted()
+        deadline = time.perf_counter() + FILL_SECONDS
+        for n, pid in enumerate(wanted):
+            if time.perf_counter() > deadline:
+                for later in wanted[n:]:
+                    self.committed.want(later)
+                return
+            if self.committed.card(pid) is not None:
+                continue
+            text = self.committed.get(pid)
+            state = orjson.loads(text) if text is not None else self.profiles.states(cur, [pid]).get(pid)
+            try:
+                first_seen = {key: self.graph.first_seen[key] for key in self.graph.identifiers_of(pid)}
+            except KeyError:  # merged away or erased since it was asked for
+                continue
+            if state is None:
+                continue
+            stored = self.profiles.external_ids(pid)
+            recent = self.profiles.timeline(pid, limit=RECENT_EVENTS)
+            card = stored_card(state["events"], recent, stored, first_seen)
+            self.committed.publish([(pid, text or orjson.dumps(state).decode(), card)], [])
 
     # --- operator operations ------------------------------------------------------------------------------
     def operate(self, kind: str, args: dict[str, Any], actor: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
@@ -46,6 +47,9 @@ class StateCache:
         self._states.clear()
 
 
+MAX_WANTED = 10_000  # cards asked for and not built yet; more requests wait for a later round
+
+
 class CommittedStates:
     """The JSON of recently committed states, each with its serving card when the processor could build one, for
     readers in other threads (the Profile API) to serve without a database query. Only the processor writes,
@@ -59,6 +63,8 @@ class CommittedStates:
         self._entries: dict[str, tuple[str, Card | None]] = {}
         self._carded: dict[str, int] = {}  # profiles with a card -> its size, oldest first
         self._card_bytes = 0
+        self._wanted: dict[str, None] = {}  # profiles a reader found without a card, for the processor to fill
+        self._wanted_lock = threading.Lock()
 
     def get(self, profile_id: str) -> str | None:
         entry = self._entries.get(profile_id)
@@ -89,6 +95,17 @@ class CommittedStates:
             self._uncard(oldest)
             text, _ = entries[oldest]
             entries[oldest] = (text, None)  # keeps its place: only the card goes
+
+    def want(self, profile_id: str) -> None:
+        """A reader found no card for this profile: ask the processor to build one from the store."""
+        with self._wanted_lock:
+            if len(self._wanted) < MAX_WANTED:
+                self._wanted[profile_id] = None
+
+    def take_wanted(self) -> list[str]:
+        with self._wanted_lock:
+            wanted, self._wanted = list(self._wanted), {}
+        return wanted
 
     def _uncard(self, profile_id: str) -> None:
         self._card_bytes -= self._carded.pop(profile_id, 0)

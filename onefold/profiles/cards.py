@@ -93,6 +93,13 @@ def external_id_json(key: Key, first: EventFacts | None) -> bytes:
     )
 
 
+def stored_identifier(row: dict[str, Any]) -> tuple[Key, bytes]:
+    """An identifier and its /external_ids item from a row of ``ProfileTables.external_ids``."""
+    key = (row["type"], row["value"])
+    first = EventFacts(0, b"", row.get("source_id"), row.get("first_ms"), row.get("message_id"))
+    return key, external_id_json(key, first)
+
+
 def combine_cards(a: Card, b: Card) -> Card:
     """The card of two profiles merged into one."""
     recent = tuple(sorted((*a.recent, *b.recent), key=lambda e: -e.seq)[:RECENT_EVENTS])
@@ -123,6 +130,22 @@ def extend(
             entry = (first_seq, external_id_json(key, first))
         ids[key] = entry
     return Card(card.events + len(added), recent, ids)
+
+
+def stored_card(
+    events: int, recent: list[dict[str, Any]], identifiers: list[dict[str, Any]], first_seen: dict[Key, int]
+) -> Card | None:
+    """A card from the store: the state's event count, its newest events and its identifiers as
+    ``ProfileTables.timeline`` and ``external_ids`` return them; None if those disagree with the graph."""
+    ids: dict[Key, tuple[int, bytes]] = {}
+    for row in identifiers:
+        key, item = stored_identifier(row)
+        if key not in first_seen:
+            return None
+        ids[key] = (first_seen[key], item)
+    if set(ids) != set(first_seen):
+        return None
+    return Card(events, tuple(event_facts(row, None) for row in recent), ids)
 
 
 def page_of_events(card: Card, limit: int, before_seq: int | None) -> tuple[list[EventFacts], bool] | None:

@@ -28,11 +28,10 @@ from onefold.ids import random_uuid
 from onefold.profiles.cache import CommittedStates
 from onefold.profiles.cards import (
     Card,
-    EventFacts,
     event_facts,
-    external_id_json,
     page_of_events,
     sorted_identifiers,
+    stored_identifier,
 )
 from onefold.profiles.view import computed_traits, custom_traits, iso
 from onefold.store.identity_tables import IdentityTables
@@ -107,7 +106,10 @@ class ProfileReader:
         return (self._committed.card(profile_id) if card else self._committed.get(profile_id)) is not None
 
     def card(self, profile_id: str) -> Card | None:
-        return self._committed.card(profile_id)
+        card = self._committed.card(profile_id)
+        if card is None:  # read the store this time; the processor builds the card for the next
+            self._committed.want(profile_id)
+        return card
 
     def state(self, profile_id: str) -> dict[str, Any]:
         cached = self._committed.get(profile_id)
@@ -231,9 +233,7 @@ def profile_api_router(
             card = reader.card(profile_id)
             known = sorted_identifiers(card) if card is not None else None
             if known is None:
-                known = [
-                    (_key(k), external_id_json(_key(k), _first(k))) for k in reader.profiles.external_ids(profile_id)
-                ]
+                known = [stored_identifier(row) for row in reader.profiles.external_ids(profile_id)]
             items = [item for key, item in known if not wanted or key[0] in wanted]
             has_more = offset + limit < len(items)
             data = [orjson.Fragment(item) for item in items[offset : offset + limit]]
@@ -294,12 +294,3 @@ def _seq_cursor(text: str | None) -> int | None:
     if not text.isdigit():
         raise CollectError("parameter 'next' must be the cursor a previous page returned", field="next")
     return int(text)
-
-
-def _key(row: dict[str, Any]) -> Key:
-    return (row["type"], row["value"])
-
-
-def _first(row: dict[str, Any]) -> EventFacts:
-    """The first sighting of an identifier as ``ProfileTables.external_ids`` returns it."""
-    return EventFacts(0, b"", row.get("source_id"), row.get("first_ms"), row.get("message_id"))

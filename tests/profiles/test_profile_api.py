@@ -4,13 +4,14 @@ Segment's Profile API paths with access tokens; merges and splits re-attribute t
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import httpx
 import pytest
 import segment.analytics as segment_analytics
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, start_server, stop_server
 
 BASE = "/v1/spaces/default/collections/users/profiles"
 
@@ -347,3 +348,37 @@ def test_answers_from_memory_equal_the_store_after_merges_splits_and_operations(
     merged_events = from_store["user_id:user-25/events?pages"]
     assert len(merged_events) > 2  # paging crossed pages, from the card and past it
     assert "Visit 0" in [e["name"] for page in merged_events for e in page["data"]]
+
+
+def test_after_a_restart_cards_are_built_from_the_store_when_asked_for_and_then_kept_current(tmp_path):
+    data = tmp_path / "restart"
+    first, server, thread = start_server(data)
+    try:
+        key = first.create_source("website", "web", "US")["write_key"]
+        secret = str(token(first, "profiles:read")["token"])
+        send(first, key, story(random.Random(5), range(10)))
+        settle(first)
+    finally:
+        stop_server(server, thread, first.runtime)
+    second, server, thread = start_server(data)
+    try:
+        committed, graph = second.runtime.identity.committed, second.runtime.identity.graph
+        who = ["user_id:user-2", "user_id:user-4"]
+        ids = [graph.profile_of(("user_id", w.partition(":")[2])) for w in who]
+        assert all(committed.card(pid) is None for pid in ids)  # nothing published since the start
+        from_store = answers(second, secret, who)  # answered from DuckDB, and asks for the cards
+        deadline = time.monotonic() + 20
+        while not all(committed.card(pid) for pid in ids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(committed.card(pid) for pid in ids)
+        assert answers(second, secret, who) == from_store
+
+        send(second, key, [{"type": "track", "userId": "user-2", "event": "Order Completed"}])
+        settle(second)
+        assert committed.card(ids[0]) is not None  # extended by the new event, not dropped
+        from_memory = answers(second, secret, who)
+        committed.clear()
+        assert from_memory == answers(second, secret, who)
+        assert from_memory["user_id:user-2/events"]["data"][0]["event"] == "Order Completed"
+    finally:
+        stop_server(server, thread, second.runtime)
