@@ -25,17 +25,8 @@ from onefold.identity.graph import Decision, IdentityGraph
 from onefold.identity.keys import event_keys
 from onefold.identity.operations import apply_operation, operation_result
 from onefold.identity.rules import IdentityRules, Key
+from onefold.pipeline.serving_cards import BatchFacts, cards_after, fill_wanted
 from onefold.profiles.cache import CommittedStates, StateCache
-from onefold.profiles.cards import (
-    EMPTY,
-    RECENT_EVENTS,
-    Card,
-    EventFacts,
-    combine_cards,
-    event_facts,
-    extend,
-    stored_card,
-)
 from onefold.profiles.projection import Item, ProfileChanges, project
 from onefold.profiles.state import PROPERTY_EVENTS, ProfileEvent, Rank, no_precedence
 from onefold.store import DuckDBStore
@@ -45,7 +36,6 @@ from onefold.store.profile_tables import ProfileTables
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 NAME = "identity"
-FILL_SECONDS = 0.05  # building cards readers asked for, per round between batches: the rest wait
 MAX_ATTEMPTS = 3  # a batch that fails this many times in a row stops the processor (and /health says why)
 
 
@@ -162,7 +152,7 @@ class IdentityProcessor(BackgroundWorker):
                 rows = self.profiles.events_after(cur, self.offset, size)
                 if rows:
                     self._process(cur, rows)
-                self._fill_cards(cur)
+                fill_wanted(self.committed, self.graph, self.profiles, cur)
                 failures = 0
             except Exception as exc:  # DuckDB out of memory, an I/O error: nothing past the stored offset counts
                 failures += 1
@@ -262,65 +252,11 @@ class IdentityProcessor(BackgroundWorker):
             self._states.clear()  # cached states were folded into in place: they may hold uncommitted events
             raise
         self._states.store(changes.states, changes.deleted)
-        cards = self._cards(changes, _BatchFacts(rows or {}))
+        cards = cards_after(changes, BatchFacts(rows or {}), self.committed, self.graph)
         self.committed.publish(((pid, text, cards.get(pid)) for pid, text, _ in batch.states), changes.deleted)
         with self._cond:
             self.offset = offset
             self._cond.notify_all()
-
-    def _cards(self, changes: ProfileChanges, facts: _BatchFacts) -> dict[str, Card]:
-        """Serving cards of the profiles the batch touched, where provably complete (see ``profiles/cards.py``).
-        Called after the commit, before publishing: ``committed`` still holds the cards of merged-away profiles.
-
-        A card is kept only if it counts as many events as the state. Published cards are complete, and a missing
-        one counts as empty, so the counts differ whenever the card lacks an event: a profile not published
-        lately, or a merged-away profile without a card. Profiles a split touched get none: events moved in and
-        out of one profile could leave its count right and its events wrong."""
-        split = {changes.renamed.get(pid, pid) for pid in changes.split}
-        before = {pid: self.committed.card(pid) or EMPTY for pid in changes.states if pid not in split}
-        for loser, winner in changes.renamed.items():
-            if winner in before:
-                before[winner] = combine_cards(before[winner], self.committed.card(loser) or EMPTY)
-        new: dict[str, list[int]] = {}
-        for seq, pid in changes.attributions:
-            if pid in before and facts.has(seq):
-                new.setdefault(pid, []).append(seq)
-        graph, cards = self.graph, {}
-        for pid, card in before.items():
-            seqs = new.get(pid, [])
-            if card.events + len(seqs) != changes.states[pid]["events"]:
-                continue  # the card would lack events
-            try:
-                first_seen = {key: graph.first_seen[key] for key in graph.identifiers_of(pid)}
-            except KeyError:  # a profile the graph no longer knows: no card
-                continue
-            cards[pid] = extend(card, [facts.get(seq) for seq in seqs], first_seen, facts.get)
-        return cards
-
-    def _fill_cards(self, cur: Any) -> None:
-        """Build the cards readers asked for (profiles the processor has not published since it started) from
-        the store, between two batches, for at most ``FILL_SECONDS``; the rest wait for the next round."""
-        wanted = self.committed.take_wanted()
-        deadline = time.perf_counter() + FILL_SECONDS
-        for n, pid in enumerate(wanted):
-            if time.perf_counter() > deadline:
-                for later in wanted[n:]:
-                    self.committed.want(later)
-                return
-            if self.committed.card(pid) is not None:
-                continue
-            text = self.committed.get(pid)
-            state = orjson.loads(text) if text is not None else self.profiles.states(cur, [pid]).get(pid)
-            try:
-                first_seen = {key: self.graph.first_seen[key] for key in self.graph.identifiers_of(pid)}
-            except KeyError:  # merged away or erased since it was asked for
-                continue
-            if state is None:
-                continue
-            stored = self.profiles.external_ids(pid)
-            recent = self.profiles.timeline(pid, limit=RECENT_EVENTS)
-            card = stored_card(state["events"], recent, stored, first_seen)
-            self.committed.publish([(pid, text or orjson.dumps(state).decode(), card)], [])
 
     # --- operator operations ------------------------------------------------------------------------------
     def operate(self, kind: str, args: dict[str, Any], actor: str) -> dict[str, Any]:
@@ -372,42 +308,6 @@ def _profile_event(row: Any) -> ProfileEvent:
         order_id=order_id,
         products=_json(row[13]),
     )
-
-
-class _BatchFacts:
-    """The batch's events as the Profile API shows them, built on first use: only carded profiles need them."""
-
-    def __init__(self, rows: dict[int, Any]) -> None:
-        self._rows = rows
-        self._built: dict[int, EventFacts] = {}
-
-    def has(self, seq: int) -> bool:
-        return seq in self._rows
-
-    def get(self, seq: int) -> EventFacts | None:
-        fact = self._built.get(seq)
-        if fact is None and (row := self._rows.get(seq)) is not None:
-            fact = self._built[seq] = _event_facts(row)
-        return fact
-
-
-def _event_facts(row: Any) -> EventFacts:
-    """A row of ``ProfileTables.events_after`` as the Profile API shows it (``SERVING_COLUMNS`` come last). The
-    stored JSON texts are embedded as they are: the collector wrote them with orjson, as the API would."""
-    message_id, name, properties, traits, timestamp = row[-5:]
-    stored = {
-        "seq": row[0],
-        "source_id": row[1],
-        "type": row[3],
-        "event": row[4],
-        "channel": row[6],
-        "message_id": message_id,
-        "name": name,
-        "properties": orjson.Fragment(properties) if properties else {},
-        "traits": orjson.Fragment(traits) if traits else {},
-        "timestamp": timestamp,
-    }
-    return event_facts(stored, row[5])
 
 
 def _record_profiles(batch: IdentityBatch, changes: ProfileChanges, seq: int) -> None:

@@ -1,0 +1,120 @@
+"""Serving cards for the Profile API, built by the identity processor: after each commit from the batch's own
+events, and, when a reader found none, from the store between two batches (see ``profiles/cards.py``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from onefold.identity.graph import IdentityGraph
+from onefold.profiles.cache import CommittedStates
+from onefold.profiles.cards import (
+    EMPTY,
+    RECENT_EVENTS,
+    Card,
+    EventFacts,
+    combine_cards,
+    event_facts,
+    extend,
+    stored_card,
+)
+from onefold.profiles.projection import ProfileChanges
+from onefold.store.profile_tables import ProfileTables
+
+FILL_SECONDS = 0.05  # building cards readers asked for, per round between batches: the rest wait
+
+
+def cards_after(
+    changes: ProfileChanges, facts: BatchFacts, committed: CommittedStates, graph: IdentityGraph
+) -> dict[str, Card]:
+    """Serving cards of the profiles the batch touched, where provably complete (see ``profiles/cards.py``).
+    Called after the commit, before publishing: ``committed`` still holds the cards of merged-away profiles.
+
+    A card is kept only if it counts as many events as the state. Published cards are complete, and a missing
+    one counts as empty, so the counts differ whenever the card lacks an event: a profile not published
+    lately, or a merged-away profile without a card. Profiles a split touched get none: events moved in and
+    out of one profile could leave its count right and its events wrong."""
+    split = {changes.renamed.get(pid, pid) for pid in changes.split}
+    before = {pid: committed.card(pid) or EMPTY for pid in changes.states if pid not in split}
+    for loser, winner in changes.renamed.items():
+        if winner in before:
+            before[winner] = combine_cards(before[winner], committed.card(loser) or EMPTY)
+    new: dict[str, list[int]] = {}
+    for seq, pid in changes.attributions:
+        if pid in before and facts.has(seq):
+            new.setdefault(pid, []).append(seq)
+    cards: dict[str, Card] = {}
+    for pid, card in before.items():
+        seqs = new.get(pid, [])
+        if card.events + len(seqs) != changes.states[pid]["events"]:
+            continue  # the card would lack events
+        try:
+            first_seen = {key: graph.first_seen[key] for key in graph.identifiers_of(pid)}
+        except KeyError:  # a profile the graph no longer knows: no card
+            continue
+        cards[pid] = extend(card, [facts.get(seq) for seq in seqs], first_seen, facts.get)
+    return cards
+
+
+def fill_wanted(committed: CommittedStates, graph: IdentityGraph, profiles: ProfileTables, cur: Any) -> None:
+    """Build the cards readers asked for (profiles the processor has not published since it started) from
+    the store, between two batches, for at most ``FILL_SECONDS``; the rest wait for the next round."""
+    wanted = committed.take_wanted()
+    deadline = time.perf_counter() + FILL_SECONDS
+    for n, pid in enumerate(wanted):
+        if time.perf_counter() > deadline:
+            for later in wanted[n:]:
+                committed.want(later)
+            return
+        if committed.card(pid) is not None:
+            continue
+        text = committed.get(pid)
+        state = orjson.loads(text) if text is not None else profiles.states(cur, [pid]).get(pid)
+        try:
+            first_seen = {key: graph.first_seen[key] for key in graph.identifiers_of(pid)}
+        except KeyError:  # merged away or erased since it was asked for
+            continue
+        if state is None:
+            continue
+        stored = profiles.external_ids(pid)
+        recent = profiles.timeline(pid, limit=RECENT_EVENTS)
+        card = stored_card(state["events"], recent, stored, first_seen)
+        committed.publish([(pid, text or orjson.dumps(state).decode(), card)], [])
+
+
+class BatchFacts:
+    """The batch's events as the Profile API shows them, built on first use: only carded profiles need them."""
+
+    def __init__(self, rows: dict[int, Any]) -> None:
+        self._rows = rows
+        self._built: dict[int, EventFacts] = {}
+
+    def has(self, seq: int) -> bool:
+        return seq in self._rows
+
+    def get(self, seq: int) -> EventFacts | None:
+        fact = self._built.get(seq)
+        if fact is None and (row := self._rows.get(seq)) is not None:
+            fact = self._built[seq] = _event_facts(row)
+        return fact
+
+
+def _event_facts(row: Any) -> EventFacts:
+    """A row of ``ProfileTables.events_after`` as the Profile API shows it (``SERVING_COLUMNS`` come last). The
+    stored JSON texts are embedded as they are: the collector wrote them with orjson, as the API would."""
+    message_id, name, properties, traits, timestamp = row[-5:]
+    stored = {
+        "seq": row[0],
+        "source_id": row[1],
+        "type": row[3],
+        "event": row[4],
+        "channel": row[6],
+        "message_id": message_id,
+        "name": name,
+        "properties": orjson.Fragment(properties) if properties else {},
+        "traits": orjson.Fragment(traits) if traits else {},
+        "timestamp": timestamp,
+    }
+    return event_facts(stored, row[5])
