@@ -19,6 +19,7 @@ PROFILE_EVENT_COLUMNS = (
     " CASE WHEN event IN ({property_events}) THEN properties END AS properties,"
     " consent, revenue, currency, order_id, products"
 )
+FETCH_CHUNK_ROWS = 1_000
 # What the Profile API shows of each new event, read with it so the processor can publish serving cards.
 SERVING_COLUMNS = "message_id, name, properties AS all_properties, traits AS event_traits, timestamp"
 
@@ -35,9 +36,15 @@ class ProfileTables:
 
     # --- for the processor --------------------------------------------------------------------------------
     def events_after(self, cur: duckdb.DuckDBPyConnection, seq: int, limit: int) -> list[Any]:
-        return cur.execute(
+        result = cur.execute(
             f"SELECT {self.columns}, {SERVING_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [seq, limit]
-        ).fetchall()
+        )
+        rows: list[Any] = []
+        # In chunks: DuckDB holds the GIL while it turns rows into Python objects, and 50,000 rows at once
+        # would keep every other thread (the event loop answering the API) waiting for tens of milliseconds.
+        while chunk := result.fetchmany(FETCH_CHUNK_ROWS):
+            rows.extend(chunk)
+        return rows
 
     def states(self, cur: duckdb.DuckDBPyConnection, ids: Iterable[str]) -> dict[str, Any]:
         cur.register("_profile_ids", _ids_table(ids))
