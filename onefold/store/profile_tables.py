@@ -36,8 +36,16 @@ class ProfileTables:
 
     # --- for the processor --------------------------------------------------------------------------------
     def events_after(self, cur: duckdb.DuckDBPyConnection, seq: int, limit: int) -> list[Any]:
+        # The bound first, on the narrow seq column: a top-N of wide rows cannot spill to disk, and 50,000 of
+        # them overflowed DuckDB's 128 MB during the demo load. A range sort can spill.
+        [(last,)] = cur.execute(
+            "SELECT max(seq) FROM (SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT ?)", [seq, limit]
+        ).fetchall()
+        if last is None:
+            return []
         result = cur.execute(
-            f"SELECT {self.columns}, {SERVING_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [seq, limit]
+            f"SELECT {self.columns}, {SERVING_COLUMNS} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
+            [seq, last],
         )
         rows: list[Any] = []
         # In chunks: DuckDB holds the GIL while it turns rows into Python objects, and 50,000 rows at once
