@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -38,6 +40,20 @@ from onefold.store.identity_tables import IdentityTables
 from onefold.store.profile_tables import ProfileTables
 
 MAX_CONCURRENT_READS = 4
+# Set while an answer is built on the event loop from memory: a DuckDB read there would block every request.
+_ON_LOOP: ContextVar[bool] = ContextVar("profile_api_on_loop", default=False)
+
+
+class _NeedsStore(Exception):
+    """An answer being built on the event loop needs a DuckDB read: it is built again in a thread."""
+
+
+def _store(profiles: ProfileTables) -> ProfileTables:
+    if _ON_LOOP.get():
+        raise _NeedsStore
+    return profiles
+
+
 PREFIX = "/v1/spaces/{space}/collections/{collection}/profiles/{external_id}"
 
 
@@ -113,7 +129,7 @@ class ProfileReader:
 
     def state(self, profile_id: str) -> dict[str, Any]:
         cached = self._committed.get(profile_id)
-        state = dict(orjson.loads(cached)) if cached is not None else self.profiles.state(profile_id)
+        state = dict(orjson.loads(cached)) if cached is not None else _store(self.profiles).state(profile_id)
         if state is None:  # identifiers are linked before the profile's first batch commits its state
             raise NotFound(f"profile {profile_id!r} is still being built; retry in a moment")
         return state
@@ -147,7 +163,11 @@ def profile_api_router(
             if collection != "users":
                 raise NotFound(f"collection {collection!r} is not available; use 'users'")
             if in_memory:
-                payload = orjson.dumps(body())
+                on_loop = _ON_LOOP.set(True)
+                try:
+                    payload = orjson.dumps(body())
+                finally:
+                    _ON_LOOP.reset(on_loop)
             else:
                 with reads:
                     payload = orjson.dumps(body())
@@ -186,9 +206,7 @@ def profile_api_router(
                 "cursor": _cursor(request, len(names) > limit, page[-1] if page else "", limit),
             }
 
-        if reader.in_memory(external_id):  # memory only: answer on the event loop, no thread hand-off
-            return guarded(request, space, collection, body, in_memory=True)
-        return await run_in_threadpool(guarded, request, space, collection, body)
+        return await _answer(request, space, collection, external_id, body, card=False)
 
     @router.get(PREFIX + "/events")
     async def events(
@@ -207,7 +225,7 @@ def profile_api_router(
             card = reader.card(profile_id)
             page = page_of_events(card, limit, before) if card is not None and not wanted else None
             if page is None:
-                rows = reader.profiles.timeline(profile_id, limit=limit + 1, before_seq=before, names=wanted)
+                rows = _store(reader.profiles).timeline(profile_id, limit=limit + 1, before_seq=before, names=wanted)
                 page = [event_facts(row, None) for row in rows[:limit]], len(rows) > limit
             items, has_more = page
             next_seq = str(items[-1].seq) if has_more else ""
@@ -233,7 +251,7 @@ def profile_api_router(
             card = reader.card(profile_id)
             known = sorted_identifiers(card) if card is not None else None
             if known is None:
-                known = [stored_identifier(row) for row in reader.profiles.external_ids(profile_id)]
+                known = [stored_identifier(row) for row in _store(reader.profiles).external_ids(profile_id)]
             items = [item for key, item in known if not wanted or key[0] in wanted]
             has_more = offset + limit < len(items)
             data = [orjson.Fragment(item) for item in items[offset : offset + limit]]
@@ -251,7 +269,7 @@ def profile_api_router(
                 last = card.recent[0] if card.recent else None
                 source_id, message_id = (last.source_id, last.message_id) if last else (None, None)
             else:
-                rows = reader.profiles.timeline(profile_id, limit=1)
+                rows = _store(reader.profiles).timeline(profile_id, limit=1)
                 source_id, message_id = (rows[0]["source_id"], rows[0]["message_id"]) if rows else (None, None)
             return {
                 "metadata": {
@@ -269,11 +287,18 @@ def profile_api_router(
         return await _answer(request, space, collection, external_id, body)
 
     async def _answer(
-        request: Request, space_id: str, collection: str, external_id: str, body: Callable[[], dict[str, Any]]
+        request: Request,
+        space_id: str,
+        collection: str,
+        external_id: str,
+        body: Callable[[], dict[str, Any]],
+        card: bool = True,
     ) -> Response:
-        """On the event loop when the profile's card is in memory, else in a thread (the body queries)."""
-        if reader.in_memory(external_id, card=True):
-            return guarded(request, space_id, collection, body, in_memory=True)
+        """On the event loop when the profile's state (and card) are in memory and the answer needs no query;
+        else in a thread, where the body may read DuckDB."""
+        if reader.in_memory(external_id, card=card):
+            with contextlib.suppress(_NeedsStore):
+                return guarded(request, space_id, collection, body, in_memory=True)
         return await run_in_threadpool(guarded, request, space_id, collection, body)
 
     @router.get(PREFIX + "/links")

@@ -291,6 +291,9 @@ def answers(server: RunningServer, secret: str, identifiers: list[str]) -> dict[
     for ident in identifiers:
         for part in ("metadata", "external_ids", "traits", "events"):
             out[f"{ident}/{part}"] = profile_get(server, secret, f"/{ident}/{part}").json()
+        out[f"{ident}/events?include"] = profile_get(
+            server, secret, f"/{ident}/events", include="Order Completed"
+        ).json()
         out[f"{ident}/external_ids?include"] = profile_get(
             server, secret, f"/{ident}/external_ids", include="anonymous_id", limit=2
         ).json()
