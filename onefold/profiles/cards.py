@@ -10,7 +10,7 @@ move between profiles). Otherwise the API reads DuckDB, as before. Pure: the pro
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -37,7 +37,7 @@ class Card:
     events: int  # events folded into the card: complete when equal to the state's event count
     recent: tuple[EventFacts, ...]  # newest first, at most RECENT_EVENTS
     # identifier -> (sequence number of its first event, its /external_ids item); None when not all are known
-    identifiers: dict[Key, tuple[int, bytes]] | None = field(default=None)
+    identifiers: dict[Key, tuple[int, bytes]] | None
 
     @property
     def size(self) -> int:
