@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from onefold.identity.graph import IdentityGraph
+from onefold.identity.rules import Key
 from onefold.profiles.cache import CommittedStates
 from onefold.profiles.cards import (
     EMPTY,
@@ -50,9 +51,8 @@ def cards_after(
         seqs = new.get(pid, [])
         if card.events + len(seqs) != changes.states[pid]["events"]:
             continue  # the card would lack events
-        try:
-            first_seen = {key: graph.first_seen[key] for key in graph.identifiers_of(pid)}
-        except KeyError:  # a profile the graph no longer knows: no card
+        first_seen = _first_seen(graph, pid)
+        if first_seen is None:
             continue
         cards[pid] = extend(card, [facts.get(seq) for seq in seqs], first_seen, facts.get)
     return cards
@@ -70,18 +70,26 @@ def fill_wanted(committed: CommittedStates, graph: IdentityGraph, profiles: Prof
             return
         if committed.card(pid) is not None:
             continue
+        first_seen = _first_seen(graph, pid)
+        if first_seen is None:
+            continue
         text = committed.get(pid)
         state = orjson.loads(text) if text is not None else profiles.states(cur, [pid]).get(pid)
-        try:
-            first_seen = {key: graph.first_seen[key] for key in graph.identifiers_of(pid)}
-        except KeyError:  # merged away or erased since it was asked for
-            continue
         if state is None:
             continue
         stored = profiles.external_ids(pid)
         recent = profiles.timeline(pid, limit=RECENT_EVENTS)
         card = stored_card(state["events"], recent, stored, first_seen)
         committed.publish([(pid, text or orjson.dumps(state).decode(), card)], [])
+
+
+def _first_seen(graph: IdentityGraph, profile_id: str) -> dict[Key, int] | None:
+    """The profile's identifiers with the sequence number of each one's first event; None if the graph no
+    longer knows the profile (merged away or erased since)."""
+    try:
+        return {key: graph.first_seen[key] for key in graph.identifiers_of(profile_id)}
+    except KeyError:
+        return None
 
 
 class BatchFacts:
