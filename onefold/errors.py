@@ -113,3 +113,10 @@ class RulesError(ConfigError):
     """An identity rules file is unreadable or breaks its format; the message names the file and the key."""
 
     code = "identity_rules_invalid"
+
+
+class DefinitionError(OnefoldError):
+    """An audience or computed-trait definition breaks the language; ``path`` points at the failing node."""
+
+    code = "invalid_definition"
+    http_status = 400

@@ -1,0 +1,402 @@
+"""Compile audience conditions and computed traits to SQL through sqlglot. Pure: (definition, now) -> query.
+
+The query reads two relations (``Relations``): profiles ``(profile_id, facts JSON)`` and their events
+``(profile_id, seq, event, ts, properties JSON)``. Every count and aggregate over events becomes one column of
+a single grouped scan (``ev``), guarded by ``CASE`` so JSON is only parsed for the events a condition names;
+sequences and value-ordered traits (first, last, most frequent, unique) get a grouped CTE each. The profile
+filter is then a boolean expression over those columns in which every leaf is made two-valued
+(``coalesce(..., FALSE)``), so ``NOT`` means what it means in ``reference.py``.
+
+DuckDB is the reference dialect; ``to_sql(query, "postgres" | "spark")`` transpiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlglot import exp
+
+from onefold.audiences.model import (
+    DATE_PATTERN,
+    UNIQUE_LIST_LIMIT,
+    AggregateCondition,
+    AllOf,
+    AnyOf,
+    AudienceCondition,
+    Catalog,
+    ComputedTrait,
+    ComputedTraitCondition,
+    Condition,
+    ConsentCondition,
+    EventCondition,
+    EventFilter,
+    NotCondition,
+    Path,
+    Predicate,
+    ReachableCondition,
+    SequenceCondition,
+    TraitCondition,
+)
+from onefold.audiences.parse import fail
+
+NUMERIC_JSON = ("BIGINT", "UBIGINT", "DOUBLE")
+
+
+@dataclass(frozen=True, slots=True)
+class Relations:
+    profiles: str = "profiles"
+    events: str = "event_profiles"
+    scope: str | None = None  # a relation of profile_id: evaluate only those profiles (incremental evaluation)
+
+
+def compile_audience(condition: Condition, now: datetime, catalog: Catalog, relations: Relations) -> exp.Select:
+    """``SELECT profile_id`` of the profiles for which ``condition`` holds at ``now``."""
+    builder = _Builder(now, catalog, relations)
+    where = builder.condition(condition, ())
+    return builder.select([exp.column("profile_id", table="p")], where)
+
+
+def compile_traits(traits: Mapping[str, ComputedTrait], now: datetime, relations: Relations) -> exp.Select:
+    """``SELECT profile_id, t0, t1, ...``: each computed trait's value as JSON, in the order of ``traits``."""
+    builder = _Builder(now, Catalog(), relations)
+    columns: list[exp.Expr] = [exp.column("profile_id", table="p")]
+    for i, trait in enumerate(traits.values()):
+        value, kind = builder.trait(trait)
+        as_json = value if kind == "json" else exp.func("to_json", value)
+        columns.append(exp.alias_(as_json, f"t{i}"))
+    return builder.select(columns, None)
+
+
+def to_sql(query: exp.Select, dialect: str = "duckdb", *, pretty: bool = False) -> str:
+    return query.sql(dialect=dialect, pretty=pretty)
+
+
+# --- building ----------------------------------------------------------------------------------------------
+@dataclass
+class _Builder:
+    now: datetime
+    catalog: Catalog
+    relations: Relations
+    aggregates: list[exp.Expr] = field(default_factory=list)
+    event_names: set[str] = field(default_factory=set)
+    ctes: list[tuple[str, exp.Select]] = field(default_factory=list)
+
+    def select(self, columns: list[exp.Expr], where: exp.Expr | None) -> exp.Select:
+        query = exp.select(*columns).from_(exp.alias_(exp.to_table(self.relations.profiles), "p"))
+        if self.aggregates:
+            grouped = (
+                exp.select("profile_id", *self.aggregates)
+                .from_(self._events())
+                .where(exp.column("event").isin(*sorted(self.event_names)))
+                .group_by("profile_id")
+            )
+            query = query.with_("ev", grouped).join("ev", using=["profile_id"], join_type="left")
+        for name, cte in self.ctes:
+            query = query.with_(name, cte).join(name, using=["profile_id"], join_type="left")
+        if self.relations.scope:
+            query = query.where(_in_scope(exp.column("profile_id", table="p"), self.relations.scope))
+        return query.where(where) if where is not None else query
+
+    def _events(self) -> exp.Expr:
+        table = exp.to_table(self.relations.events)
+        if not self.relations.scope:
+            return table
+        return exp.select("*").from_(table).where(_in_scope(exp.column("profile_id"), self.relations.scope)).subquery()
+
+    # --- conditions -----------------------------------------------------------------------------------
+    def condition(self, node: Condition, resolving: tuple[str, ...]) -> exp.Expr:
+        if isinstance(node, AllOf):
+            return exp.and_(*(self.condition(c, resolving) for c in node.children))
+        if isinstance(node, AnyOf):
+            return exp.or_(*(self.condition(c, resolving) for c in node.children))
+        if isinstance(node, NotCondition):
+            return exp.not_(exp.paren(self.condition(node.child, resolving)))
+        if isinstance(node, AudienceCondition):
+            if node.name in resolving:
+                raise fail("$", f"audience {node.name!r} refers to itself through {' -> '.join(resolving)}")
+            if node.name not in self.catalog.audiences:
+                raise fail("$", f"no audience is named {node.name!r}", allowed=sorted(self.catalog.audiences))
+            return exp.paren(self.condition(self.catalog.audiences[node.name], (*resolving, node.name)))
+        return _two_valued(self._leaf(node))
+
+    def _leaf(self, node: Condition) -> exp.Expr:
+        if isinstance(node, TraitCondition):
+            section = "traits" if node.source == "trait" else "attributes"
+            value = _json_at(exp.column("facts", table="p"), (section, *node.test.path))
+            return self.test_json(value, node.test.predicate)
+        if isinstance(node, EventCondition):
+            count = exp.func(
+                "coalesce", self._aggregate(exp.func("count", self._when(node.events, _one())), node.events), _one(0)
+            )
+            op = {">=": exp.GTE, "<=": exp.LTE, "=": exp.EQ}[node.count_op]
+            return op(this=count, expression=exp.Literal.number(node.count))
+        if isinstance(node, AggregateCondition):
+            return self.test_number(self._numeric(node.function, node.property, node.events), node.predicate)
+        if isinstance(node, SequenceCondition):
+            return self._sequence(node)
+        if isinstance(node, ComputedTraitCondition):
+            if node.name not in self.catalog.traits:
+                raise fail("$", f"no computed trait is named {node.name!r}", allowed=sorted(self.catalog.traits))
+            value, kind = self.trait(self.catalog.traits[node.name])
+            return self.test_json(value, node.predicate) if kind == "json" else self.test_number(value, node.predicate)
+        if isinstance(node, ConsentCondition):
+            value = _json_at(exp.column("facts", table="p"), ("consent", node.purpose))
+            return exp.and_(
+                exp.func("json_type", value).eq("BOOLEAN"),
+                _try_cast(value, "BOOLEAN").eq(exp.Boolean(this=node.granted)),
+            )
+        if isinstance(node, ReachableCondition):
+            listed = _try_cast(_json_at(exp.column("facts", table="p"), ("reachable",)), "VARCHAR[]")
+            return exp.func("list_contains", listed, exp.Literal.string(node.channel))
+        raise TypeError(f"not a leaf condition: {node!r}")
+
+    # --- event aggregates -----------------------------------------------------------------------------
+    def trait(self, trait: ComputedTrait) -> tuple[exp.Expr, str]:
+        """The trait's value expression and its kind: "number" (count, sum, avg, min, max) or "json"."""
+        if trait.kind == "count":
+            counted = self._aggregate(exp.func("count", self._when(trait.events, _one())), trait.events)
+            return exp.func("coalesce", counted, _one(0)), "number"
+        assert trait.property is not None
+        if trait.kind in ("sum", "avg", "min", "max"):
+            return self._numeric(trait.kind, trait.property, trait.events), "number"
+        return self._ordered_values(trait), "number" if trait.kind == "unique_count" else "json"
+
+    def _numeric(self, function: str, prop: Path, events: EventFilter) -> exp.Expr:
+        value = _json_at(exp.column("properties"), prop)
+        number = exp.Case().when(exp.func("json_type", value).isin(*NUMERIC_JSON), exp.cast(value, "DOUBLE"))
+        aggregated = self._aggregate(exp.func(function, self._when(events, number)), events)
+        return exp.func("coalesce", aggregated, _one(0)) if function == "sum" else aggregated
+
+    def _aggregate(self, expression: exp.Expr, events: EventFilter) -> exp.Expr:
+        alias = f"c{len(self.aggregates)}"
+        self.aggregates.append(exp.alias_(expression, alias))
+        self.event_names.add(events.event)
+        return exp.column(alias, table="ev")
+
+    def _when(self, events: EventFilter, then: exp.Expr) -> exp.Expr:
+        """``then`` for the events ``events`` selects, else NULL; property filters only parse matching events."""
+        if events.where:
+            then = exp.Case().when(self._where(events), then)
+        return exp.Case().when(exp.and_(exp.column("event").eq(events.event), *self._window(events)), then)
+
+    def _where(self, events: EventFilter) -> exp.Expr:
+        tests = [
+            _two_valued(self.test_json(_json_at(exp.column("properties"), t.path), t.predicate)) for t in events.where
+        ]
+        return exp.and_(*tests)
+
+    def _window(self, events: EventFilter) -> list[exp.Expr]:
+        ts, window = exp.column("ts"), events.window
+        if window is None:
+            return []
+        if window.days is not None:
+            return [ts >= self._days_ago(window.days), ts <= self._now()]
+        assert window.start is not None
+        assert window.end is not None
+        return [ts >= _timestamp(window.start), ts <= _timestamp(window.end)]
+
+    def _matching(self, events: EventFilter) -> exp.Select:
+        """The events ``events`` selects, as a query."""
+        where = exp.and_(exp.column("event").eq(events.event), *self._window(events))
+        if events.where:
+            where = exp.and_(where, self._where(events))
+        return exp.select("*").from_(self._events()).where(where)
+
+    def _ordered_values(self, trait: ComputedTrait) -> exp.Expr:
+        assert trait.property is not None
+        name = f"v{len(self.ctes)}"
+        value = _json_at(exp.column("properties"), trait.property)
+        order = exp.func(
+            "struct_pack",
+            exp.PropertyEQ(this=exp.to_identifier("t"), expression=exp.column("ts")),
+            exp.PropertyEQ(this=exp.to_identifier("s"), expression=exp.column("seq")),
+        )
+        rows = (
+            exp.select("profile_id", exp.alias_(value, "v"), exp.alias_(order, "o"))
+            .from_(self._matching(trait.events).subquery("m"))
+            .subquery("r")
+        )
+        present = exp.func("json_type", exp.column("v")).neq("NULL")
+        if trait.kind in ("first", "last"):
+            pick = exp.func("arg_min" if trait.kind == "first" else "arg_max", exp.column("v"), exp.column("o"))
+            cte = exp.select("profile_id", exp.alias_(pick, "value")).from_(rows).where(present).group_by("profile_id")
+            self.ctes.append((name, cte))
+            return exp.column("value", table=name)
+        distinct = (
+            exp.select(
+                "profile_id",
+                exp.alias_(exp.func("any_value", exp.column("v")), "v"),
+                exp.alias_(exp.func("count", exp.Star()), "n"),
+                exp.alias_(exp.func("min", exp.column("o")), "first_o"),
+                exp.alias_(exp.func("max", exp.column("o")), "last_o"),
+            )
+            .from_(rows)
+            .where(present)
+            .group_by("profile_id", exp.cast(exp.column("v"), "VARCHAR"))
+            .subquery("d")
+        )
+        if trait.kind == "unique_count":
+            pick = exp.func("count", exp.Star())
+        elif trait.kind == "most_frequent":
+            key = exp.func(
+                "struct_pack",
+                exp.PropertyEQ(this=exp.to_identifier("n"), expression=exp.column("n")),
+                exp.PropertyEQ(this=exp.to_identifier("l"), expression=exp.column("last_o")),
+            )
+            pick = exp.func("arg_max", exp.column("v"), key)
+        else:  # unique_list, in order of first occurrence
+            pick = exp.func("to_json", exp.func("list_slice", _ordered_list(), _one(1), _one(UNIQUE_LIST_LIMIT)))
+        cte = exp.select("profile_id", exp.alias_(pick, "value")).from_(distinct).group_by("profile_id")
+        self.ctes.append((name, cte))
+        value_col = exp.column("value", table=name)
+        if trait.kind == "unique_count":
+            return exp.func("coalesce", value_col, _one(0))
+        return value_col
+
+    def _sequence(self, node: SequenceCondition) -> exp.Expr:
+        name = f"s{len(self.ctes)}"
+        is_first = exp.func("coalesce", self._when(node.first, exp.true()), exp.false())
+        is_then = exp.func("coalesce", self._when(node.then, exp.true()), exp.false())
+        rows = (
+            exp.select("profile_id", "ts", "seq", exp.alias_(is_first, "is_a"), exp.alias_(is_then, "is_b"))
+            .from_(self._events())
+            .where(exp.column("event").isin(node.first.event, node.then.event))
+        )
+        next_then = exp.Window(
+            this=exp.func("min", exp.Case().when(exp.column("is_b"), exp.column("ts"))),
+            partition_by=[exp.column("profile_id")],
+            order=exp.Order(expressions=[exp.Ordered(this=exp.column("ts")), exp.Ordered(this=exp.column("seq"))]),
+            spec=exp.WindowSpec(kind="ROWS", start="1", start_side="FOLLOWING", end="UNBOUNDED", end_side="FOLLOWING"),
+        )
+        ordered = exp.select("profile_id", "ts", "is_a", exp.alias_(next_then, "next_b")).from_(rows.subquery("e"))
+        deadline = exp.Add(this=exp.column("ts"), expression=_interval(node.within_minutes, "MINUTE"))
+        if node.then_performed:
+            found = exp.and_(exp.column("is_a"), exp.column("next_b") <= deadline)
+        else:
+            waited = exp.and_(exp.column("is_a"), deadline <= self._now())
+            found = exp.and_(waited, exp.or_(exp.column("next_b").is_(exp.null()), exp.column("next_b") > deadline))
+        cte = (
+            exp.select("profile_id", exp.alias_(exp.func("bool_or", found), "value"))
+            .from_(ordered.subquery("o"))
+            .group_by("profile_id")
+        )
+        self.ctes.append((name, cte))
+        return exp.column("value", table=name)
+
+    # --- predicates -----------------------------------------------------------------------------------
+    def test_json(self, value: exp.Expr, predicate: Predicate) -> exp.Expr:
+        op, expected = predicate.op, predicate.value
+        kind = exp.func("json_type", value)
+        text = exp.JSONExtractScalar(this=value, expression=exp.JSONPath(expressions=[exp.JSONPathRoot()]))
+        if op == "exists":
+            return kind.neq("NULL")
+        if op in ("equals", "not_equals", "in"):
+            options = expected if op == "in" else (expected,)
+            tests = [_json_equals(value, kind, text, option) for option in options]
+            same = exp.or_(*tests) if len(tests) > 1 else tests[0]
+            return exp.and_(kind.neq("NULL"), exp.not_(exp.paren(same))) if op == "not_equals" else same
+        if op == "contains":
+            items = exp.cast(exp.cast(value, "JSON[]"), "VARCHAR[]")  # each item as JSON text: 1 is not "1"
+            needle = exp.cast(exp.func("to_json", exp.Literal.string(expected)), "VARCHAR")
+            return (
+                exp.Case()
+                .when(kind.eq("VARCHAR"), exp.func("contains", text, exp.Literal.string(expected)))
+                .when(kind.eq("ARRAY"), exp.func("list_contains", items, needle))
+                .else_(exp.false())
+            )
+        if op in ("starts_with", "ends_with"):
+            return exp.and_(kind.eq("VARCHAR"), exp.func(op, text, exp.Literal.string(expected)))
+        if op in (">", ">=", "<", "<=", "between"):
+            number = exp.Case().when(kind.isin(*NUMERIC_JSON), exp.cast(value, "DOUBLE"))
+            return self.test_number(number, predicate)
+        moment = exp.Case().when(
+            exp.and_(kind.eq("VARCHAR"), exp.func("regexp_full_match", text, exp.Literal.string(DATE_PATTERN))),
+            exp.TryCast(this=text, to=exp.DataType.build("TIMESTAMPTZ")),
+        )
+        if op == "before":
+            return moment < _timestamp(expected)
+        if op == "after":
+            return moment > _timestamp(expected)
+        return exp.and_(moment >= self._days_ago(expected), moment <= self._now())
+
+    def test_number(self, number: exp.Expr, predicate: Predicate) -> exp.Expr:
+        op, expected = predicate.op, predicate.value
+        if op == "exists":
+            return number.is_(exp.null()).not_()
+        if op in ("equals", "not_equals", "in"):
+            options = [v for v in (expected if op == "in" else (expected,)) if _is_number(v)]
+            if not options:
+                return exp.false() if op != "not_equals" else number.is_(exp.null()).not_()
+            if op == "not_equals":
+                return number.neq(_number(options[0]))
+            return number.isin(*(_number(v) for v in options))
+        if op == "between":
+            return exp.Between(this=number, low=_number(expected[0]), high=_number(expected[1]))
+        if op in (">", ">=", "<", "<="):
+            cls = {">": exp.GT, ">=": exp.GTE, "<": exp.LT, "<=": exp.LTE}[op]
+            return cls(this=number, expression=_number(expected))
+        return exp.false()  # a number is never a string or a date
+
+    def _now(self) -> exp.Expr:
+        return _timestamp(self.now)
+
+    def _days_ago(self, days: int) -> exp.Expr:
+        return exp.Sub(this=self._now(), expression=_interval(days, "DAY"))
+
+
+# --- small expressions -------------------------------------------------------------------------------------
+def _ordered_list() -> exp.Expr:
+    """``list(v ORDER BY first_o)``."""
+    return exp.ArrayAgg(this=exp.Order(this=exp.column("v"), expressions=[exp.Ordered(this=exp.column("first_o"))]))
+
+
+def _json_equals(value: exp.Expr, kind: exp.Expr, text: exp.Expr, expected: object) -> exp.Expr:
+    if isinstance(expected, bool):
+        return exp.and_(kind.eq("BOOLEAN"), _try_cast(value, "BOOLEAN").eq(exp.Boolean(this=expected)))
+    if isinstance(expected, str):
+        return exp.and_(kind.eq("VARCHAR"), text.eq(exp.Literal.string(expected)))
+    assert isinstance(expected, int | float)
+    return exp.and_(kind.isin(*NUMERIC_JSON), _try_cast(value, "DOUBLE").eq(_number(expected)))
+
+
+def _json_at(column: exp.Expr, path: Path) -> exp.Expr:
+    parts: list[exp.Expr] = [exp.JSONPathRoot()]
+    parts.extend(exp.JSONPathKey(this=p) for p in path)
+    return exp.JSONExtract(this=column, expression=exp.JSONPath(expressions=parts))
+
+
+def _try_cast(value: exp.Expr, to: str) -> exp.Expr:
+    """A cast that yields NULL instead of failing: DuckDB evaluates both sides of AND, so a type test beside
+    a cast does not protect it."""
+    return exp.TryCast(this=value, to=exp.DataType.build(to))
+
+
+def _two_valued(expression: exp.Expr) -> exp.Expr:
+    return exp.func("coalesce", exp.paren(expression), exp.false())
+
+
+def _in_scope(column: exp.Expr, scope: str) -> exp.Expr:
+    return column.isin(query=exp.select("profile_id").from_(scope))
+
+
+def _timestamp(moment: datetime) -> exp.Expr:
+    text = moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return exp.cast(exp.Literal.string(text), "TIMESTAMPTZ")
+
+
+def _interval(amount: int, unit: str) -> exp.Expr:
+    return exp.Interval(this=exp.Literal.string(str(amount)), unit=exp.var(unit))
+
+
+def _number(value: float) -> exp.Expr:
+    return exp.cast(exp.Literal.number(repr(float(value))), "DOUBLE")
+
+
+def _one(value: int = 1) -> exp.Expr:
+    return exp.Literal.number(value)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,179 @@
+WITH ev AS (
+  SELECT
+    profile_id,
+    COUNT(
+      CASE
+        WHEN event = 'Order Completed'
+        AND ts >= (
+          CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMPTZ) - INTERVAL '90' DAY
+        )
+        AND ts <= CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMPTZ)
+        THEN 1
+      END
+    ) AS c0,
+    SUM(
+      CASE
+        WHEN event = 'Order Completed'
+        THEN CASE
+          WHEN JSON_TYPE(properties -> '$.revenue') IN ('BIGINT', 'UBIGINT', 'DOUBLE')
+          THEN CAST(properties -> '$.revenue' AS DOUBLE)
+        END
+      END
+    ) AS c1
+  FROM (
+    SELECT
+      *
+    FROM event_profiles
+    WHERE
+      profile_id IN (
+        SELECT
+          profile_id
+        FROM touched
+      )
+  )
+  WHERE
+    event IN ('Order Completed')
+  GROUP BY
+    profile_id
+), v0 AS (
+  SELECT
+    profile_id,
+    ARG_MAX(v, STRUCT_PACK(n := n, l := last_o)) AS value
+  FROM (
+    SELECT
+      profile_id,
+      ANY_VALUE(v) AS v,
+      COUNT(*) AS n,
+      MIN(o) AS first_o,
+      MAX(o) AS last_o
+    FROM (
+      SELECT
+        profile_id,
+        properties -> '$.category' AS v,
+        STRUCT_PACK(t := ts, s := seq) AS o
+      FROM (
+        SELECT
+          *
+        FROM (
+          SELECT
+            *
+          FROM event_profiles
+          WHERE
+            profile_id IN (
+              SELECT
+                profile_id
+              FROM touched
+            )
+        )
+        WHERE
+          event = 'Product Viewed'
+      ) AS m
+    ) AS r
+    WHERE
+      JSON_TYPE(v) <> 'NULL'
+    GROUP BY
+      profile_id,
+      CAST(v AS TEXT)
+  ) AS d
+  GROUP BY
+    profile_id
+), v1 AS (
+  SELECT
+    profile_id,
+    ARG_MAX(v, o) AS value
+  FROM (
+    SELECT
+      profile_id,
+      properties -> '$.shipping.city' AS v,
+      STRUCT_PACK(t := ts, s := seq) AS o
+    FROM (
+      SELECT
+        *
+      FROM (
+        SELECT
+          *
+        FROM event_profiles
+        WHERE
+          profile_id IN (
+            SELECT
+              profile_id
+            FROM touched
+          )
+      )
+      WHERE
+        event = 'Order Completed'
+    ) AS m
+  ) AS r
+  WHERE
+    JSON_TYPE(v) <> 'NULL'
+  GROUP BY
+    profile_id
+), v2 AS (
+  SELECT
+    profile_id,
+    TO_JSON(LIST_SLICE(ARRAY_AGG(v ORDER BY first_o), 1, 100)) AS value
+  FROM (
+    SELECT
+      profile_id,
+      ANY_VALUE(v) AS v,
+      COUNT(*) AS n,
+      MIN(o) AS first_o,
+      MAX(o) AS last_o
+    FROM (
+      SELECT
+        profile_id,
+        properties -> '$.category' AS v,
+        STRUCT_PACK(t := ts, s := seq) AS o
+      FROM (
+        SELECT
+          *
+        FROM (
+          SELECT
+            *
+          FROM event_profiles
+          WHERE
+            profile_id IN (
+              SELECT
+                profile_id
+              FROM touched
+            )
+        )
+        WHERE
+          event = 'Product Viewed'
+          AND ts >= (
+            CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMPTZ) - INTERVAL '30' DAY
+          )
+          AND ts <= CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMPTZ)
+      ) AS m
+    ) AS r
+    WHERE
+      JSON_TYPE(v) <> 'NULL'
+    GROUP BY
+      profile_id,
+      CAST(v AS TEXT)
+  ) AS d
+  GROUP BY
+    profile_id
+)
+SELECT
+  p.profile_id,
+  TO_JSON(COALESCE(ev.c0, 0)) AS t0,
+  v0.value AS t1,
+  TO_JSON(COALESCE(ev.c1, 0)) AS t2,
+  v1.value AS t3,
+  v2.value AS t4
+FROM profiles AS p
+LEFT JOIN ev
+  USING (profile_id)
+LEFT JOIN v0
+  USING (profile_id)
+LEFT JOIN v1
+  USING (profile_id)
+LEFT JOIN v2
+  USING (profile_id)
+WHERE
+  p.profile_id IN (
+    SELECT
+      profile_id
+    FROM touched
+  )

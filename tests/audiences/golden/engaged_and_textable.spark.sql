@@ -1,0 +1,43 @@
+WITH ev AS (
+  SELECT
+    profile_id,
+    COUNT(
+      CASE
+        WHEN event = 'Email Opened'
+        AND ts >= (
+          CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMP) - INTERVAL '30' DAY
+        )
+        AND ts <= CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMP)
+        THEN 1
+      END
+    ) AS c0
+  FROM event_profiles
+  WHERE
+    event IN ('Email Opened')
+  GROUP BY
+    profile_id
+)
+SELECT
+  p.profile_id
+FROM profiles AS p
+LEFT JOIN ev
+  USING (profile_id)
+WHERE
+  COALESCE((
+    COALESCE(ev.c0, 0) >= 1
+  ), FALSE)
+  AND COALESCE(
+    (
+      LIST_CONTAINS(FROM_JSON(GET_JSON_OBJECT(p.facts, '$.reachable'), 'ARRAY<STRING>'), 'sms')
+    ),
+    FALSE
+  )
+  AND NOT (
+    COALESCE(
+      (
+        JSON_TYPE(GET_JSON_OBJECT(p.facts, '$.traits.email')) = 'VARCHAR'
+        AND ENDSWITH(GET_JSON_OBJECT(GET_JSON_OBJECT(p.facts, '$.traits.email'), '$'), '@example.com')
+      ),
+      FALSE
+    )
+  )

@@ -1,0 +1,52 @@
+WITH ev AS (
+  SELECT
+    profile_id,
+    COUNT(
+      CASE
+        WHEN event = 'Product Viewed'
+        AND ts >= (
+          CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMP) - INTERVAL '7' DAY
+        )
+        AND ts <= CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMP)
+        THEN CASE
+          WHEN COALESCE(
+            (
+              JSON_TYPE(GET_JSON_OBJECT(properties, '$.category')) = 'VARCHAR'
+              AND (
+                GET_JSON_OBJECT(GET_JSON_OBJECT(properties, '$.category'), '$')
+              ) = 'running shoes'
+            ),
+            FALSE
+          )
+          THEN 1
+        END
+      END
+    ) AS c0,
+    COUNT(
+      CASE
+        WHEN event = 'Order Completed'
+        AND ts >= (
+          CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMP) - INTERVAL '7' DAY
+        )
+        AND ts <= CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMP)
+        THEN 1
+      END
+    ) AS c1
+  FROM event_profiles
+  WHERE
+    event IN ('Order Completed', 'Product Viewed')
+  GROUP BY
+    profile_id
+)
+SELECT
+  p.profile_id
+FROM profiles AS p
+LEFT JOIN ev
+  USING (profile_id)
+WHERE
+  COALESCE((
+    COALESCE(ev.c0, 0) >= 2
+  ), FALSE)
+  AND COALESCE((
+    COALESCE(ev.c1, 0) = 0
+  ), FALSE)
