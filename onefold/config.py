@@ -90,6 +90,13 @@ SETTINGS: tuple[Setting, ...] = (
         "from without a query; beyond it the least recently updated profiles are read from DuckDB.",
     ),
     Setting(
+        "audience_refresh_seconds",
+        _positive_int,
+        60,
+        "How often audiences and computed traits with time windows are evaluated again over every profile, so "
+        "that a customer leaves 'purchased in the last 30 days' on day 31 without a new event.",
+    ),
+    Setting(
         "identity_rules_file",
         str,
         None,
@@ -125,6 +132,7 @@ class Settings:
     loader_max_lag_bytes: int = 256 * 1024 * 1024
     duckdb_memory_limit: str = "128MB"
     profile_cards_mb: int = 256
+    audience_refresh_seconds: int = 60
     identity_rules_file: str | None = None
     trait_precedence_file: str | None = None
 

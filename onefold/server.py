@@ -21,6 +21,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onefold import __version__
+from onefold.audiences.api import audiences_router
+from onefold.audiences.service import AudienceService
 from onefold.collect.admin_api import admin_router, wait_for_log
 from onefold.collect.journal import Journal
 from onefold.collect.loader import LogLoader
@@ -41,6 +43,7 @@ from onefold.identity.matching_api import matching_routes
 from onefold.identity.rules_file import load_rules
 from onefold.ids import random_uuid
 from onefold.metrics import Metrics
+from onefold.pipeline.audience_processor import AudienceProcessor
 from onefold.pipeline.identity_processor import IdentityProcessor
 from onefold.profiles.admin_api import profiles_router
 from onefold.profiles.precedence import load_precedence
@@ -65,6 +68,7 @@ class Runtime:
     journal: Journal
     loader: LogLoader
     identity: IdentityProcessor
+    audiences: AudienceProcessor
     metrics: Metrics
     admin_token: AdminToken
     access_tokens: AccessTokens
@@ -99,12 +103,18 @@ class Runtime:
         )
         identity.recover()  # the graph is in memory: rebuild it from the log up to the processor's offset
         loader.on_loaded = identity.notify
+        audiences = AudienceProcessor(
+            AudienceService(store, lambda: identity.offset, clock),
+            refresh_seconds=settings.audience_refresh_seconds,
+        )
+        identity.on_commit = audiences.touched
         return cls(
             settings=settings,
             store=store,
             journal=journal,
             loader=loader,
             identity=identity,
+            audiences=audiences,
             registry=SourceRegistry(store, clock),
             writer=writer,
             metrics=metrics,
@@ -118,6 +128,7 @@ class Runtime:
         _tune_interpreter()
         self.loader.start()
         self.identity.start()
+        self.audiences.start()
         self.writer.start()
 
     def stop(self) -> None:
@@ -125,6 +136,7 @@ class Runtime:
         self.writer.stop()
         self.loader.stop()
         self.identity.stop()
+        self.audiences.stop()
 
     def close(self) -> None:
         self.stop()
@@ -188,6 +200,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         runtime.identity.profiles,
         lambda key: runtime.identity.graph.profile_of(key),
         runtime.identity.committed,
+        runtime.audiences.service.tables.of_profile,
     )
     collector = Collector(
         runtime.registry, runtime.writer, runtime.settings, runtime.metrics, runtime.clock, runtime.suppressions
@@ -203,6 +216,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             runtime.clock,
             later_stages=lambda: {
                 "processor_lag": runtime.identity.lag(),
+                "audience_lag": max(0, runtime.identity.offset - runtime.audiences.evaluated_upto),
                 "profiles": runtime.identity.tables.counts()["profiles"],
             },
             stage_routers=(
@@ -212,6 +226,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                 profiles_router(profiles),
                 tokens_router(runtime.access_tokens),
                 matching_routes(runtime),
+                audiences_router(runtime.audiences.service),
             ),
         )
     )
@@ -228,7 +243,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def health(_: Request) -> Response:
         problems = [
             f"the {name} stopped: {failure}"
-            for name, failure in (("loader", runtime.loader.failure), ("identity processor", runtime.identity.failure))
+            for name, failure in (
+                ("loader", runtime.loader.failure),
+                ("identity processor", runtime.identity.failure),
+                ("audience processor", runtime.audiences.failure),
+            )
             if failure is not None
         ]
         if problems:  # acknowledged events no longer reach the log or the profiles: say so loudly

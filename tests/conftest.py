@@ -8,8 +8,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +59,12 @@ class RunningServer:
             return result
 
 
-def start_server(data_dir: Path, **overrides: Any) -> tuple[RunningServer, uvicorn.Server, threading.Thread]:
+def start_server(
+    data_dir: Path, clock: Callable[[], datetime] | None = None, **overrides: Any
+) -> tuple[RunningServer, uvicorn.Server, threading.Thread]:
     port = free_port()
     settings = Settings(data_dir=str(data_dir), port=port, admin_token=ADMIN_TOKEN, **overrides)
-    runtime = Runtime.open(settings)
+    runtime = Runtime.open(settings, clock=clock) if clock else Runtime.open(settings)
     config = uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -85,8 +88,10 @@ def make_server(tmp_path: Path) -> Iterator[Any]:
     """Start servers on demand (optionally with setting overrides); all are stopped at the end."""
     started: list[tuple[uvicorn.Server, threading.Thread, Runtime]] = []
 
-    def make(data_dir: Path | None = None, **overrides: Any) -> RunningServer:
-        running, server, thread = start_server(data_dir or tmp_path / f"data{len(started)}", **overrides)
+    def make(
+        data_dir: Path | None = None, clock: Callable[[], datetime] | None = None, **overrides: Any
+    ) -> RunningServer:
+        running, server, thread = start_server(data_dir or tmp_path / f"data{len(started)}", clock, **overrides)
         started.append((server, thread, running.runtime))
         return running
 

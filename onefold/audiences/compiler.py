@@ -70,6 +70,10 @@ def compile_traits(traits: Mapping[str, ComputedTrait], now: datetime, relations
 
 
 def to_sql(query: exp.Select, dialect: str = "duckdb", *, pretty: bool = False) -> str:
+    if dialect not in ("duckdb", "postgres"):  # others have no NOT MATERIALIZED (and inline CTEs anyway)
+        query = query.copy()
+        for cte in query.find_all(exp.CTE):
+            cte.set("materialized", None)
     return query.sql(dialect=dialect, pretty=pretty)
 
 
@@ -80,15 +84,26 @@ class _Builder:
     catalog: Catalog
     relations: Relations
     aggregates: list[exp.Expr] = field(default_factory=list)
-    event_names: set[str] = field(default_factory=set)
+    event_names: set[str] = field(default_factory=set)  # the events ``ev`` aggregates
+    read_events: set[str] = field(default_factory=set)  # the events any part reads
     ctes: list[tuple[str, exp.Select]] = field(default_factory=list)
+    facts: dict[Path, str] = field(default_factory=dict)  # each path into a profile's facts, read once
+    # each event property path read, once per event row, and only for the events that read it
+    properties: dict[Path, tuple[str, set[str]]] = field(default_factory=dict)
 
     def select(self, columns: list[exp.Expr], where: exp.Expr | None) -> exp.Select:
-        query = exp.select(*columns).from_(exp.alias_(exp.to_table(self.relations.profiles), "p"))
+        profiles: exp.Expr = exp.to_table(self.relations.profiles)
+        if self.facts:  # one extraction per path, however many conditions read it
+            extracted = [exp.alias_(_json_at(exp.column("facts"), path), alias) for path, alias in self.facts.items()]
+            profiles = exp.select("profile_id", *extracted).from_(profiles).subquery()
+        query = exp.select(*columns).from_(exp.alias_(profiles, "p"))
+        self.read_events.update(self.event_names)
+        if self.read_events:
+            query = query.with_("evx", self._event_rows(), materialized=False)
         if self.aggregates:
             grouped = (
                 exp.select("profile_id", *self.aggregates)
-                .from_(self._events())
+                .from_(self._events(self.event_names))
                 .where(exp.column("event").isin(*sorted(self.event_names)))
                 .group_by("profile_id")
             )
@@ -99,11 +114,37 @@ class _Builder:
             query = query.where(_in_scope(exp.column("profile_id", table="p"), self.relations.scope))
         return query.where(where) if where is not None else query
 
-    def _events(self) -> exp.Expr:
-        table = exp.to_table(self.relations.events)
-        if not self.relations.scope:
-            return table
-        return exp.select("*").from_(table).where(_in_scope(exp.column("profile_id"), self.relations.scope)).subquery()
+    def _fact(self, path: Path) -> exp.Expr:
+        alias = self.facts.setdefault(path, f"f{len(self.facts)}")
+        return exp.column(alias, table="p")
+
+    def _events(self, names: set[str]) -> exp.Expr:
+        """The event rows (``evx``); ``names`` are the events the caller reads."""
+        self.read_events.update(names)
+        return exp.to_table("evx")
+
+    def _event_rows(self) -> exp.Select:
+        """``evx``: the events any part reads, with each property path extracted once."""
+        extracted = [
+            exp.alias_(
+                exp.Case().when(exp.column("event").isin(*sorted(names)), _json_at(exp.column("properties"), path)),
+                alias,
+            )
+            for path, (alias, names) in self.properties.items()
+        ]
+        rows = (
+            exp.select("profile_id", "seq", "event", "ts", *extracted)
+            .from_(exp.to_table(self.relations.events))
+            .where(exp.column("event").isin(*sorted(self.read_events)))
+        )
+        if self.relations.scope:
+            rows = rows.where(_in_scope(exp.column("profile_id"), self.relations.scope))
+        return rows
+
+    def _property(self, events: EventFilter, path: Path) -> exp.Expr:
+        alias, names = self.properties.setdefault(path, (f"x{len(self.properties)}", set()))
+        names.add(events.event)
+        return exp.column(alias)
 
     # --- conditions -----------------------------------------------------------------------------------
     def condition(self, node: Condition, resolving: tuple[str, ...]) -> exp.Expr:
@@ -124,7 +165,7 @@ class _Builder:
     def _leaf(self, node: Condition) -> exp.Expr:
         if isinstance(node, TraitCondition):
             section = "traits" if node.source == "trait" else "attributes"
-            value = _json_at(exp.column("facts", table="p"), (section, *node.test.path))
+            value = self._fact((section, *node.test.path))
             return self.test_json(value, node.test.predicate)
         if isinstance(node, EventCondition):
             count = exp.func(
@@ -142,13 +183,13 @@ class _Builder:
             value, kind = self.trait(self.catalog.traits[node.name])
             return self.test_json(value, node.predicate) if kind == "json" else self.test_number(value, node.predicate)
         if isinstance(node, ConsentCondition):
-            value = _json_at(exp.column("facts", table="p"), ("consent", node.purpose))
+            value = self._fact(("consent", node.purpose))
             return exp.and_(
                 exp.func("json_type", value).eq("BOOLEAN"),
                 _try_cast(value, "BOOLEAN").eq(exp.Boolean(this=node.granted)),
             )
         if isinstance(node, ReachableCondition):
-            listed = _try_cast(_json_at(exp.column("facts", table="p"), ("reachable",)), "VARCHAR[]")
+            listed = _try_cast(self._fact(("reachable",)), "VARCHAR[]")
             return exp.func("list_contains", listed, exp.Literal.string(node.channel))
         raise TypeError(f"not a leaf condition: {node!r}")
 
@@ -164,7 +205,7 @@ class _Builder:
         return self._ordered_values(trait), "number" if trait.kind == "unique_count" else "json"
 
     def _numeric(self, function: str, prop: Path, events: EventFilter) -> exp.Expr:
-        value = _json_at(exp.column("properties"), prop)
+        value = self._property(events, prop)
         number = exp.Case().when(exp.func("json_type", value).isin(*NUMERIC_JSON), exp.cast(value, "DOUBLE"))
         aggregated = self._aggregate(exp.func(function, self._when(events, number)), events)
         return exp.func("coalesce", aggregated, _one(0)) if function == "sum" else aggregated
@@ -182,9 +223,7 @@ class _Builder:
         return exp.Case().when(exp.and_(exp.column("event").eq(events.event), *self._window(events)), then)
 
     def _where(self, events: EventFilter) -> exp.Expr:
-        tests = [
-            _two_valued(self.test_json(_json_at(exp.column("properties"), t.path), t.predicate)) for t in events.where
-        ]
+        tests = [_two_valued(self.test_json(self._property(events, t.path), t.predicate)) for t in events.where]
         return exp.and_(*tests)
 
     def _window(self, events: EventFilter) -> list[exp.Expr]:
@@ -202,12 +241,12 @@ class _Builder:
         where = exp.and_(exp.column("event").eq(events.event), *self._window(events))
         if events.where:
             where = exp.and_(where, self._where(events))
-        return exp.select("*").from_(self._events()).where(where)
+        return exp.select("*").from_(self._events({events.event})).where(where)
 
     def _ordered_values(self, trait: ComputedTrait) -> exp.Expr:
         assert trait.property is not None
         name = f"v{len(self.ctes)}"
-        value = _json_at(exp.column("properties"), trait.property)
+        value = self._property(trait.events, trait.property)
         order = exp.func(
             "struct_pack",
             exp.PropertyEQ(this=exp.to_identifier("t"), expression=exp.column("ts")),
@@ -261,7 +300,7 @@ class _Builder:
         is_then = exp.func("coalesce", self._when(node.then, exp.true()), exp.false())
         rows = (
             exp.select("profile_id", "ts", "seq", exp.alias_(is_first, "is_a"), exp.alias_(is_then, "is_b"))
-            .from_(self._events())
+            .from_(self._events({node.first.event, node.then.event}))
             .where(exp.column("event").isin(node.first.event, node.then.event))
         )
         next_then = exp.Window(
@@ -294,7 +333,10 @@ class _Builder:
             return kind.neq("NULL")
         if op in ("equals", "not_equals", "in"):
             options = expected if op == "in" else (expected,)
-            tests = [_json_equals(value, kind, text, option) for option in options]
+            texts = [o for o in options if isinstance(o, str)]
+            tests = [_json_equals(value, kind, text, o) for o in options if not isinstance(o, str)]
+            if texts:  # strings as one IN list
+                tests.append(exp.and_(kind.eq("VARCHAR"), text.isin(*(exp.Literal.string(t) for t in texts))))
             same = exp.or_(*tests) if len(tests) > 1 else tests[0]
             return exp.and_(kind.neq("NULL"), exp.not_(exp.paren(same))) if op == "not_equals" else same
         if op == "contains":

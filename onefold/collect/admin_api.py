@@ -62,6 +62,9 @@ class Stats(BaseModel):
     loader_lag_bytes: int = Field(description="Acknowledged journal bytes not yet loaded into DuckDB")
     processor_lag: int = Field(0, description="Events in the log not yet processed by identity resolution")
     profiles: int = Field(0, description="Profiles (people) resolved so far")
+    audience_lag: int = Field(
+        0, description="Events processed by identity whose profiles audiences have not re-evaluated"
+    )
 
 
 class QuarantineIn(BaseModel):

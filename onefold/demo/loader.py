@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from onefold.collect.importers.uploader import BatchUploader
+from onefold.demo.audiences import ensure_demo_audiences
 from onefold.demo.generator import DEMO_SOURCES, generate, ground_truth, write_ground_truth
 from onefold.errors import NotFound
 from onefold.server import Runtime
@@ -49,6 +50,8 @@ class DemoLoader:
             write_ground_truth(rows, truth_path)
             runtime.store.set_meta(_META_KEY, signature)
         self._wait_for_profiles()
+        self._console.print("demo: evaluating the example audiences ...")
+        sizes = ensure_demo_audiences(runtime.audiences.service)
         s = runtime.settings
         url = f"http://{s.host}:{s.port}"
         key = keys["website"]
@@ -56,6 +59,7 @@ class DemoLoader:
             ("Write key", f"{key}  (source 'website'; all keys: GET /api/sources)"),
             ("Ground truth", str(Path(truth_path).resolve())),
             ("Profiles", f"{url}/api/profiles?q=harper  (admin token; Profile API: see docs/profiles.md)"),
+            ("Audiences", ", ".join(f"{name} ({size:,})" for name, size in sizes) + f"  ({url}/api/audiences)"),
             (
                 "Try",
                 f"curl -u {key}: {url}/v1/track -H 'Content-Type: application/json' "

@@ -27,6 +27,7 @@ from onefold.identity.operations import apply_operation, operation_result
 from onefold.identity.rules import IdentityRules, Key
 from onefold.pipeline.serving_cards import BatchFacts, cards_after, fill_wanted
 from onefold.profiles.cache import CommittedStates, StateCache
+from onefold.profiles.facts import facts
 from onefold.profiles.projection import Item, ProfileChanges, project
 from onefold.profiles.state import PROPERTY_EVENTS, ProfileEvent, Rank, no_precedence
 from onefold.store import DuckDBStore
@@ -77,6 +78,8 @@ class IdentityProcessor(BackgroundWorker):
         self.offset = self.tables.offset(NAME)
         self.failure: BaseException | None = None
         self._exclusive: list[tuple[Callable[[Any], Any], Future[Any]]] = []
+        # told after each commit which profiles it changed or removed (the audience processor)
+        self.on_commit: Callable[[set[str], int], None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     def recover(self) -> int:
@@ -253,10 +256,12 @@ class IdentityProcessor(BackgroundWorker):
             raise
         self._states.store(changes.states, changes.deleted)
         cards = cards_after(changes, BatchFacts(rows or {}), self.committed, self.graph)
-        self.committed.publish(((pid, text, cards.get(pid)) for pid, text, _ in batch.states), changes.deleted)
+        self.committed.publish(((pid, text, cards.get(pid)) for pid, text, _, _ in batch.states), changes.deleted)
         with self._cond:
             self.offset = offset
             self._cond.notify_all()
+        if self.on_commit is not None:
+            self.on_commit({*changes.states, *changes.deleted, *changes.dissolved}, offset)
 
     # --- operator operations ------------------------------------------------------------------------------
     def operate(self, kind: str, args: dict[str, Any], actor: str) -> dict[str, Any]:
@@ -316,7 +321,10 @@ def _record_profiles(batch: IdentityBatch, changes: ProfileChanges, seq: int) ->
     batch.reattributed = changes.reattributed
     batch.deleted_profiles = sorted(changes.deleted)
     batch.dissolved = sorted(changes.dissolved)
-    batch.states = [(pid, orjson.dumps(state).decode(), seq) for pid, state in sorted(changes.states.items())]
+    batch.states = [
+        (pid, orjson.dumps(state).decode(), seq, orjson.dumps(facts(state)).decode())
+        for pid, state in sorted(changes.states.items())
+    ]
 
 
 def _record(batch: IdentityBatch, decision: Decision) -> None:

@@ -43,12 +43,15 @@ def profiles_router(reader: ProfileReader) -> APIRouter:
     def profile(profile_id: str) -> dict[str, Any]:
         """Everything about one profile: identifiers, traits with provenance, computed attributes, consent."""
         state = reader.state(reader.profile_id(f"profile_id:{profile_id}"))
+        audiences, saved_traits = reader.memberships(profile_id)
         return {
             "profile_id": profile_id,
             "identifiers": tables.external_ids(profile_id),
             "traits": custom_traits(state, verbose=True),
             "computed": computed_traits(state),
             "consent_history": consent_history(state),
+            "computed_traits": saved_traits,
+            "audiences": audiences,
         }
 
     @router.get("/{profile_id}/events")

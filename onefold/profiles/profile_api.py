@@ -86,8 +86,10 @@ class ProfileReader:
         profiles: ProfileTables,
         resolve: Callable[[Key], str | None],
         committed: CommittedStates | None = None,
+        memberships: Callable[[str], tuple[list[dict[str, Any]], dict[str, Any]]] | None = None,
     ):
         self.identity = identity
+        self._memberships = memberships
         self.profiles = profiles
         self._resolve = resolve
         # recently committed states and their serving cards, as the processor published them
@@ -126,6 +128,11 @@ class ProfileReader:
         if card is None:  # read the store this time; the processor builds the card for the next
             self._committed.want(profile_id)
         return card
+
+    def memberships(self, profile_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The profile's audiences (name, entered_at) and its computed trait values by name."""
+        _store(self.profiles)  # a query: never on the event loop
+        return self._memberships(profile_id) if self._memberships else ([], {})
 
     def state(self, profile_id: str) -> dict[str, Any]:
         cached = self._committed.get(profile_id)
@@ -186,16 +193,22 @@ def profile_api_router(
         include: str | None = Query(None, description="comma-separated trait names"),
         limit: int = Query(10, ge=1, le=200),
         next: str | None = Query(None, description="cursor from the previous page"),
-        trait_class: str | None = Query(None, alias="class", description="trait or computed_trait"),
+        trait_class: str | None = Query(
+            None, alias="class", description="trait, computed_trait (built-in and saved ones) or audience"
+        ),
         verbose: bool = Query(False, description="each trait with its source, event time and sequence"),
     ) -> Response:
         def body() -> dict[str, Any]:
-            if trait_class not in (None, "trait", "computed_trait"):
-                raise CollectError("parameter 'class' must be 'trait' or 'computed_trait'", field="class")
-            state = reader.state(reader.profile_id(external_id))
+            if trait_class not in (None, "trait", "computed_trait", "audience"):
+                raise CollectError("parameter 'class' must be 'trait', 'computed_trait' or 'audience'", field="class")
+            profile_id = reader.profile_id(external_id)
+            state = reader.state(profile_id)
             values: dict[str, Any] = {}
             if trait_class in (None, "computed_trait"):
                 values.update(computed_traits(state))
+            if trait_class in ("computed_trait", "audience"):  # saved ones: a query, so only when asked for
+                audiences, saved_traits = reader.memberships(profile_id)
+                values.update(saved_traits if trait_class == "computed_trait" else {a["name"]: True for a in audiences})
             if trait_class in (None, "trait"):
                 values.update(custom_traits(state, verbose=verbose))
             wanted = _split(include)

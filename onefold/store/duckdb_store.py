@@ -126,6 +126,8 @@ class DuckDBStore:
                 "stop it or point --data at another directory.",
                 path=str(path),
             ) from exc
+        # UTC for every cursor: audience conditions read date strings without an offset as UTC, in SQL as in Python
+        self._con.execute("SET GLOBAL TimeZone = 'UTC'")
         self.path = path
         self._admin_lock = threading.Lock()
         self._migrate()

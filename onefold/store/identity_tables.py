@@ -10,6 +10,7 @@ import orjson
 import pyarrow as pa
 
 from onefold.store.duckdb_store import DuckDBStore, run_transaction
+from onefold.store.schema import AUDIENCE_EVENT_NAME
 
 Key = tuple[str, str]
 
@@ -32,7 +33,7 @@ class IdentityBatch:
     attributions: list[tuple[int, str]] = field(default_factory=list)
     renamed: list[tuple[str, str]] = field(default_factory=list)  # loser, survivor
     reattributed: list[tuple[int, str]] = field(default_factory=list)
-    states: list[tuple[str, str, int]] = field(default_factory=list)  # profile, state JSON, seq
+    states: list[tuple[str, str, int, str]] = field(default_factory=list)  # profile, state JSON, seq, facts JSON
     deleted_profiles: list[str] = field(default_factory=list)
     # operator operations: identifiers detached from every profile, profiles dissolved (their events belong to
     # no profile any more), and the operation itself (id, after_seq, kind, args, actor, result)
@@ -55,7 +56,7 @@ _SCHEMAS = {
     "attributions": _schema("seq", "profile_id"),
     "renamed": _schema("loser", "survivor"),
     "reattributed": _schema("seq", "profile_id"),
-    "states": _schema("profile_id", "state", "updated_seq"),
+    "states": _schema("profile_id", "state", "updated_seq", "facts"),
     "deleted_profiles": _schema("profile_id"),
     "removed_owners": _schema("type", "value"),
     "dissolved": _schema("profile_id"),
@@ -67,11 +68,16 @@ _TABLES = {
     "refusals": "identity_refusals",
     "hubs": "identity_hubs",
     "splits": "identity_splits",
-    "attributions": "event_profiles",
     "operations": "identity_operations",
 }
 # profile rows to replace: merged away, or touched (the new state is inserted after)
 _PROFILE_UPDATES = (
+    (  # the timeline row carries what audiences read of the event, taken from the log inside DuckDB
+        "attributions",
+        "INSERT INTO event_profiles SELECT a.seq, a.profile_id, "
+        + AUDIENCE_EVENT_NAME
+        + ", e.timestamp, e.properties FROM _identity_attributions a JOIN events e ON e.seq = a.seq",
+    ),
     (
         "renamed",
         "UPDATE event_profiles SET profile_id = r.survivor FROM _identity_renamed r"

@@ -69,8 +69,8 @@ class ProfileTables:
         cur.register("_profile_ids", _ids_table(ids))
         try:
             return cur.execute(
-                f"SELECT {self.columns.replace('seq,', 'e.seq,', 1)}, p.profile_id FROM event_profiles p"
-                " JOIN _profile_ids i USING (profile_id) JOIN events e ON e.seq = p.seq ORDER BY e.seq"
+                f"SELECT {self.columns}, p.profile_id FROM events e JOIN (SELECT seq AS timeline_seq, profile_id"
+                " FROM event_profiles JOIN _profile_ids USING (profile_id)) p ON e.seq = p.timeline_seq ORDER BY e.seq"
             ).fetchall()
         finally:
             cur.unregister("_profile_ids")

@@ -32,6 +32,10 @@ EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("channel", "VARCHAR"),
     ("campaign", "VARCHAR"),
 )
+# The name audiences know an event by: a track call's event, "Page Viewed" and "Screen Viewed" for the others.
+AUDIENCE_EVENT_NAME = (
+    "CASE e.type WHEN 'track' THEN e.event WHEN 'page' THEN 'Page Viewed' WHEN 'screen' THEN 'Screen Viewed' END"
+)
 EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in EVENT_COLUMNS)
 EVENT_JSON_COLUMNS: tuple[str, ...] = tuple(name for name, kind in EVENT_COLUMNS if kind == "JSON")
 
@@ -141,5 +145,29 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "CREATE INDEX events_seq ON events (seq)",
         "CREATE INDEX event_profiles_profile ON event_profiles (profile_id)",
+    ),
+    # 10: audiences. Each timeline row carries its event's name, time and properties, so an audience over every
+    # profile is one scan instead of a join with the log; each profile carries the facts audiences read. Existing
+    # rows are filled from the log (facts fill in as the processor next writes each profile, or by backfill).
+    (
+        "DROP INDEX event_profiles_profile",
+        "ALTER TABLE event_profiles ADD COLUMN event VARCHAR",
+        "ALTER TABLE event_profiles ADD COLUMN ts TIMESTAMPTZ",
+        "ALTER TABLE event_profiles ADD COLUMN properties JSON",
+        f"UPDATE event_profiles SET event = {AUDIENCE_EVENT_NAME}, ts = e.timestamp, properties = e.properties"
+        " FROM events e WHERE e.seq = event_profiles.seq",
+        "CREATE INDEX event_profiles_profile ON event_profiles (profile_id)",
+        "ALTER TABLE profiles ADD COLUMN facts JSON",
+        "CREATE TABLE audiences (id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, name VARCHAR NOT NULL,"
+        " description VARCHAR NOT NULL, definition JSON NOT NULL, created_at TIMESTAMPTZ NOT NULL,"
+        " updated_at TIMESTAMPTZ NOT NULL, evaluated_at TIMESTAMPTZ, size BIGINT NOT NULL DEFAULT 0,"
+        " UNIQUE (kind, name))",
+        "CREATE TABLE audience_members (audience_id VARCHAR NOT NULL, profile_id VARCHAR NOT NULL,"
+        " entered_at TIMESTAMPTZ NOT NULL)",
+        "CREATE TABLE audience_changes (id BIGINT NOT NULL, audience_id VARCHAR NOT NULL, profile_id VARCHAR NOT NULL,"
+        " change VARCHAR NOT NULL, at_time TIMESTAMPTZ NOT NULL, reason VARCHAR NOT NULL, upto_seq BIGINT NOT NULL)",
+        "CREATE TABLE trait_values (trait_id VARCHAR NOT NULL, profile_id VARCHAR NOT NULL, value JSON NOT NULL,"
+        " updated_at TIMESTAMPTZ NOT NULL)",
+        "CREATE TABLE audience_offsets (name VARCHAR PRIMARY KEY, seq BIGINT NOT NULL)",
     ),
 )

@@ -1,4 +1,17 @@
-WITH ev AS (
+WITH evx AS NOT MATERIALIZED (
+  SELECT
+    profile_id,
+    seq,
+    event,
+    ts,
+    CASE
+      WHEN event IN ('Order Completed')
+      THEN JSON_EXTRACT_PATH(properties, 'revenue')
+    END AS x0
+  FROM event_profiles
+  WHERE
+    event IN ('Order Completed')
+), ev AS (
   SELECT
     profile_id,
     SUM(
@@ -9,12 +22,12 @@ WITH ev AS (
         )
         AND ts <= CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMPTZ)
         THEN CASE
-          WHEN JSON_TYPE(JSON_EXTRACT_PATH(properties, 'revenue')) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
-          THEN CAST(JSON_EXTRACT_PATH(properties, 'revenue') AS DOUBLE PRECISION)
+          WHEN JSON_TYPE(x0) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
+          THEN CAST(x0 AS DOUBLE PRECISION)
         END
       END
     ) AS c0
-  FROM event_profiles
+  FROM evx
   WHERE
     event IN ('Order Completed')
   GROUP BY

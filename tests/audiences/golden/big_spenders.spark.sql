@@ -1,4 +1,17 @@
-WITH ev AS (
+WITH evx AS (
+  SELECT
+    profile_id,
+    seq,
+    event,
+    ts,
+    CASE
+      WHEN event IN ('Order Completed')
+      THEN GET_JSON_OBJECT(properties, '$.revenue')
+    END AS x0
+  FROM event_profiles
+  WHERE
+    event IN ('Order Completed')
+), ev AS (
   SELECT
     profile_id,
     SUM(
@@ -9,12 +22,12 @@ WITH ev AS (
         )
         AND ts <= CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMP)
         THEN CASE
-          WHEN JSON_TYPE(GET_JSON_OBJECT(properties, '$.revenue')) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
-          THEN CAST(GET_JSON_OBJECT(properties, '$.revenue') AS DOUBLE)
+          WHEN JSON_TYPE(x0) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
+          THEN CAST(x0 AS DOUBLE)
         END
       END
     ) AS c0
-  FROM event_profiles
+  FROM evx
   WHERE
     event IN ('Order Completed')
   GROUP BY

@@ -1,4 +1,13 @@
-WITH s0 AS (
+WITH evx AS NOT MATERIALIZED (
+  SELECT
+    profile_id,
+    seq,
+    event,
+    ts
+  FROM event_profiles
+  WHERE
+    event IN ('Order Completed', 'Product Added')
+), s0 AS (
   SELECT
     profile_id,
     BOOL_OR(
@@ -41,7 +50,7 @@ WITH s0 AS (
           FALSE
         ) AS is_a,
         COALESCE(CASE WHEN event = 'Order Completed' THEN TRUE END, FALSE) AS is_b
-      FROM event_profiles
+      FROM evx
       WHERE
         event IN ('Product Added', 'Order Completed')
     ) AS e

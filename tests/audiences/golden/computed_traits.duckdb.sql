@@ -1,4 +1,21 @@
-WITH ev AS (
+WITH evx AS NOT MATERIALIZED (
+  SELECT
+    profile_id,
+    seq,
+    event,
+    ts,
+    CASE WHEN event IN ('Product Viewed') THEN properties -> '$.category' END AS x0,
+    CASE WHEN event IN ('Order Completed') THEN properties -> '$.revenue' END AS x1,
+    CASE WHEN event IN ('Order Completed') THEN properties -> '$.shipping.city' END AS x2
+  FROM event_profiles
+  WHERE
+    event IN ('Order Completed', 'Product Viewed')
+    AND profile_id IN (
+      SELECT
+        profile_id
+      FROM touched
+    )
+), ev AS (
   SELECT
     profile_id,
     COUNT(
@@ -15,22 +32,12 @@ WITH ev AS (
       CASE
         WHEN event = 'Order Completed'
         THEN CASE
-          WHEN JSON_TYPE(properties -> '$.revenue') IN ('BIGINT', 'UBIGINT', 'DOUBLE')
-          THEN CAST(properties -> '$.revenue' AS DOUBLE)
+          WHEN JSON_TYPE(x1) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
+          THEN CAST(x1 AS DOUBLE)
         END
       END
     ) AS c1
-  FROM (
-    SELECT
-      *
-    FROM event_profiles
-    WHERE
-      profile_id IN (
-        SELECT
-          profile_id
-        FROM touched
-      )
-  )
+  FROM evx
   WHERE
     event IN ('Order Completed')
   GROUP BY
@@ -49,22 +56,12 @@ WITH ev AS (
     FROM (
       SELECT
         profile_id,
-        properties -> '$.category' AS v,
+        x0 AS v,
         STRUCT_PACK(t := ts, s := seq) AS o
       FROM (
         SELECT
           *
-        FROM (
-          SELECT
-            *
-          FROM event_profiles
-          WHERE
-            profile_id IN (
-              SELECT
-                profile_id
-              FROM touched
-            )
-        )
+        FROM evx
         WHERE
           event = 'Product Viewed'
       ) AS m
@@ -84,22 +81,12 @@ WITH ev AS (
   FROM (
     SELECT
       profile_id,
-      properties -> '$.shipping.city' AS v,
+      x2 AS v,
       STRUCT_PACK(t := ts, s := seq) AS o
     FROM (
       SELECT
         *
-      FROM (
-        SELECT
-          *
-        FROM event_profiles
-        WHERE
-          profile_id IN (
-            SELECT
-              profile_id
-            FROM touched
-          )
-      )
+      FROM evx
       WHERE
         event = 'Order Completed'
     ) AS m
@@ -122,22 +109,12 @@ WITH ev AS (
     FROM (
       SELECT
         profile_id,
-        properties -> '$.category' AS v,
+        x0 AS v,
         STRUCT_PACK(t := ts, s := seq) AS o
       FROM (
         SELECT
           *
-        FROM (
-          SELECT
-            *
-          FROM event_profiles
-          WHERE
-            profile_id IN (
-              SELECT
-                profile_id
-              FROM touched
-            )
-        )
+        FROM evx
         WHERE
           event = 'Product Viewed'
           AND ts >= (

@@ -1,4 +1,30 @@
-WITH ev AS (
+WITH evx AS (
+  SELECT
+    profile_id,
+    seq,
+    event,
+    ts,
+    CASE
+      WHEN event IN ('Product Viewed')
+      THEN GET_JSON_OBJECT(properties, '$.category')
+    END AS x0,
+    CASE
+      WHEN event IN ('Order Completed')
+      THEN GET_JSON_OBJECT(properties, '$.revenue')
+    END AS x1,
+    CASE
+      WHEN event IN ('Order Completed')
+      THEN GET_JSON_OBJECT(properties, '$.shipping.city')
+    END AS x2
+  FROM event_profiles
+  WHERE
+    event IN ('Order Completed', 'Product Viewed')
+    AND profile_id IN (
+      SELECT
+        profile_id
+      FROM touched
+    )
+), ev AS (
   SELECT
     profile_id,
     COUNT(
@@ -15,22 +41,12 @@ WITH ev AS (
       CASE
         WHEN event = 'Order Completed'
         THEN CASE
-          WHEN JSON_TYPE(GET_JSON_OBJECT(properties, '$.revenue')) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
-          THEN CAST(GET_JSON_OBJECT(properties, '$.revenue') AS DOUBLE)
+          WHEN JSON_TYPE(x1) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
+          THEN CAST(x1 AS DOUBLE)
         END
       END
     ) AS c1
-  FROM (
-    SELECT
-      *
-    FROM event_profiles
-    WHERE
-      profile_id IN (
-        SELECT
-          profile_id
-        FROM touched
-      )
-  )
+  FROM evx
   WHERE
     event IN ('Order Completed')
   GROUP BY
@@ -49,22 +65,12 @@ WITH ev AS (
     FROM (
       SELECT
         profile_id,
-        GET_JSON_OBJECT(properties, '$.category') AS v,
+        x0 AS v,
         STRUCT_PACK(t := ts, s := seq) AS o
       FROM (
         SELECT
           *
-        FROM (
-          SELECT
-            *
-          FROM event_profiles
-          WHERE
-            profile_id IN (
-              SELECT
-                profile_id
-              FROM touched
-            )
-        )
+        FROM evx
         WHERE
           event = 'Product Viewed'
       ) AS m
@@ -84,22 +90,12 @@ WITH ev AS (
   FROM (
     SELECT
       profile_id,
-      GET_JSON_OBJECT(properties, '$.shipping.city') AS v,
+      x2 AS v,
       STRUCT_PACK(t := ts, s := seq) AS o
     FROM (
       SELECT
         *
-      FROM (
-        SELECT
-          *
-        FROM event_profiles
-        WHERE
-          profile_id IN (
-            SELECT
-              profile_id
-            FROM touched
-          )
-      )
+      FROM evx
       WHERE
         event = 'Order Completed'
     ) AS m
@@ -122,22 +118,12 @@ WITH ev AS (
     FROM (
       SELECT
         profile_id,
-        GET_JSON_OBJECT(properties, '$.category') AS v,
+        x0 AS v,
         STRUCT_PACK(t := ts, s := seq) AS o
       FROM (
         SELECT
           *
-        FROM (
-          SELECT
-            *
-          FROM event_profiles
-          WHERE
-            profile_id IN (
-              SELECT
-                profile_id
-              FROM touched
-            )
-        )
+        FROM evx
         WHERE
           event = 'Product Viewed'
           AND ts >= (

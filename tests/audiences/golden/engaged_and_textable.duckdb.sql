@@ -1,4 +1,13 @@
-WITH ev AS (
+WITH evx AS NOT MATERIALIZED (
+  SELECT
+    profile_id,
+    seq,
+    event,
+    ts
+  FROM event_profiles
+  WHERE
+    event IN ('Email Opened')
+), ev AS (
   SELECT
     profile_id,
     COUNT(
@@ -11,7 +20,7 @@ WITH ev AS (
         THEN 1
       END
     ) AS c0
-  FROM event_profiles
+  FROM evx
   WHERE
     event IN ('Email Opened')
   GROUP BY
@@ -19,7 +28,13 @@ WITH ev AS (
 )
 SELECT
   p.profile_id
-FROM profiles AS p
+FROM (
+  SELECT
+    profile_id,
+    facts -> '$.reachable' AS f0,
+    facts -> '$.traits.email' AS f1
+  FROM profiles
+) AS p
 LEFT JOIN ev
   USING (profile_id)
 WHERE
@@ -27,15 +42,12 @@ WHERE
     COALESCE(ev.c0, 0) >= 1
   ), FALSE)
   AND COALESCE((
-    LIST_CONTAINS(TRY_CAST(p.facts -> '$.reachable' AS TEXT[]), 'sms')
+    LIST_CONTAINS(TRY_CAST(p.f0 AS TEXT[]), 'sms')
   ), FALSE)
   AND NOT (
     COALESCE(
       (
-        JSON_TYPE(p.facts -> '$.traits.email') = 'VARCHAR'
-        AND ENDS_WITH((
-          p.facts -> '$.traits.email'
-        ) ->> '$', '@example.com')
+        JSON_TYPE(p.f1) = 'VARCHAR' AND ENDS_WITH(p.f1 ->> '$', '@example.com')
       ),
       FALSE
     )

@@ -1,4 +1,13 @@
-WITH ev AS (
+WITH evx AS NOT MATERIALIZED (
+  SELECT
+    profile_id,
+    seq,
+    event,
+    ts
+  FROM event_profiles
+  WHERE
+    event IN ('Email Opened')
+), ev AS (
   SELECT
     profile_id,
     COUNT(
@@ -11,7 +20,7 @@ WITH ev AS (
         THEN 1
       END
     ) AS c0
-  FROM event_profiles
+  FROM evx
   WHERE
     event IN ('Email Opened')
   GROUP BY
@@ -19,27 +28,27 @@ WITH ev AS (
 )
 SELECT
   p.profile_id
-FROM profiles AS p
+FROM (
+  SELECT
+    profile_id,
+    JSON_EXTRACT_PATH(facts, 'reachable') AS f0,
+    JSON_EXTRACT_PATH(facts, 'traits', 'email') AS f1
+  FROM profiles
+) AS p
 LEFT JOIN ev
   USING (profile_id)
 WHERE
   COALESCE((
     COALESCE(ev.c0, 0) >= 1
   ), FALSE)
-  AND COALESCE(
-    (
-      LIST_CONTAINS(CAST(JSON_EXTRACT_PATH(p.facts, 'reachable') AS VARCHAR[]), 'sms')
-    ),
-    FALSE
-  )
+  AND COALESCE((
+    LIST_CONTAINS(CAST(p.f0 AS VARCHAR[]), 'sms')
+  ), FALSE)
   AND NOT (
     COALESCE(
       (
-        JSON_TYPE(JSON_EXTRACT_PATH(p.facts, 'traits', 'email')) = 'VARCHAR'
-        AND ENDS_WITH(
-          JSON_EXTRACT_PATH_TEXT(JSON_EXTRACT_PATH(p.facts, 'traits', 'email'), VARIADIC '{}'),
-          '@example.com'
-        )
+        JSON_TYPE(p.f1) = 'VARCHAR'
+        AND ENDS_WITH(JSON_EXTRACT_PATH_TEXT(p.f1, VARIADIC '{}'), '@example.com')
       ),
       FALSE
     )

@@ -1,4 +1,13 @@
-WITH ev AS (
+WITH evx AS (
+  SELECT
+    profile_id,
+    seq,
+    event,
+    ts
+  FROM event_profiles
+  WHERE
+    event IN ('Email Opened')
+), ev AS (
   SELECT
     profile_id,
     COUNT(
@@ -11,7 +20,7 @@ WITH ev AS (
         THEN 1
       END
     ) AS c0
-  FROM event_profiles
+  FROM evx
   WHERE
     event IN ('Email Opened')
   GROUP BY
@@ -19,24 +28,27 @@ WITH ev AS (
 )
 SELECT
   p.profile_id
-FROM profiles AS p
+FROM (
+  SELECT
+    profile_id,
+    GET_JSON_OBJECT(facts, '$.reachable') AS f0,
+    GET_JSON_OBJECT(facts, '$.traits.email') AS f1
+  FROM profiles
+) AS p
 LEFT JOIN ev
   USING (profile_id)
 WHERE
   COALESCE((
     COALESCE(ev.c0, 0) >= 1
   ), FALSE)
-  AND COALESCE(
-    (
-      LIST_CONTAINS(FROM_JSON(GET_JSON_OBJECT(p.facts, '$.reachable'), 'ARRAY<STRING>'), 'sms')
-    ),
-    FALSE
-  )
+  AND COALESCE((
+    LIST_CONTAINS(CAST(p.f0 AS ARRAY<STRING>), 'sms')
+  ), FALSE)
   AND NOT (
     COALESCE(
       (
-        JSON_TYPE(GET_JSON_OBJECT(p.facts, '$.traits.email')) = 'VARCHAR'
-        AND ENDSWITH(GET_JSON_OBJECT(GET_JSON_OBJECT(p.facts, '$.traits.email'), '$'), '@example.com')
+        JSON_TYPE(p.f1) = 'VARCHAR'
+        AND ENDSWITH(GET_JSON_OBJECT(p.f1, '$'), '@example.com')
       ),
       FALSE
     )

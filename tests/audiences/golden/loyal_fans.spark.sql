@@ -1,4 +1,21 @@
-WITH ev AS (
+WITH evx AS (
+  SELECT
+    profile_id,
+    seq,
+    event,
+    ts,
+    CASE
+      WHEN event IN ('Order Completed')
+      THEN GET_JSON_OBJECT(properties, '$.revenue')
+    END AS x0,
+    CASE
+      WHEN event IN ('Product Viewed')
+      THEN GET_JSON_OBJECT(properties, '$.category')
+    END AS x1
+  FROM event_profiles
+  WHERE
+    event IN ('Order Completed', 'Product Viewed')
+), ev AS (
   SELECT
     profile_id,
     COUNT(
@@ -19,12 +36,12 @@ WITH ev AS (
         )
         AND ts <= CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMP)
         THEN CASE
-          WHEN JSON_TYPE(GET_JSON_OBJECT(properties, '$.revenue')) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
-          THEN CAST(GET_JSON_OBJECT(properties, '$.revenue') AS DOUBLE)
+          WHEN JSON_TYPE(x0) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
+          THEN CAST(x0 AS DOUBLE)
         END
       END
     ) AS c1
-  FROM event_profiles
+  FROM evx
   WHERE
     event IN ('Order Completed')
   GROUP BY
@@ -43,12 +60,12 @@ WITH ev AS (
     FROM (
       SELECT
         profile_id,
-        GET_JSON_OBJECT(properties, '$.category') AS v,
+        x1 AS v,
         STRUCT_PACK(t := ts, s := seq) AS o
       FROM (
         SELECT
           *
-        FROM event_profiles
+        FROM evx
         WHERE
           event = 'Product Viewed'
       ) AS m
@@ -64,7 +81,12 @@ WITH ev AS (
 )
 SELECT
   p.profile_id
-FROM profiles AS p
+FROM (
+  SELECT
+    profile_id,
+    GET_JSON_OBJECT(facts, '$.consent.email') AS f0
+  FROM profiles
+) AS p
 LEFT JOIN ev
   USING (profile_id)
 LEFT JOIN v0
@@ -79,28 +101,14 @@ WHERE
         COALESCE(ev.c1, 0) >= CAST(500.0 AS DOUBLE)
       ), FALSE)
     )
-    AND COALESCE(
-      (
-        JSON_TYPE(GET_JSON_OBJECT(p.facts, '$.consent.email')) = 'BOOLEAN'
-        AND CAST(GET_JSON_OBJECT(p.facts, '$.consent.email') AS BOOLEAN) = TRUE
-      ),
-      FALSE
-    )
+    AND COALESCE((
+      JSON_TYPE(p.f0) = 'BOOLEAN' AND CAST(p.f0 AS BOOLEAN) = TRUE
+    ), FALSE)
   )
   OR COALESCE(
     (
-      (
-        JSON_TYPE(v0.value) = 'VARCHAR'
-        AND (
-          GET_JSON_OBJECT(v0.value, '$')
-        ) = 'shoes'
-      )
-      OR (
-        JSON_TYPE(v0.value) = 'VARCHAR'
-        AND (
-          GET_JSON_OBJECT(v0.value, '$')
-        ) = 'running shoes'
-      )
+      JSON_TYPE(v0.value) = 'VARCHAR'
+      AND GET_JSON_OBJECT(v0.value, '$') IN ('shoes', 'running shoes')
     ),
     FALSE
   )

@@ -1,4 +1,14 @@
-WITH ev AS (
+WITH evx AS NOT MATERIALIZED (
+  SELECT
+    profile_id,
+    seq,
+    event,
+    ts,
+    CASE WHEN event IN ('Product Viewed') THEN properties -> '$.category' END AS x0
+  FROM event_profiles
+  WHERE
+    event IN ('Order Completed', 'Product Viewed')
+), ev AS (
   SELECT
     profile_id,
     COUNT(
@@ -11,12 +21,9 @@ WITH ev AS (
         THEN CASE
           WHEN COALESCE(
             (
-              JSON_TYPE(properties -> '$.category') = 'VARCHAR'
-              AND (
-                (
-                  properties -> '$.category'
-                ) ->> '$'
-              ) = 'running shoes'
+              JSON_TYPE(x0) = 'VARCHAR' AND (
+                x0 ->> '$'
+              ) IN ('running shoes')
             ),
             FALSE
           )
@@ -34,7 +41,7 @@ WITH ev AS (
         THEN 1
       END
     ) AS c1
-  FROM event_profiles
+  FROM evx
   WHERE
     event IN ('Order Completed', 'Product Viewed')
   GROUP BY

@@ -1,4 +1,17 @@
-WITH ev AS (
+WITH evx AS NOT MATERIALIZED (
+  SELECT
+    profile_id,
+    seq,
+    event,
+    ts,
+    CASE
+      WHEN event IN ('Product Viewed')
+      THEN JSON_EXTRACT_PATH(properties, 'category')
+    END AS x0
+  FROM event_profiles
+  WHERE
+    event IN ('Order Completed', 'Product Viewed')
+), ev AS (
   SELECT
     profile_id,
     COUNT(
@@ -11,10 +24,8 @@ WITH ev AS (
         THEN CASE
           WHEN COALESCE(
             (
-              JSON_TYPE(JSON_EXTRACT_PATH(properties, 'category')) = 'VARCHAR'
-              AND (
-                JSON_EXTRACT_PATH_TEXT(JSON_EXTRACT_PATH(properties, 'category'), VARIADIC '{}')
-              ) = 'running shoes'
+              JSON_TYPE(x0) = 'VARCHAR'
+              AND JSON_EXTRACT_PATH_TEXT(x0, VARIADIC '{}') IN ('running shoes')
             ),
             FALSE
           )
@@ -32,7 +43,7 @@ WITH ev AS (
         THEN 1
       END
     ) AS c1
-  FROM event_profiles
+  FROM evx
   WHERE
     event IN ('Order Completed', 'Product Viewed')
   GROUP BY

@@ -1,4 +1,17 @@
-WITH ev AS (
+WITH evx AS (
+  SELECT
+    profile_id,
+    seq,
+    event,
+    ts,
+    CASE
+      WHEN event IN ('Product Viewed')
+      THEN GET_JSON_OBJECT(properties, '$.category')
+    END AS x0
+  FROM event_profiles
+  WHERE
+    event IN ('Order Completed', 'Product Viewed')
+), ev AS (
   SELECT
     profile_id,
     COUNT(
@@ -11,10 +24,7 @@ WITH ev AS (
         THEN CASE
           WHEN COALESCE(
             (
-              JSON_TYPE(GET_JSON_OBJECT(properties, '$.category')) = 'VARCHAR'
-              AND (
-                GET_JSON_OBJECT(GET_JSON_OBJECT(properties, '$.category'), '$')
-              ) = 'running shoes'
+              JSON_TYPE(x0) = 'VARCHAR' AND GET_JSON_OBJECT(x0, '$') IN ('running shoes')
             ),
             FALSE
           )
@@ -32,7 +42,7 @@ WITH ev AS (
         THEN 1
       END
     ) AS c1
-  FROM event_profiles
+  FROM evx
   WHERE
     event IN ('Order Completed', 'Product Viewed')
   GROUP BY

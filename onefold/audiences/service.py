@@ -1,0 +1,184 @@
+"""Audiences and computed traits as a service: definitions, full and incremental evaluation, previews.
+
+The compiler is pure; this module loads definitions, compiles them for ``now`` and applies the results through
+``AudienceTables``. One lock serializes every evaluation so two never diff the same members at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from onefold.audiences.compiler import Relations, compile_audience, compile_traits, to_sql
+from onefold.audiences.model import Catalog, ComputedTrait, Condition, references, time_relative
+from onefold.audiences.parse import fail, parse_computed_trait, parse_condition
+from onefold.errors import Conflict
+from onefold.ids import random_uuid
+from onefold.store import DuckDBStore
+from onefold.store.audience_tables import SCOPE, AudienceTables
+
+FULL = Relations()
+SCOPED = Relations(scope=SCOPE)
+PREVIEW_SAMPLE = 10
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """Every saved definition, parsed, with the rows they came from."""
+
+    rows: dict[str, dict[str, Any]]  # id -> row
+    catalog: Catalog
+
+    def audience_ids(self) -> list[str]:
+        return [i for i, r in self.rows.items() if r["kind"] == "audience"]
+
+    def trait_ids(self) -> list[str]:
+        return [i for i, r in self.rows.items() if r["kind"] == "computed_trait"]
+
+
+class AudienceService:
+    def __init__(self, store: DuckDBStore, identity_offset: Callable[[], int], clock: Callable[[], datetime]) -> None:
+        self.tables = AudienceTables(store)
+        self._store = store
+        self._identity_offset = identity_offset
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    # --- definitions --------------------------------------------------------------------------------------
+    def create(self, kind: str, name: str, description: str, definition: Any) -> dict[str, Any]:
+        self._check(kind, name, definition)
+        item_id = random_uuid()
+        self.tables.create(kind, item_id, name, description, definition, self._clock())
+        self.evaluate([item_id], reason="the audience was created")
+        return self.tables.get(kind, item_id)
+
+    def update(self, kind: str, name: str, description: str | None, definition: Any) -> dict[str, Any]:
+        row = self.tables.get(kind, name)
+        self._check(kind, row["name"], definition)
+        text = row["description"] if description is None else description
+        self.tables.update(row["id"], text, definition, self._clock())
+        self.evaluate([row["id"]], reason="the definition changed")
+        return self.tables.get(kind, row["id"])
+
+    def delete(self, kind: str, name: str) -> None:
+        row = self.tables.get(kind, name)
+        users = self._referenced_by(row)
+        if users:
+            raise Conflict(
+                f"{row['name']!r} is used by {', '.join(sorted(users))}; change or delete those first",
+                used_by=sorted(users),
+            )
+        with self._lock:
+            self.tables.delete(self._store.cursor(), row["id"], self._clock(), self._identity_offset())
+
+    def definitions(self) -> Definitions:
+        rows = {r["id"]: r for kind in ("audience", "computed_trait") for r in self.tables.all(kind)}
+        audiences = {r["name"]: parse_condition(r["definition"]) for r in rows.values() if r["kind"] == "audience"}
+        traits = {
+            r["name"]: parse_computed_trait(r["definition"]) for r in rows.values() if r["kind"] == "computed_trait"
+        }
+        return Definitions(rows, Catalog(traits=traits, audiences=audiences))
+
+    def _check(self, kind: str, name: str, definition: Any) -> None:
+        """Parse ``definition`` and compile it against the saved ones: unknown references and cycles are
+        refused before anything is stored."""
+        if kind == "computed_trait":
+            parse_computed_trait(definition)
+            return
+        condition = parse_condition(definition)
+        catalog = self.definitions().catalog
+        traits, audiences = references(condition)
+        for trait in sorted(traits - set(catalog.traits)):
+            raise fail("$", f"no computed trait is named {trait!r}", allowed=sorted(catalog.traits))
+        for audience in sorted(audiences - set(catalog.audiences)):
+            raise fail("$", f"no audience is named {audience!r}", allowed=sorted(catalog.audiences))
+        with_this = Catalog(traits=catalog.traits, audiences={**catalog.audiences, name: condition})
+        for other in [name, *(n for n, c in catalog.audiences.items() if name in references(c)[1])]:
+            compile_audience(with_this.audiences[other], self._clock(), with_this, FULL)  # raises on a cycle
+
+    def _referenced_by(self, row: dict[str, Any]) -> set[str]:
+        position = 0 if row["kind"] == "computed_trait" else 1
+        return {
+            name
+            for name, condition in self.definitions().catalog.audiences.items()
+            if row["name"] in references(condition)[position]
+        }
+
+    # --- evaluation ---------------------------------------------------------------------------------------
+    def preview(self, definition: Any, limit: int = PREVIEW_SAMPLE) -> dict[str, Any]:
+        condition = parse_condition(definition)
+        catalog = self.definitions().catalog
+        sql = to_sql(compile_audience(condition, self._clock(), catalog, FULL))
+        count, sample = self.tables.sample(self._store.cursor(), sql, limit)
+        return {"count": count, "sample": sample}
+
+    def evaluate(self, ids: Iterable[str] | None = None, *, reason: str) -> dict[str, Any]:
+        """Evaluate audiences and computed traits over every profile (all of them when ``ids`` is None)."""
+        with self._lock:
+            return self._evaluate(self.definitions(), set(ids) if ids is not None else None, None, reason)
+
+    def evaluate_profiles(self, profile_ids: Iterable[str], upto: int, *, reason: str) -> dict[str, Any]:
+        """Evaluate everything again for ``profile_ids`` only (the profiles new events, merges or splits
+        touched), then record ``upto`` as evaluated."""
+        with self._lock:
+            cur = self._store.cursor()
+            self.tables.with_scope(cur, profile_ids)
+            try:
+                summary = self._evaluate(self.definitions(), None, cur, reason, upto=upto)
+            finally:
+                cur.unregister(SCOPE)
+            self.tables.set_offset(cur, upto)
+            return summary
+
+    def refresh(self, *, reason: str) -> dict[str, Any]:
+        """Evaluate again, over every profile, what time alone can change (windows, waits, last-N-days)."""
+        with self._lock:
+            found = self.definitions()
+            changing = {i for i, row in found.rows.items() if _changes_with_time(row, found.catalog)}
+            return self._evaluate(found, changing, None, reason) if changing else {"audiences": {}, "traits": 0}
+
+    def catch_up(self) -> int:
+        """At startup: when profiles changed since the last evaluation recorded, evaluate everything. Returns
+        the log position evaluated."""
+        upto = self._identity_offset()
+        if self.tables.offset() != upto:
+            with self._lock:
+                self._evaluate(self.definitions(), None, None, "evaluated at startup", upto=upto)
+                self.tables.set_offset(self._store.cursor(), upto)
+        return upto
+
+    def _evaluate(
+        self, found: Definitions, ids: set[str] | None, scoped_cur: Any, reason: str, *, upto: int | None = None
+    ) -> dict[str, Any]:
+        now = self._clock()
+        upto = self._identity_offset() if upto is None else upto
+        cur = scoped_cur or self._store.cursor()
+        relations = SCOPED if scoped_cur is not None else FULL
+        trait_ids = [i for i in found.trait_ids() if ids is None or i in ids]
+        if trait_ids:
+            traits: dict[str, ComputedTrait] = {
+                found.rows[i]["name"]: found.catalog.traits[found.rows[i]["name"]] for i in trait_ids
+            }
+            sql = to_sql(compile_traits(traits, now, relations))
+            self.tables.apply_trait_values(cur, trait_ids, sql, scoped=scoped_cur is not None, now=now)
+        changed: dict[str, dict[str, int]] = {}
+        for audience_id in found.audience_ids():
+            if ids is not None and audience_id not in ids:
+                continue
+            row = found.rows[audience_id]
+            condition: Condition = found.catalog.audiences[row["name"]]
+            sql = to_sql(compile_audience(condition, now, found.catalog, relations))
+            entered, exited = self.tables.apply_membership(
+                cur, audience_id, sql, scoped=scoped_cur is not None, now=now, reason=reason, upto=upto
+            )
+            changed[row["name"]] = {"entered": entered, "exited": exited}
+        return {"audiences": changed, "traits": len(trait_ids)}
+
+
+def _changes_with_time(row: dict[str, Any], catalog: Catalog) -> bool:
+    if row["kind"] == "computed_trait":
+        return row["definition"].get("within_days") is not None
+    return time_relative(catalog.audiences[row["name"]])

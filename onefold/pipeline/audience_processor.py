@@ -1,0 +1,88 @@
+"""Keeps audiences and computed traits current: the profiles each identity commit touched are evaluated again
+at once, and what time alone changes (windows, waits) is evaluated again on a schedule.
+
+The identity processor hands over the touched profile ids after each commit. They are held in memory only: the
+evaluated position is stored with the results, and a server that stops between the two evaluates everything at
+its next start (``AudienceService.catch_up``), so nothing is missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from onefold.audiences.service import AudienceService
+from onefold.background import BackgroundWorker
+
+log = logging.getLogger(__name__)
+
+
+class AudienceProcessor(BackgroundWorker):
+    thread_name = "onefold-audiences"
+
+    def __init__(self, service: AudienceService, *, refresh_seconds: float) -> None:
+        super().__init__()
+        self.service = service
+        self._refresh_seconds = refresh_seconds
+        self._pending: set[str] = set()
+        self._upto = 0
+        self.evaluated_upto = 0
+        self.failure: BaseException | None = None
+
+    def touched(self, profile_ids: Iterable[str], upto: int) -> None:
+        """Called by the identity processor after each commit."""
+        with self._cond:
+            self._pending.update(profile_ids)
+            self._upto = max(self._upto, upto)
+            self._cond.notify_all()
+
+    def wait_evaluated(self, seq: int, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.evaluated_upto < seq and self.failure is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return self.evaluated_upto >= seq
+
+    def _run(self) -> None:
+        try:
+            caught_up = self.service.catch_up()
+        except Exception as exc:
+            log.exception("evaluating audiences at startup failed")
+            with self._cond:
+                self.failure = exc
+                self._cond.notify_all()
+            return
+        with self._cond:
+            self.evaluated_upto = max(self.evaluated_upto, caught_up)
+            self._cond.notify_all()
+        next_refresh = time.monotonic() + self._refresh_seconds
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping and time.monotonic() < next_refresh:
+                    if self._upto > self.evaluated_upto:
+                        break  # a commit that touched no profile still moves the evaluated position
+                    self._cond.wait(max(0.0, next_refresh - time.monotonic()))
+                pending, self._pending = self._pending, set()
+                upto = self._upto
+                stopping = self._stopping
+            try:
+                if pending or upto > self.evaluated_upto:
+                    self.service.evaluate_profiles(pending, upto, reason=f"profiles changed (log up to seq {upto})")
+                if time.monotonic() >= next_refresh:
+                    self.service.refresh(reason="time passed (scheduled evaluation)")
+                    next_refresh = time.monotonic() + self._refresh_seconds
+            except Exception:  # evaluated again at the next round or at startup: nothing is lost
+                log.exception("audience evaluation failed; it is retried")
+                with self._cond:
+                    self._pending |= pending
+                time.sleep(1.0)
+                continue
+            with self._cond:
+                self.evaluated_upto = max(self.evaluated_upto, upto)
+                self._cond.notify_all()
+            if stopping:
+                return

@@ -1,0 +1,246 @@
+"""SQL of audiences and computed traits: definitions, members, the membership history and trait values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from onefold.errors import Conflict, NotFound
+from onefold.store.duckdb_store import DuckDBStore, run_transaction
+
+SCOPE = "_audience_scope"  # the relation of profile ids an incremental evaluation is limited to
+MATCHING = "_audience_matching"
+KINDS = {"audience": "audience", "computed_trait": "computed trait"}
+_COLUMNS = "id, kind, name, description, definition, created_at, updated_at, evaluated_at, size"
+
+
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    row["definition"] = orjson.loads(row["definition"])
+    return row
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class AudienceTables:
+    def __init__(self, store: DuckDBStore) -> None:
+        self._store = store
+
+    # --- definitions --------------------------------------------------------------------------------------
+    def create(self, kind: str, item_id: str, name: str, description: str, definition: Any, now: datetime) -> None:
+        try:
+            self._store.cursor().execute(
+                "INSERT INTO audiences (id, kind, name, description, definition, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [item_id, kind, name, description, orjson.dumps(definition).decode(), now, now],
+            )
+        except duckdb.ConstraintException:
+            raise Conflict(
+                f"a {KINDS[kind]} named {name!r} exists already; choose another name or update it", name=name
+            ) from None
+
+    def update(self, item_id: str, description: str, definition: Any, now: datetime) -> None:
+        self._store.cursor().execute(
+            "UPDATE audiences SET description = ?, definition = ?, updated_at = ? WHERE id = ?",
+            [description, orjson.dumps(definition).decode(), now, item_id],
+        )
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        rows = self._store.dicts(
+            f"SELECT {_COLUMNS} FROM audiences WHERE kind = ? AND (name = ? OR id = ?)", [kind, name, name]
+        )
+        if not rows:
+            raise NotFound(f"no {KINDS[kind]} is named {name!r}; list them with GET /api/{_path(kind)}", name=name)
+        return _row(rows[0])
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        return [
+            _row(r) for r in self._store.dicts(f"SELECT {_COLUMNS} FROM audiences WHERE kind = ? ORDER BY name", [kind])
+        ]
+
+    def delete(self, cur: duckdb.DuckDBPyConnection, item_id: str, now: datetime, upto: int) -> None:
+        """Delete a definition with its members (each recorded as an exit) or its values."""
+        run_transaction(
+            cur,
+            [
+                _changes_from(
+                    f"SELECT profile_id FROM audience_members WHERE audience_id = {_quote(item_id)}",
+                    item_id,
+                    "exited",
+                    now,
+                    "the audience was deleted",
+                    upto,
+                ),
+                f"DELETE FROM audience_members WHERE audience_id = {_quote(item_id)}",
+                f"DELETE FROM trait_values WHERE trait_id = {_quote(item_id)}",
+                f"DELETE FROM audiences WHERE id = {_quote(item_id)}",
+            ],
+        )
+
+    # --- evaluation ---------------------------------------------------------------------------------------
+    def apply_membership(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        audience_id: str,
+        matching_sql: str,
+        *,
+        scoped: bool,
+        now: datetime,
+        reason: str,
+        upto: int,
+    ) -> tuple[int, int]:
+        """Make the audience's members (within the scope, when scoped) exactly the profiles ``matching_sql``
+        selects, recording each entry and exit; returns (entered, exited)."""
+        aid = _quote(audience_id)
+        current = f"SELECT profile_id FROM audience_members WHERE audience_id = {aid}"
+        if scoped:
+            current += f" AND profile_id IN (SELECT profile_id FROM {SCOPE})"
+        entered = f"SELECT profile_id FROM {MATCHING} EXCEPT {current}"
+        exited = f"{current} EXCEPT SELECT profile_id FROM {MATCHING}"
+        cur.execute("BEGIN")
+        try:
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE {MATCHING} AS {matching_sql}")
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE _entered AS {entered}")
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE _exited AS {exited}")
+            cur.execute(_changes_from("SELECT profile_id FROM _entered", audience_id, "entered", now, reason, upto))
+            cur.execute(_changes_from("SELECT profile_id FROM _exited", audience_id, "exited", now, reason, upto))
+            cur.execute(
+                f"DELETE FROM audience_members WHERE audience_id = {aid}"
+                " AND profile_id IN (SELECT profile_id FROM _exited)"
+            )
+            cur.execute(f"INSERT INTO audience_members SELECT {aid}, profile_id, ? FROM _entered", [now])
+            cur.execute(
+                "UPDATE audiences SET evaluated_at = ?,"
+                f" size = (SELECT count(*) FROM audience_members WHERE audience_id = {aid}) WHERE id = {aid}",
+                [now],
+            )
+            counts = cur.execute("SELECT (SELECT count(*) FROM _entered), (SELECT count(*) FROM _exited)").fetchone()
+            cur.execute("COMMIT")
+        except Exception:
+            cur.execute("ROLLBACK")
+            raise
+        assert counts is not None
+        return int(counts[0]), int(counts[1])
+
+    def apply_trait_values(
+        self, cur: duckdb.DuckDBPyConnection, trait_ids: list[str], values_sql: str, *, scoped: bool, now: datetime
+    ) -> None:
+        """Replace the traits' values (within the scope, when scoped) with what ``values_sql`` computes."""
+        statements = [f"CREATE OR REPLACE TEMP TABLE _trait_values AS {values_sql}"]
+        for i, trait_id in enumerate(trait_ids):
+            tid = _quote(trait_id)
+            limit = f" AND profile_id IN (SELECT profile_id FROM {SCOPE})" if scoped else ""
+            statements.append(f"DELETE FROM trait_values WHERE trait_id = {tid}{limit}")
+            statements.append(
+                f"INSERT INTO trait_values SELECT {tid}, profile_id, t{i}, {_quote(now.isoformat())}::TIMESTAMPTZ"
+                f" FROM _trait_values WHERE t{i} IS NOT NULL"
+            )
+            statements.append(
+                f"UPDATE audiences SET evaluated_at = {_quote(now.isoformat())}::TIMESTAMPTZ WHERE id = {tid}"
+            )
+        run_transaction(cur, statements)
+
+    def with_scope(self, cur: duckdb.DuckDBPyConnection, profile_ids: Iterable[str]) -> None:
+        table = pa.Table.from_arrays([pa.array(sorted(set(profile_ids)), pa.string())], names=["profile_id"])
+        cur.register(SCOPE, table)
+
+    def offset(self) -> int | None:
+        row = self._store.cursor().execute("SELECT seq FROM audience_offsets WHERE name = 'audiences'").fetchone()
+        return None if row is None else int(row[0])
+
+    def set_offset(self, cur: duckdb.DuckDBPyConnection, seq: int) -> None:
+        cur.execute("INSERT OR REPLACE INTO audience_offsets VALUES ('audiences', ?)", [seq])
+
+    # --- reads --------------------------------------------------------------------------------------------
+    def members(self, audience_id: str, *, after: str, limit: int) -> list[dict[str, Any]]:
+        return self._store.dicts(
+            "SELECT profile_id, entered_at FROM audience_members WHERE audience_id = ? AND profile_id > ?"
+            " ORDER BY profile_id LIMIT ?",
+            [audience_id, after, limit],
+        )
+
+    def export_rows(self, audience_id: str) -> duckdb.DuckDBPyConnection:
+        """A cursor over every member with its email, phone and user id (for CSV export), in profile order."""
+        cur = self._store.cursor()
+        return cur.execute(
+            "SELECT m.profile_id, m.entered_at, p.facts->>'$.traits.email' AS email,"
+            " p.facts->>'$.traits.phone' AS phone,"
+            " (SELECT min(k.value) FROM identity_keys k WHERE k.profile_id = m.profile_id AND k.type = 'user_id')"
+            " AS user_id FROM audience_members m LEFT JOIN profiles p USING (profile_id)"
+            " WHERE m.audience_id = ? ORDER BY m.profile_id",
+            [audience_id],
+        )
+
+    def changes(
+        self, *, audience_id: str | None, profile_id: str | None, after: int, limit: int
+    ) -> list[dict[str, Any]]:
+        where, params = ["c.id > ?"], [after]
+        if audience_id is not None:
+            where.append("c.audience_id = ?")
+            params.append(audience_id)  # type: ignore[arg-type]
+        if profile_id is not None:
+            where.append("c.profile_id = ?")
+            params.append(profile_id)  # type: ignore[arg-type]
+        return self._store.dicts(
+            "SELECT c.id, c.audience_id, a.name AS audience, c.profile_id, c.change, c.at_time AS at, c.reason,"
+            " c.upto_seq FROM audience_changes c LEFT JOIN audiences a ON a.id = c.audience_id"
+            f" WHERE {' AND '.join(where)} ORDER BY c.id LIMIT ?",
+            [*params, limit],
+        )
+
+    def sizes_over_time(self, audience_id: str) -> list[dict[str, Any]]:
+        """Entries and exits per day, for a membership chart."""
+        return self._store.dicts(
+            "SELECT date_trunc('day', at_time) AS day, count(*) FILTER (WHERE change = 'entered') AS entered,"
+            " count(*) FILTER (WHERE change = 'exited') AS exited FROM audience_changes WHERE audience_id = ?"
+            " GROUP BY day ORDER BY day",
+            [audience_id],
+        )
+
+    def of_profile(self, profile_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The audiences ``profile_id`` belongs to (with entry times) and its computed trait values by name."""
+        audiences = self._store.dicts(
+            "SELECT a.name, m.entered_at FROM audience_members m JOIN audiences a ON a.id = m.audience_id"
+            " WHERE m.profile_id = ? ORDER BY a.name",
+            [profile_id],
+        )
+        values = self._store.dicts(
+            "SELECT a.name, v.value FROM trait_values v JOIN audiences a ON a.id = v.trait_id"
+            " WHERE v.profile_id = ? ORDER BY a.name",
+            [profile_id],
+        )
+        return audiences, {row["name"]: orjson.loads(row["value"]) for row in values}
+
+    def sample(self, cur: duckdb.DuckDBPyConnection, matching_sql: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """How many profiles ``matching_sql`` selects, and a few of them with their traits."""
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE _preview AS {matching_sql}")
+        row = cur.execute("SELECT count(*) FROM _preview").fetchone()
+        rows = cur.execute(
+            "SELECT m.profile_id, p.facts->'$.traits' AS traits FROM _preview m JOIN profiles p USING (profile_id)"
+            " ORDER BY m.profile_id LIMIT ?",
+            [limit],
+        ).fetchall()
+        cur.execute("DROP TABLE _preview")
+        return int(row[0]) if row else 0, [
+            {"profile_id": pid, "traits": orjson.loads(traits) if traits else {}} for pid, traits in rows
+        ]
+
+
+def _changes_from(select: str, audience_id: str, change: str, now: datetime, reason: str, upto: int) -> str:
+    """INSERT the profiles ``select`` names as ``change`` records, numbered after the last one."""
+    return (
+        "INSERT INTO audience_changes SELECT"
+        " (SELECT coalesce(max(id), 0) FROM audience_changes) + row_number() OVER (ORDER BY profile_id),"
+        f" {_quote(audience_id)}, profile_id, {_quote(change)}, {_quote(now.isoformat())}::TIMESTAMPTZ,"
+        f" {_quote(reason)}, {int(upto)} FROM ({select})"
+    )
+
+
+def _path(kind: str) -> str:
+    return "audiences" if kind == "audience" else "computed-traits"

@@ -1,0 +1,289 @@
+"""Audiences and computed traits through the real server: events in with the official Segment client, definitions
+and members through the admin API and Segment's Profile API, kept current as events arrive and as time passes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import segment.analytics as segment_analytics
+
+from tests.conftest import RunningServer
+
+BASE = "/v1/spaces/default/collections/users/profiles"
+
+
+class Clock:
+    """The server's clock, moved forward by the test."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        with self._lock:
+            self.now += delta
+
+
+def settle(server: RunningServer) -> None:
+    """Wait until every acknowledged event is folded into profiles and their audiences evaluated."""
+    with server.admin() as admin:
+        assert admin.get("/api/identity/stats").status_code == 200
+    assert server.runtime.audiences.wait_evaluated(server.runtime.identity.offset)
+
+
+def send(server: RunningServer, key: str, batch: list[dict[str, Any]]) -> None:
+    response = httpx.post(server.url + "/v1/batch", json={"batch": batch}, auth=(key, ""), timeout=30)
+    assert response.status_code == 200, response.text
+    assert not response.json()["rejected"]
+
+
+def create(admin: httpx.Client, path: str, name: str, definition: dict[str, Any]) -> dict[str, Any]:
+    response = admin.post(path, json={"name": name, "definition": definition})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def members(admin: httpx.Client, name: str) -> set[str]:
+    response = admin.get(f"/api/audiences/{name}/members", params={"limit": 1000})
+    assert response.status_code == 200, response.text
+    return {row["profile_id"] for row in response.json()["data"]}
+
+
+def profile_of(admin: httpx.Client, user_id: str) -> str:
+    response = admin.get("/api/identity/lookup", params={"identifier": f"user_id:{user_id}"})
+    assert response.status_code == 200, response.text
+    return str(response.json()["profile_id"])
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def shop(make_server: Any, clock: Clock) -> tuple[RunningServer, str]:
+    server: RunningServer = make_server(clock=clock, audience_refresh_seconds=1)
+    key = server.create_source("shop", "web", "US")["write_key"]
+    client = segment_analytics.Client(key, host=server.url, sync_mode=True, max_retries=1)
+    at = clock.now - timedelta(days=10)
+    for user, email, spent in (
+        ("ann", "ann@example.org", [300, 250]),
+        ("bob", "bob@example.org", [40]),
+        ("cy", None, []),
+    ):
+        traits: dict[str, Any] = {"plan": "pro" if user == "ann" else "free"}
+        if email:
+            traits["email"] = email
+        client.identify(user_id=user, traits=traits, timestamp=at)
+        for i, revenue in enumerate(spent):
+            client.track(
+                user_id=user,
+                event="Order Completed",
+                properties={"revenue": revenue, "order_id": f"{user}{i}"},
+                timestamp=at + timedelta(hours=i + 1),
+            )
+        client.track(user_id=user, event="Product Viewed", properties={"category": "shoes"}, timestamp=at)
+    client.flush()
+    settle(server)
+    return server, key
+
+
+def test_audience_and_computed_trait_end_to_end(shop):
+    server, _ = shop
+    with server.admin() as admin:
+        trait = create(
+            admin,
+            "/api/computed-traits",
+            "lifetime_value",
+            {"kind": "sum", "event": "Order Completed", "property": "revenue"},
+        )
+        assert trait["name"] == "lifetime_value"
+        big = create(
+            admin,
+            "/api/audiences",
+            "big_spenders",
+            {"and": [{"computed_trait": "lifetime_value", "op": ">=", "value": 500}, {"reachable": "email"}]},
+        )
+        ann, bob = profile_of(admin, "ann"), profile_of(admin, "bob")
+        assert big["size"] == 1
+        assert members(admin, "big_spenders") == {ann}
+        # whole profile: audiences with entry time, computed traits
+        whole = admin.get(f"/api/profiles/{ann}").json()
+        assert [a["name"] for a in whole["audiences"]] == ["big_spenders"]
+        assert whole["computed_traits"]["lifetime_value"] == 550
+        # CSV export
+        exported = admin.get("/api/audiences/big_spenders/members.csv")
+        assert exported.headers["content-type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(exported.text)))
+        assert [(r["profile_id"], r["email"], r["user_id"]) for r in rows] == [(ann, "ann@example.org", "ann")]
+        # Segment's Profile API, classes audience and computed_trait
+        reader = admin.post("/api/tokens", json={"name": "app", "scopes": ["profiles:read"]}).json()["token"]
+    traits = httpx.get(server.url + BASE + "/user_id:ann/traits", params={"class": "audience"}, auth=(reader, ""))
+    assert traits.status_code == 200, traits.text
+    assert traits.json()["traits"] == {"big_spenders": True}
+    computed = httpx.get(
+        server.url + BASE + "/user_id:bob/traits",
+        params={"class": "computed_trait", "include": "lifetime_value,orders_count"},
+        auth=(reader, ""),
+    )
+    assert computed.json()["traits"] == {"lifetime_value": 40, "orders_count": 1}
+    assert bob not in members(server.admin(), "big_spenders")
+
+
+def test_new_events_and_merges_change_membership_at_once_with_history(shop, clock):
+    server, key = shop
+    with server.admin() as admin:
+        create(
+            admin,
+            "/api/audiences",
+            "twice_viewed",
+            {"event": "Product Viewed", "count": {"op": ">=", "value": 2}, "within_days": 30},
+        )
+        assert members(admin, "twice_viewed") == set()
+        # an anonymous visitor views shoes, then logs in as bob: the merged profile has two views
+        now = clock.now.isoformat()
+        send(
+            server,
+            key,
+            [
+                {
+                    "type": "track",
+                    "anonymousId": "a-1",
+                    "event": "Product Viewed",
+                    "timestamp": now,
+                    "properties": {"category": "hats"},
+                    "messageId": "m1",
+                }
+            ],
+        )
+        settle(server)
+        assert members(admin, "twice_viewed") == set()
+        send(
+            server,
+            key,
+            [{"type": "identify", "anonymousId": "a-1", "userId": "bob", "timestamp": now, "messageId": "m2"}],
+        )
+        settle(server)
+        bob = profile_of(admin, "bob")
+        assert members(admin, "twice_viewed") == {bob}
+        history = admin.get("/api/audiences/twice_viewed/history").json()
+        assert [(c["profile_id"], c["change"]) for c in history["data"]] == [(bob, "entered")]
+        assert "profiles changed" in history["data"][0]["reason"]
+        assert history["per_day"][0]["entered"] == 1
+        feed = admin.get("/api/audiences/changes", params={"profile_id": bob}).json()["data"]
+        assert [(c["audience"], c["change"]) for c in feed] == [("twice_viewed", "entered")]
+
+
+def test_time_window_expires_without_a_new_event(shop, clock):
+    server, _ = shop
+    with server.admin() as admin:
+        create(admin, "/api/audiences", "recent_buyers", {"event": "Order Completed", "within_days": 12})
+        ann, bob = profile_of(admin, "ann"), profile_of(admin, "bob")
+        assert members(admin, "recent_buyers") == {ann, bob}
+        clock.advance(timedelta(days=3))  # the orders are now 13 days old
+        server.runtime.audiences.notify()
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while members(admin, "recent_buyers") and datetime.now(UTC) < deadline:
+            threading.Event().wait(0.2)
+        assert members(admin, "recent_buyers") == set()
+        exits = admin.get("/api/audiences/recent_buyers/history").json()["data"]
+        assert sorted((c["profile_id"], c["change"]) for c in exits if c["change"] == "exited") == sorted(
+            [(ann, "exited"), (bob, "exited")]
+        )
+        assert all("time passed" in c["reason"] for c in exits if c["change"] == "exited")
+
+
+def test_bad_definitions_are_refused_with_the_failing_node(shop):
+    server, _ = shop
+    with server.admin() as admin:
+        bad = admin.post(
+            "/api/audiences/preview", json={"definition": {"and": [{"trait": "plan", "op": "like", "value": 1}]}}
+        )
+        assert bad.status_code == 400
+        error = bad.json()["error"]
+        assert error["code"] == "invalid_definition"
+        assert error["details"]["path"] == "$.and[0].op"
+        assert "equals" in error["details"]["allowed"]
+        unknown = admin.post("/api/audiences", json={"name": "x", "definition": {"audience": "nope"}})
+        assert unknown.status_code == 400
+        assert "no audience is named 'nope'" in unknown.json()["error"]["message"]
+        create(admin, "/api/audiences", "pros", {"trait": "plan", "op": "equals", "value": "pro"})
+        create(admin, "/api/audiences", "pro_buyers", {"and": [{"audience": "pros"}, {"event": "Order Completed"}]})
+        cycle = admin.put("/api/audiences/pros", json={"definition": {"audience": "pro_buyers"}})
+        assert cycle.status_code == 400
+        assert "refers to itself" in cycle.json()["error"]["message"]
+        used = admin.delete("/api/audiences/pros")
+        assert used.status_code == 409
+        assert used.json()["error"]["details"]["used_by"] == ["pro_buyers"]
+        again = admin.post("/api/audiences", json={"name": "pros", "definition": {"event": "X"}})
+        assert again.status_code == 409
+        assert admin.get("/api/audiences/missing").status_code == 404
+
+
+def test_preview_schema_listing_update_and_delete(shop):
+    server, _ = shop
+    with server.admin() as admin:
+        schema = admin.get("/api/audiences/schema").json()
+        assert schema["$defs"]["sequence"]["required"] == ["sequence"]
+        preview = admin.post(
+            "/api/audiences/preview",
+            json={"definition": {"trait": "plan", "op": "equals", "value": "free"}, "limit": 1},
+        )
+        assert preview.status_code == 200, preview.text
+        assert preview.json()["count"] == 2
+        assert len(preview.json()["sample"]) == 1
+        assert preview.json()["sample"][0]["traits"]["plan"] == "free"
+        create(admin, "/api/audiences", "free", {"trait": "plan", "op": "equals", "value": "free"})
+        assert [(a["name"], a["size"]) for a in admin.get("/api/audiences").json()["data"]] == [("free", 2)]
+        updated = admin.put(
+            "/api/audiences/free", json={"definition": {"trait": "plan", "op": "equals", "value": "pro"}}
+        )
+        assert updated.json()["size"] == 1
+        ann = profile_of(admin, "ann")
+        assert members(admin, "free") == {ann}
+        reasons = {
+            c["reason"] for c in admin.get("/api/audiences/free/history").json()["data"] if c["change"] == "exited"
+        }
+        assert reasons == {"the definition changed"}
+        assert admin.delete("/api/audiences/free").status_code == 204
+        feed = admin.get("/api/audiences/changes", params={"profile_id": ann}).json()["data"]
+        assert feed[-1]["change"] == "exited"
+        assert feed[-1]["reason"] == "the audience was deleted"
+        assert admin.get("/api/audiences").json()["data"] == []
+
+
+def test_memberships_survive_a_restart_and_catch_up(tmp_path, clock):
+    from tests.conftest import start_server, stop_server
+
+    server, uv, thread = start_server(tmp_path, clock)
+    key = server.create_source("shop", "web", "US")["write_key"]
+    with server.admin() as admin:
+        create(admin, "/api/audiences", "viewers", {"event": "Product Viewed"})
+    send(server, key, [{"type": "track", "userId": "u1", "event": "Product Viewed", "messageId": "v1"}])
+    settle(server)
+    with server.admin() as admin:
+        u1 = profile_of(admin, "u1")
+        assert members(admin, "viewers") == {u1}
+    # the evaluated position falls behind (as after a crash between the identity commit and the evaluation)
+    server.runtime.store.cursor().execute("UPDATE audience_offsets SET seq = 0")
+    server.runtime.store.cursor().execute("DELETE FROM audience_members")
+    stop_server(uv, thread, server.runtime)
+    server, uv, thread = start_server(tmp_path, clock)
+    try:
+        assert server.runtime.audiences.wait_evaluated(server.runtime.identity.offset)
+        with server.admin() as admin:
+            assert members(admin, "viewers") == {u1}
+            reasons = [c["reason"] for c in admin.get("/api/audiences/viewers/history").json()["data"]]
+            assert reasons[-1] == "evaluated at startup"
+    finally:
+        stop_server(uv, thread, server.runtime)
