@@ -1,0 +1,204 @@
+"""From event accepted to audience membership visible through the API, while the server ingests 5,000 events/s.
+
+    .venv/bin/python bench/audience_latency.py [--people 10000] [--seconds 60] [--ingest-rate 5000]
+
+Target (issue 4): p99 under 1 s.
+
+Setup: a fresh `onefold serve`, N people preloaded through the collector (as in `profile_api_load.py`), and
+six saved audiences: five a marketer would keep (big spenders, cart abandoners, engaged, viewers of a category,
+recent buyers) and `probed`, "performed Latency Probe". Then, while an ingest generator posts
+`--ingest-rate` events/s (open loop, its own process), a prober (its own process) sends `--probes-per-s`
+probe events, each for a new user id in a one-event batch, and polls Segment's Profile API
+(`/traits?class=audience&include=probed`) every `--poll-ms` until the probe's profile is a member. Latency is
+from the 200 answer to the first poll that sees the membership (so it is over-estimated by up to one poll
+interval), and from the send as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import httpx
+from profile_api_load import ADMIN, ingest_generator, percentiles, preload, start_clock, wait_processed
+from rich.console import Console
+from served import cpu_model, start_server
+
+ROOT = Path(__file__).resolve().parent.parent
+AUDIENCES: dict[str, dict[str, Any]] = {
+    "big_spenders": {
+        "aggregate": "sum",
+        "property": "revenue",
+        "event": "Order Completed",
+        "within_days": 90,
+        "op": ">=",
+        "value": 200,
+    },
+    "cart_abandoners": {
+        "sequence": {
+            "first": {"event": "Product Added"},
+            "then": {"event": "Order Completed"},
+            "within_minutes": 60,
+            "then_performed": False,
+            "within_days": 7,
+        }
+    },
+    "engaged": {
+        "and": [
+            {"event": "Page Viewed", "count": {"op": ">=", "value": 3}, "within_days": 30},
+            {"trait": "plan", "op": "in", "value": ["pro", "gold"]},
+        ]
+    },
+    "viewers": {"event": "Product Viewed", "within_days": 30},
+    "recent_buyers": {"event": "Order Completed", "within_days": 30},
+    "probed": {"event": "Latency Probe"},
+}
+
+
+def prober(
+    port: int, write_key: str, token: str, rate: float, poll_ms: float, start_wall: float, seconds: float
+) -> dict[str, Any]:
+    """Sends ``rate`` probes/s for ``seconds`` s and waits (up to 30 s each) to see each one's membership."""
+    write_auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+    read_auth = "Basic " + base64.b64encode(f"{token}:".encode()).decode()
+    results: list[dict[str, float]] = []
+    missing = 0
+
+    async def probe(client: httpx.AsyncClient, n: int, scheduled: float) -> None:
+        nonlocal missing
+        user = f"probe-{os.getpid()}-{n}"
+        body = {"batch": [{"type": "track", "userId": user, "event": "Latency Probe", "messageId": user}]}
+        sent = time.perf_counter()
+        answer = await client.post("/v1/batch", json=body, headers={"Authorization": write_auth})
+        acked = time.perf_counter()
+        if answer.status_code != 200:
+            missing += 1
+            return
+        path = f"/v1/spaces/default/collections/users/profiles/user_id:{user}/traits"
+        while time.perf_counter() - acked < 30:
+            reply = await client.get(
+                path, params={"class": "audience", "include": "probed"}, headers={"Authorization": read_auth}
+            )
+            if reply.status_code == 200 and reply.json()["traits"].get("probed"):
+                seen = time.perf_counter()
+                results.append({"from_ack": seen - acked, "from_send": seen - sent, "scheduled": scheduled})
+                return
+            await asyncio.sleep(poll_ms / 1000)
+        missing += 1
+
+    async def main() -> None:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            start = start_clock(start_wall)
+            tasks = []
+            for n in range(int(seconds * rate)):
+                scheduled = start + n / rate
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(probe(client, n, scheduled)))
+            await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    return {
+        "probes": len(results) + missing,
+        "seen": len(results),
+        "not_seen_in_30s": missing,
+        "from_ack": percentiles([r["from_ack"] for r in results]),
+        "from_send": percentiles([r["from_send"] for r in results]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--people", type=int, default=10_000)
+    parser.add_argument("--events-per-person", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--ingest-rate", type=float, default=5000)
+    parser.add_argument("--ingest-warmup", type=float, default=10)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--probes-per-s", type=float, default=4)
+    parser.add_argument("--poll-ms", type=float, default=20)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--port", type=int, default=8792)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "audience_latency.json")
+    parser.add_argument("--server-log", type=Path, default=ROOT / "bench" / "results" / "audience_latency_server.log")
+    args = parser.parse_args()
+    console = Console(width=150)
+    server = start_server(args.port, ADMIN, log=args.server_log)
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version()},
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
+    try:
+        source = server.admin("POST", "/api/sources", json={"name": "web", "kind": "web", "default_region": "US"})
+        write_key = str(source["write_key"])
+        token = str(server.admin("POST", "/api/tokens", json={"name": "bench", "scopes": ["profiles:read"]})["token"])
+        console.print(f"preloading {args.people:,} people x {args.events_per_person} events ...")
+        results["preload"] = preload(server, write_key, args.people, args.events_per_person, args.batch)
+        sizes = {}
+        for name, definition in AUDIENCES.items():
+            started = time.perf_counter()
+            saved = server.admin("POST", "/api/audiences", json={"name": name, "definition": definition}, timeout=300)
+            sizes[name] = {"size": saved["size"], "first_evaluation_s": round(time.perf_counter() - started, 3)}
+        results["audiences"] = sizes
+        console.print(json.dumps(sizes))
+        start_wall = time.time() + 3
+        lag: list[dict[str, int]] = []
+        with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
+            run_for = args.ingest_warmup + args.seconds + 5
+            ingest = pool.submit(
+                ingest_generator,
+                server.port,
+                write_key,
+                args.people,
+                args.ingest_rate,
+                args.batch,
+                start_wall,
+                args.ingest_warmup,
+                args.seconds,
+                run_for,
+                args.seed + 100,
+            )
+            probes = pool.submit(
+                prober,
+                server.port,
+                write_key,
+                token,
+                args.probes_per_s,
+                args.poll_ms,
+                start_wall + args.ingest_warmup,
+                args.seconds,
+            )
+            while not (ingest.done() and probes.done()):
+                time.sleep(2)
+                stats = server.stats()
+                lag.append({k: int(stats.get(k, -1)) for k in ("processor_lag", "audience_lag")})
+            results["ingest"] = ingest.result()
+            results["latency"] = probes.result()
+        results["lag_samples"] = lag
+        results["server_peak_rss_mb"] = round(server.status("VmHWM"), 1)
+        results["after"] = wait_processed(server)
+    finally:
+        server.stop()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    latency = results["latency"]
+    console.print(
+        f"probes {latency['seen']}/{latency['probes']} seen; from ack p50 {latency['from_ack']['p50_ms']:.0f} ms, "
+        f"p95 {latency['from_ack']['p95_ms']:.0f} ms, p99 {latency['from_ack']['p99_ms']:.0f} ms, "
+        f"max {latency['from_ack']['max_ms']:.0f} ms; ingest {results['ingest']['events_per_s']} ev/s"
+    )
+    console.print(f"results written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
