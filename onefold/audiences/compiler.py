@@ -423,9 +423,13 @@ def _in_scope(column: exp.Expr, scope: str) -> exp.Expr:
     return column.isin(query=exp.select("profile_id").from_(scope))
 
 
+def sql_time(moment: datetime) -> str:
+    """How an instant is written in compiled SQL (inside a string literal)."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def _timestamp(moment: datetime) -> exp.Expr:
-    text = moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    return exp.cast(exp.Literal.string(text), "TIMESTAMPTZ")
+    return exp.cast(exp.Literal.string(sql_time(moment)), "TIMESTAMPTZ")
 
 
 def _interval(amount: int, unit: str) -> exp.Expr:

@@ -315,6 +315,8 @@ def _date(value: Any, path: str) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise fail(path, f"is not a valid date: {exc}") from None
+    if parsed.year < 1900:
+        raise fail(path, "dates before 1900 are not supported")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from onefold.audiences.compiler import Relations, compile_audience, compile_traits, to_sql
-from onefold.audiences.model import Catalog, ComputedTrait, Condition, references, time_relative
+import orjson
+
+from onefold.audiences.compiler import Relations, compile_audience, compile_traits, sql_time, to_sql
+from onefold.audiences.model import Catalog, Condition, references, time_relative
 from onefold.audiences.parse import fail, parse_computed_trait, parse_condition
 from onefold.errors import Conflict
 from onefold.ids import random_uuid
@@ -21,8 +23,12 @@ from onefold.store import DuckDBStore
 from onefold.store.audience_tables import SCOPE, AudienceTables
 
 FULL = Relations()
-SCOPED = Relations(scope=SCOPE)
 PREVIEW_SAMPLE = 10
+MAX_CACHED = 1_000
+# compiled SQL is cached with this instant as "now" and the evaluation time substituted; no definition can
+# name it (the parser refuses dates before 1900)
+SENTINEL = datetime(1111, 11, 11, 11, 11, 11, 111111, tzinfo=UTC)
+SENTINEL_SQL = sql_time(SENTINEL)
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class Definitions:
 
     rows: dict[str, dict[str, Any]]  # id -> row
     catalog: Catalog
+    version: tuple[Any, ...]  # every definition's content: changes whenever any definition does
 
     def audience_ids(self) -> list[str]:
         return [i for i, r in self.rows.items() if r["kind"] == "audience"]
@@ -46,6 +53,7 @@ class AudienceService:
         self._identity_offset = identity_offset
         self._clock = clock
         self._lock = threading.Lock()
+        self._cache: dict[tuple[Any, ...], str] = {}
 
     # --- definitions --------------------------------------------------------------------------------------
     def create(self, kind: str, name: str, description: str, definition: Any) -> dict[str, Any]:
@@ -80,7 +88,10 @@ class AudienceService:
         traits = {
             r["name"]: parse_computed_trait(r["definition"]) for r in rows.values() if r["kind"] == "computed_trait"
         }
-        return Definitions(rows, Catalog(traits=traits, audiences=audiences))
+        version = tuple(
+            sorted((i, r["name"], orjson.dumps(r["definition"], option=orjson.OPT_SORT_KEYS)) for i, r in rows.items())
+        )
+        return Definitions(rows, Catalog(traits=traits, audiences=audiences), version)
 
     def _check(self, kind: str, name: str, definition: Any) -> None:
         """Parse ``definition`` and compile it against the saved ones: unknown references and cycles are
@@ -118,27 +129,29 @@ class AudienceService:
     def evaluate(self, ids: Iterable[str] | None = None, *, reason: str) -> dict[str, Any]:
         """Evaluate audiences and computed traits over every profile (all of them when ``ids`` is None)."""
         with self._lock:
-            return self._evaluate(self.definitions(), set(ids) if ids is not None else None, None, reason)
+            cur = self._store.cursor()
+            return self._evaluate(cur, self.definitions(), set(ids) if ids is not None else None, FULL, reason)
 
     def evaluate_profiles(self, profile_ids: Iterable[str], upto: int, *, reason: str) -> dict[str, Any]:
         """Evaluate everything again for ``profile_ids`` only (the profiles new events, merges or splits
-        touched), then record ``upto`` as evaluated."""
+        touched) and record ``upto`` as evaluated, in one transaction."""
         with self._lock:
             cur = self._store.cursor()
-            self.tables.with_scope(cur, profile_ids)
+            profiles, events = self.tables.scoped_relations(cur, profile_ids)
             try:
-                summary = self._evaluate(self.definitions(), None, cur, reason, upto=upto)
+                relations = Relations(profiles=profiles, events=events)
+                return self._evaluate(cur, self.definitions(), None, relations, reason, upto=upto, scoped=True)
             finally:
                 cur.unregister(SCOPE)
-            self.tables.set_offset(cur, upto)
-            return summary
 
     def refresh(self, *, reason: str) -> dict[str, Any]:
         """Evaluate again, over every profile, what time alone can change (windows, waits, last-N-days)."""
         with self._lock:
             found = self.definitions()
             changing = {i for i, row in found.rows.items() if _changes_with_time(row, found.catalog)}
-            return self._evaluate(found, changing, None, reason) if changing else {"audiences": {}, "traits": 0}
+            if not changing:
+                return {"audiences": {}, "traits": 0}
+            return self._evaluate(self._store.cursor(), found, changing, FULL, reason)
 
     def catch_up(self) -> int:
         """At startup: when profiles changed since the last evaluation recorded, evaluate everything. Returns
@@ -146,36 +159,73 @@ class AudienceService:
         upto = self._identity_offset()
         if self.tables.offset() != upto:
             with self._lock:
-                self._evaluate(self.definitions(), None, None, "evaluated at startup", upto=upto)
-                self.tables.set_offset(self._store.cursor(), upto)
+                self._evaluate(self._store.cursor(), self.definitions(), None, FULL, "evaluated at startup", upto=upto)
         return upto
 
     def _evaluate(
-        self, found: Definitions, ids: set[str] | None, scoped_cur: Any, reason: str, *, upto: int | None = None
+        self,
+        cur: Any,
+        found: Definitions,
+        ids: set[str] | None,
+        relations: Relations,
+        reason: str,
+        *,
+        upto: int | None = None,
+        scoped: bool = False,
     ) -> dict[str, Any]:
+        """One round: the chosen traits and audiences (all when ``ids`` is None), in one transaction, with the
+        evaluated position when ``upto`` is given."""
         now = self._clock()
-        upto = self._identity_offset() if upto is None else upto
-        cur = scoped_cur or self._store.cursor()
-        relations = SCOPED if scoped_cur is not None else FULL
+        position = self._identity_offset() if upto is None else upto
+        statements: list[str] = []
         trait_ids = [i for i in found.trait_ids() if ids is None or i in ids]
         if trait_ids:
-            traits: dict[str, ComputedTrait] = {
-                found.rows[i]["name"]: found.catalog.traits[found.rows[i]["name"]] for i in trait_ids
-            }
-            sql = to_sql(compile_traits(traits, now, relations))
-            self.tables.apply_trait_values(cur, trait_ids, sql, scoped=scoped_cur is not None, now=now)
-        changed: dict[str, dict[str, int]] = {}
-        for audience_id in found.audience_ids():
-            if ids is not None and audience_id not in ids:
-                continue
-            row = found.rows[audience_id]
-            condition: Condition = found.catalog.audiences[row["name"]]
-            sql = to_sql(compile_audience(condition, now, found.catalog, relations))
-            entered, exited = self.tables.apply_membership(
-                cur, audience_id, sql, scoped=scoped_cur is not None, now=now, reason=reason, upto=upto
+            names = [found.rows[i]["name"] for i in trait_ids]
+            traits = {name: found.catalog.traits[name] for name in names}
+            sql = self._compiled(
+                ("traits", *names), found, relations, now, lambda at: compile_traits(traits, at, relations)
             )
-            changed[row["name"]] = {"entered": entered, "exited": exited}
+            statements += self.tables.trait_statements(trait_ids, sql, scoped=scoped, now=now)
+        audience_ids = [i for i in found.audience_ids() if ids is None or i in ids]
+        for audience_id in audience_ids:
+            condition: Condition = found.catalog.audiences[found.rows[audience_id]["name"]]
+            sql = self._compiled(
+                ("audience", audience_id),
+                found,
+                relations,
+                now,
+                lambda at, c=condition: compile_audience(c, at, found.catalog, relations),  # type: ignore[misc]
+            )
+            statements += self.tables.membership_statements(
+                audience_id, sql, scoped=scoped, now=now, reason=reason, upto=position
+            )
+        if upto is not None:
+            statements.append(self.tables.offset_statement(upto))
+        counts = self.tables.run_round(cur, statements) if statements else {}
+        changed = {
+            found.rows[i]["name"]: {"entered": counts[i][0], "exited": counts[i][1]}
+            for i in audience_ids
+            if i in counts
+        }
         return {"audiences": changed, "traits": len(trait_ids)}
+
+    def _compiled(
+        self,
+        key: tuple[str, ...],
+        found: Definitions,
+        relations: Relations,
+        now: datetime,
+        build: Callable[[datetime], Any],
+    ) -> str:
+        """The SQL of ``build`` at ``now``. Compiled once per definition version with a sentinel time that is then
+        replaced: compiling takes milliseconds of interpreter time, and evaluation rounds follow every commit."""
+        cache_key = (*key, found.version, relations)
+        text = self._cache.get(cache_key)
+        if text is None:
+            if len(self._cache) > MAX_CACHED:
+                self._cache.clear()
+            text = self._cache[cache_key] = to_sql(build(SENTINEL))
+        return text.replace(SENTINEL_SQL, sql_time(now))
 
 
 def _changes_with_time(row: dict[str, Any], catalog: Catalog) -> bool:

@@ -1,5 +1,6 @@
 """Keeps audiences and computed traits current: the profiles each identity commit touched are evaluated again
-at once, and what time alone changes (windows, waits) is evaluated again on a schedule.
+at once, what time alone changes (windows, waits) is evaluated again on a schedule, and everything is evaluated
+over every profile every ``FULL_EVERY`` rounds.
 
 The identity processor hands over the touched profile ids after each commit. They are held in memory only: the
 evaluated position is stored with the results, and a server that stops between the two evaluates everything at
@@ -16,6 +17,7 @@ from onefold.audiences.service import AudienceService
 from onefold.background import BackgroundWorker
 
 log = logging.getLogger(__name__)
+FULL_EVERY = 60  # every this many scheduled rounds, everything is evaluated over every profile (a safety net)
 
 
 class AudienceProcessor(BackgroundWorker):
@@ -60,6 +62,7 @@ class AudienceProcessor(BackgroundWorker):
             self.evaluated_upto = max(self.evaluated_upto, caught_up)
             self._cond.notify_all()
         next_refresh = time.monotonic() + self._refresh_seconds
+        rounds = 0
         while True:
             with self._cond:
                 while not self._pending and not self._stopping and time.monotonic() < next_refresh:
@@ -73,7 +76,11 @@ class AudienceProcessor(BackgroundWorker):
                 if pending or upto > self.evaluated_upto:
                     self.service.evaluate_profiles(pending, upto, reason=f"profiles changed (log up to seq {upto})")
                 if time.monotonic() >= next_refresh:
-                    self.service.refresh(reason="time passed (scheduled evaluation)")
+                    rounds += 1
+                    if rounds % FULL_EVERY == 0:
+                        self.service.evaluate(reason="scheduled full evaluation")
+                    else:
+                        self.service.refresh(reason="time passed (scheduled evaluation)")
                     next_refresh = time.monotonic() + self._refresh_seconds
             except Exception:  # evaluated again at the next round or at startup: nothing is lost
                 log.exception("audience evaluation failed; it is retried")

@@ -84,67 +84,66 @@ class AudienceTables:
         )
 
     # --- evaluation ---------------------------------------------------------------------------------------
-    def apply_membership(
-        self,
-        cur: duckdb.DuckDBPyConnection,
-        audience_id: str,
-        matching_sql: str,
-        *,
-        scoped: bool,
-        now: datetime,
-        reason: str,
-        upto: int,
-    ) -> tuple[int, int]:
-        """Make the audience's members (within the scope, when scoped) exactly the profiles ``matching_sql``
-        selects, recording each entry and exit; returns (entered, exited)."""
-        aid = _quote(audience_id)
+    def membership_statements(
+        self, audience_id: str, matching_sql: str, *, scoped: bool, now: datetime, reason: str, upto: int
+    ) -> list[str]:
+        """Statements that make the audience's members (within the scope, when scoped) exactly the profiles
+        ``matching_sql`` selects, record each entry and exit, and count them in ``_audience_counts``."""
+        aid, at = _quote(audience_id), _time(now)
         current = f"SELECT profile_id FROM audience_members WHERE audience_id = {aid}"
         if scoped:
             current += f" AND profile_id IN (SELECT profile_id FROM {SCOPE})"
-        entered = f"SELECT profile_id FROM {MATCHING} EXCEPT {current}"
-        exited = f"{current} EXCEPT SELECT profile_id FROM {MATCHING}"
-        cur.execute("BEGIN")
-        try:
-            cur.execute(f"CREATE OR REPLACE TEMP TABLE {MATCHING} AS {matching_sql}")
-            cur.execute(f"CREATE OR REPLACE TEMP TABLE _entered AS {entered}")
-            cur.execute(f"CREATE OR REPLACE TEMP TABLE _exited AS {exited}")
-            cur.execute(_changes_from("SELECT profile_id FROM _entered", audience_id, "entered", now, reason, upto))
-            cur.execute(_changes_from("SELECT profile_id FROM _exited", audience_id, "exited", now, reason, upto))
-            cur.execute(
-                f"DELETE FROM audience_members WHERE audience_id = {aid}"
-                " AND profile_id IN (SELECT profile_id FROM _exited)"
-            )
-            cur.execute(f"INSERT INTO audience_members SELECT {aid}, profile_id, ? FROM _entered", [now])
-            cur.execute(
-                "UPDATE audiences SET evaluated_at = ?,"
-                f" size = (SELECT count(*) FROM audience_members WHERE audience_id = {aid}) WHERE id = {aid}",
-                [now],
-            )
-            counts = cur.execute("SELECT (SELECT count(*) FROM _entered), (SELECT count(*) FROM _exited)").fetchone()
-            cur.execute("COMMIT")
-        except Exception:
-            cur.execute("ROLLBACK")
-            raise
-        assert counts is not None
-        return int(counts[0]), int(counts[1])
+        return [
+            f"CREATE OR REPLACE TEMP TABLE {MATCHING} AS {matching_sql}",
+            f"CREATE OR REPLACE TEMP TABLE _entered AS SELECT profile_id FROM {MATCHING} EXCEPT {current}",
+            f"CREATE OR REPLACE TEMP TABLE _exited AS {current} EXCEPT SELECT profile_id FROM {MATCHING}",
+            _changes_from("SELECT profile_id FROM _entered", audience_id, "entered", now, reason, upto),
+            _changes_from("SELECT profile_id FROM _exited", audience_id, "exited", now, reason, upto),
+            f"DELETE FROM audience_members WHERE audience_id = {aid}"
+            " AND profile_id IN (SELECT profile_id FROM _exited)",
+            f"INSERT INTO audience_members SELECT {aid}, profile_id, {at} FROM _entered",
+            f"UPDATE audiences SET evaluated_at = {at},"
+            f" size = (SELECT count(*) FROM audience_members WHERE audience_id = {aid}) WHERE id = {aid}",
+            f"INSERT INTO _audience_counts SELECT {aid}, (SELECT count(*) FROM _entered),"
+            " (SELECT count(*) FROM _exited)",
+        ]
 
-    def apply_trait_values(
-        self, cur: duckdb.DuckDBPyConnection, trait_ids: list[str], values_sql: str, *, scoped: bool, now: datetime
-    ) -> None:
-        """Replace the traits' values (within the scope, when scoped) with what ``values_sql`` computes."""
+    def trait_statements(self, trait_ids: list[str], values_sql: str, *, scoped: bool, now: datetime) -> list[str]:
+        """Statements that replace the traits' values (within the scope, when scoped) with what ``values_sql``
+        computes."""
+        at = _time(now)
         statements = [f"CREATE OR REPLACE TEMP TABLE _trait_values AS {values_sql}"]
         for i, trait_id in enumerate(trait_ids):
             tid = _quote(trait_id)
             limit = f" AND profile_id IN (SELECT profile_id FROM {SCOPE})" if scoped else ""
             statements.append(f"DELETE FROM trait_values WHERE trait_id = {tid}{limit}")
             statements.append(
-                f"INSERT INTO trait_values SELECT {tid}, profile_id, t{i}, {_quote(now.isoformat())}::TIMESTAMPTZ"
+                f"INSERT INTO trait_values SELECT {tid}, profile_id, t{i}, {at}"
                 f" FROM _trait_values WHERE t{i} IS NOT NULL"
             )
-            statements.append(
-                f"UPDATE audiences SET evaluated_at = {_quote(now.isoformat())}::TIMESTAMPTZ WHERE id = {tid}"
-            )
+            statements.append(f"UPDATE audiences SET evaluated_at = {at} WHERE id = {tid}")
+        return statements
+
+    def run_round(self, cur: duckdb.DuckDBPyConnection, statements: list[str]) -> dict[str, tuple[int, int]]:
+        """Run one evaluation round's statements in one transaction; entered and exited per audience id."""
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _audience_counts (audience_id VARCHAR, entered BIGINT, exited BIGINT)"
+        )
         run_transaction(cur, statements)
+        rows = cur.execute("SELECT audience_id, entered, exited FROM _audience_counts").fetchall()
+        return {str(aid): (int(entered), int(exited)) for aid, entered, exited in rows}
+
+    def scoped_relations(self, cur: duckdb.DuckDBPyConnection, profile_ids: Iterable[str]) -> tuple[str, str]:
+        """Copy the profiles ``profile_ids`` and their timelines into temp tables (one scan for a whole
+        round); returns their names (profiles, events). The ids are registered as the scope too."""
+        self.with_scope(cur, profile_ids)
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _scoped_events AS SELECT * FROM event_profiles"
+            f" WHERE profile_id IN (SELECT profile_id FROM {SCOPE});"
+            " CREATE OR REPLACE TEMP TABLE _scoped_profiles AS SELECT profile_id, facts FROM profiles"
+            f" WHERE profile_id IN (SELECT profile_id FROM {SCOPE})"
+        )
+        return "_scoped_profiles", "_scoped_events"
 
     def with_scope(self, cur: duckdb.DuckDBPyConnection, profile_ids: Iterable[str]) -> None:
         table = pa.Table.from_arrays([pa.array(sorted(set(profile_ids)), pa.string())], names=["profile_id"])
@@ -154,8 +153,8 @@ class AudienceTables:
         row = self._store.cursor().execute("SELECT seq FROM audience_offsets WHERE name = 'audiences'").fetchone()
         return None if row is None else int(row[0])
 
-    def set_offset(self, cur: duckdb.DuckDBPyConnection, seq: int) -> None:
-        cur.execute("INSERT OR REPLACE INTO audience_offsets VALUES ('audiences', ?)", [seq])
+    def offset_statement(self, seq: int) -> str:
+        return f"INSERT OR REPLACE INTO audience_offsets VALUES ('audiences', {int(seq)})"
 
     # --- reads --------------------------------------------------------------------------------------------
     def members(self, audience_id: str, *, after: str, limit: int) -> list[dict[str, Any]]:
@@ -232,12 +231,16 @@ class AudienceTables:
         ]
 
 
+def _time(moment: datetime) -> str:
+    return f"{_quote(moment.isoformat())}::TIMESTAMPTZ"
+
+
 def _changes_from(select: str, audience_id: str, change: str, now: datetime, reason: str, upto: int) -> str:
     """INSERT the profiles ``select`` names as ``change`` records, numbered after the last one."""
     return (
         "INSERT INTO audience_changes SELECT"
         " (SELECT coalesce(max(id), 0) FROM audience_changes) + row_number() OVER (ORDER BY profile_id),"
-        f" {_quote(audience_id)}, profile_id, {_quote(change)}, {_quote(now.isoformat())}::TIMESTAMPTZ,"
+        f" {_quote(audience_id)}, profile_id, {_quote(change)}, {_time(now)},"
         f" {_quote(reason)}, {int(upto)} FROM ({select})"
     )
 
