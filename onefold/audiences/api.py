@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -37,6 +38,11 @@ class DefinitionUpdate(BaseModel):
 class Preview(BaseModel):
     definition: dict[str, Any]
     limit: int = Field(default=10, ge=0, le=100, description="How many matching profiles to show")
+
+
+def iso_time(moment: datetime) -> str:
+    """As the JSON answers write times: UTC with a Z."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _out(row: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +103,7 @@ def audiences_router(service: AudienceService) -> APIRouter:
             writer = csv.writer(buffer)
             writer.writerow(["profile_id", "entered_at", "email", "phone", "user_id"])
             while chunk := result.fetchmany(EXPORT_CHUNK):
-                writer.writerows((pid, entered.isoformat(), *rest) for pid, entered, *rest in chunk)
+                writer.writerows((pid, iso_time(entered), *rest) for pid, entered, *rest in chunk)
                 yield buffer.getvalue()
                 buffer.seek(0)
                 buffer.truncate()
