@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 
 class BackgroundWorker:
@@ -28,6 +30,17 @@ class BackgroundWorker:
     def notify(self) -> None:
         with self._cond:
             self._cond.notify_all()
+
+    def wait_for(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``done()`` (checked under the worker's condition, re-checked whenever it is notified)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not done():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
 
     def _run(self) -> None:
         raise NotImplementedError

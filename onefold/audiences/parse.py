@@ -39,6 +39,7 @@ from onefold.audiences.model import (
     Window,
 )
 from onefold.errors import DefinitionError
+from onefold.profiles.facts import ATTRIBUTE_FIELDS, ENGAGEMENT_FIELDS
 
 MAX_DEPTH = 12
 MAX_NODES = 200
@@ -47,21 +48,11 @@ MAX_TEXT = 1_000
 MAX_DAYS = 3_650
 MAX_MINUTES = 525_600  # a year
 MAX_COUNT = 1_000_000
-# Built-in computed attributes of every profile (see profiles/state.py), addressable with "attribute".
+# Built-in computed attributes of every profile (see profiles/facts.py), addressable with "attribute"; the
+# engagement counters by channel, like "email.opened".
 ATTRIBUTES = (
-    "first_seen",
-    "last_seen",
-    "events_count",
-    "page_views",
-    "sources",
-    "channels",
-    "orders_count",
-    "total_revenue",
-    "average_order_value",
-    "first_order_at",
-    "last_order_at",
-    "favourite_category",
-    *(f"{channel}.{key}" for channel in CHANNELS for key in ("sent", "opened", "clicked", "last_engagement")),
+    *(name for name in ATTRIBUTE_FIELDS if name not in CHANNELS),
+    *(f"{channel}.{key}" for channel in CHANNELS for key in ENGAGEMENT_FIELDS),
 )
 _NAME = re.compile(r"^[^\x00-\x1f]{1,200}$")
 _DATE = re.compile(DATE_PATTERN)

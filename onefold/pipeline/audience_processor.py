@@ -30,6 +30,7 @@ class AudienceProcessor(BackgroundWorker):
         self._pending: set[str] = set()
         self._upto = 0
         self.evaluated_upto = 0
+        self._busy = False
         self.failure: BaseException | None = None
 
     def touched(self, profile_ids: Iterable[str], upto: int) -> None:
@@ -40,14 +41,16 @@ class AudienceProcessor(BackgroundWorker):
             self._cond.notify_all()
 
     def wait_evaluated(self, seq: int, timeout: float = 30.0) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self.evaluated_upto < seq and self.failure is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
+        self.wait_for(lambda: self.evaluated_upto >= seq or self.failure is not None, timeout)
         return self.evaluated_upto >= seq
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until every profile handed over so far has been evaluated (operator operations commit at the
+        position they were applied at, so a position alone cannot tell)."""
+        return self.wait_for(
+            lambda: not (self._pending or self._busy or self._upto > self.evaluated_upto) or self.failure is not None,
+            timeout,
+        )
 
     def _run(self) -> None:
         try:
@@ -72,6 +75,7 @@ class AudienceProcessor(BackgroundWorker):
                 pending, self._pending = self._pending, set()
                 upto = self._upto
                 stopping = self._stopping
+                self._busy = True
             try:
                 if pending or upto > self.evaluated_upto:
                     self.service.evaluate_profiles(pending, upto, reason=f"profiles changed (log up to seq {upto})")
@@ -86,10 +90,12 @@ class AudienceProcessor(BackgroundWorker):
                 log.exception("audience evaluation failed; it is retried")
                 with self._cond:
                     self._pending |= pending
+                    self._busy = False
                 time.sleep(1.0)
                 continue
             with self._cond:
                 self.evaluated_upto = max(self.evaluated_upto, upto)
+                self._busy = False
                 self._cond.notify_all()
             if stopping:
                 return

@@ -28,6 +28,7 @@ ATTRIBUTE_FIELDS = (
     "email",
     "sms",
 )
+ENGAGEMENT_FIELDS = ("sent", "delivered", "opened", "clicked", "last_engagement")  # of "email" and "sms"
 CONTACT_TRAITS = {"email": "email", "sms": "phone"}  # channel -> the trait that holds its address
 
 

@@ -38,7 +38,7 @@ def settle(server: RunningServer) -> None:
     """Wait until every acknowledged event is folded into profiles and their audiences evaluated."""
     with server.admin() as admin:
         assert admin.get("/api/identity/stats").status_code == 200
-    assert server.runtime.audiences.wait_evaluated(server.runtime.identity.offset)
+    assert server.runtime.audiences.wait_idle()
 
 
 def send(server: RunningServer, key: str, batch: list[dict[str, Any]]) -> None:
@@ -287,3 +287,53 @@ def test_memberships_survive_a_restart_and_catch_up(tmp_path, clock):
             assert reasons[-1] == "evaluated at startup"
     finally:
         stop_server(uv, thread, server.runtime)
+
+
+def test_a_split_moves_members_out_with_their_events(shop, clock):
+    server, key = shop
+    now = clock.now.isoformat()
+    # a stranger's phone views shoes, then someone types Ann's email on it: the phone's view joins Ann
+    send(
+        server,
+        key,
+        [
+            {
+                "type": "track",
+                "anonymousId": "phone-9",
+                "event": "Product Viewed",
+                "properties": {"category": "shoes"},
+                "timestamp": now,
+                "messageId": "s1",
+            },
+            {
+                "type": "identify",
+                "anonymousId": "phone-9",
+                "traits": {"email": "ann@example.org"},
+                "timestamp": now,
+                "messageId": "s2",
+            },
+        ],
+    )
+    settle(server)
+    with server.admin() as admin:
+        create(
+            admin,
+            "/api/audiences",
+            "shoe_fans",
+            {
+                "event": "Product Viewed",
+                "where": [{"property": "category", "op": "equals", "value": "shoes"}],
+                "count": {"op": ">=", "value": 2},
+            },
+        )
+        ann = profile_of(admin, "ann")
+        assert members(admin, "shoe_fans") == {ann}
+        split = admin.post(
+            "/api/identity/operations", json={"kind": "exclude_identifier", "identifier": "email:ann@example.org"}
+        )
+        assert split.status_code == 201, split.text
+        settle(server)
+        assert [s["profile_id"] for s in split.json()["splits"]] == [ann]
+        assert members(admin, "shoe_fans") == set()  # Ann keeps one view; the phone's left with the phone
+        exits = admin.get("/api/audiences/shoe_fans/history").json()["data"]
+        assert [(c["profile_id"], c["change"]) for c in exits] == [(ann, "entered"), (ann, "exited")]
