@@ -237,6 +237,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         PrivacyTables(runtime.store),
         settle=lambda: wait_for_log(runtime.loader),
         clock=runtime.clock,
+        derived_data_lock=runtime.audiences.service.lock,
     )
     app.include_router(privacy_router(privacy, profiles, runtime.access_tokens, runtime.admin_token))
 

@@ -52,7 +52,7 @@ class AudienceService:
         self._store = store
         self._identity_offset = identity_offset
         self._clock = clock
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()  # every evaluation, and erasures, hold it
         self._cache: dict[tuple[Any, ...], str] = {}
 
     # --- definitions --------------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ class AudienceService:
                 f"{row['name']!r} is used by {', '.join(sorted(users))}; change or delete those first",
                 used_by=sorted(users),
             )
-        with self._lock:
+        with self.lock:
             self.tables.delete(self._store.cursor(), row["id"], self._clock(), self._identity_offset())
 
     def definitions(self) -> Definitions:
@@ -128,14 +128,14 @@ class AudienceService:
 
     def evaluate(self, ids: Iterable[str] | None = None, *, reason: str) -> dict[str, Any]:
         """Evaluate audiences and computed traits over every profile (all of them when ``ids`` is None)."""
-        with self._lock:
+        with self.lock:
             cur = self._store.cursor()
             return self._evaluate(cur, self.definitions(), set(ids) if ids is not None else None, FULL, reason)
 
     def evaluate_profiles(self, profile_ids: Iterable[str], upto: int, *, reason: str) -> dict[str, Any]:
         """Evaluate everything again for ``profile_ids`` only (the profiles new events, merges or splits
         touched) and record ``upto`` as evaluated, in one transaction."""
-        with self._lock:
+        with self.lock:
             cur = self._store.cursor()
             profiles, events = self.tables.scoped_relations(cur, profile_ids)
             try:
@@ -146,7 +146,7 @@ class AudienceService:
 
     def refresh(self, *, reason: str) -> dict[str, Any]:
         """Evaluate again, over every profile, what time alone can change (windows, waits, last-N-days)."""
-        with self._lock:
+        with self.lock:
             found = self.definitions()
             changing = {i for i, row in found.rows.items() if _changes_with_time(row, found.catalog)}
             if not changing:
@@ -158,7 +158,7 @@ class AudienceService:
         the log position evaluated."""
         upto = self._identity_offset()
         if self.tables.offset() != upto:
-            with self._lock:
+            with self.lock:
                 self._evaluate(self._store.cursor(), self.definitions(), None, FULL, "evaluated at startup", upto=upto)
         return upto
 

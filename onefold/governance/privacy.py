@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -33,8 +34,12 @@ class Privacy:
         tables: PrivacyTables,
         settle: Callable[[], None],
         clock: Callable[[], datetime],
+        derived_data_lock: AbstractContextManager[Any],
     ) -> None:
         self._processor = processor
+        # held while erasing: audience evaluation writes memberships of the same person (DuckDB would refuse one
+        # of two transactions writing the same rows)
+        self._derived_data_lock = derived_data_lock
         self._suppressions = suppressions
         self.tables = tables
         self._settle = settle
@@ -67,7 +72,8 @@ class Privacy:
             self._processor.forget(profile_id)
             return receipt
 
-        return self._processor.run_exclusive(erase_now)
+        with self._derived_data_lock:
+            return self._processor.run_exclusive(erase_now)
 
     def export(self, profile_id: str, actor: str) -> dict[str, Any]:
         self._caught_up()

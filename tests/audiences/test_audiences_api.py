@@ -337,3 +337,22 @@ def test_a_split_moves_members_out_with_their_events(shop, clock):
         assert members(admin, "shoe_fans") == set()  # Ann keeps one view; the phone's left with the phone
         exits = admin.get("/api/audiences/shoe_fans/history").json()["data"]
         assert [(c["profile_id"], c["change"]) for c in exits] == [(ann, "entered"), (ann, "exited")]
+
+
+def test_erasure_removes_memberships_history_and_computed_values(shop):
+    server, _ = shop
+    with server.admin() as admin:
+        create(admin, "/api/computed-traits", "views", {"kind": "count", "event": "Product Viewed"})
+        create(admin, "/api/audiences", "pros", {"trait": "plan", "op": "equals", "value": "pro"})
+        ann = profile_of(admin, "ann")
+        assert members(admin, "pros") == {ann}
+        erased = admin.post("/api/privacy/erase", json={"identifier": "user_id:ann"})
+        assert erased.status_code == 200, erased.text
+        deleted = erased.json()["deleted"]
+        assert (deleted["audience_memberships"], deleted["audience_history"], deleted["computed_trait_values"]) == (
+            1,
+            1,
+            1,
+        )
+        assert members(admin, "pros") == set()
+        assert admin.get("/api/audiences/changes", params={"profile_id": ann}).json()["data"] == []
