@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from onefold.audiences.compiler import Relations, compile_audience, compile_traits, sql_time, to_sql
-from onefold.audiences.model import Catalog, Condition, references, time_relative
+from onefold.audiences.model import Catalog, references, time_relative
 from onefold.audiences.parse import fail, parse_computed_trait, parse_condition
 from onefold.errors import Conflict
 from onefold.ids import random_uuid
@@ -187,17 +187,10 @@ class AudienceService:
             )
             statements += self.tables.trait_statements(trait_ids, sql, scoped=scoped, now=now)
         audience_ids = [i for i in found.audience_ids() if ids is None or i in ids]
-        for audience_id in audience_ids:
-            condition: Condition = found.catalog.audiences[found.rows[audience_id]["name"]]
-            sql = self._compiled(
-                ("audience", audience_id),
-                found,
-                relations,
-                now,
-                lambda at, c=condition: compile_audience(c, at, found.catalog, relations),  # type: ignore[misc]
-            )
+        matching = {i: self._audience_sql(i, found, relations, now) for i in audience_ids}
+        if matching:
             statements += self.tables.membership_statements(
-                audience_id, sql, scoped=scoped, now=now, reason=reason, upto=position
+                matching, scoped=scoped, now=now, reason=reason, upto=position
             )
         if upto is not None:
             statements.append(self.tables.offset_statement(upto))
@@ -208,6 +201,16 @@ class AudienceService:
             if i in counts
         }
         return {"audiences": changed, "traits": len(trait_ids)}
+
+    def _audience_sql(self, audience_id: str, found: Definitions, relations: Relations, now: datetime) -> str:
+        condition = found.catalog.audiences[found.rows[audience_id]["name"]]
+        return self._compiled(
+            ("audience", audience_id),
+            found,
+            relations,
+            now,
+            lambda at: compile_audience(condition, at, found.catalog, relations),
+        )
 
     def _compiled(
         self,

@@ -70,8 +70,7 @@ class AudienceTables:
             cur,
             [
                 _changes_from(
-                    f"SELECT profile_id FROM audience_members WHERE audience_id = {_quote(item_id)}",
-                    item_id,
+                    f"(SELECT audience_id, profile_id FROM audience_members WHERE audience_id = {_quote(item_id)})",
                     "exited",
                     now,
                     "the audience was deleted",
@@ -85,44 +84,53 @@ class AudienceTables:
 
     # --- evaluation ---------------------------------------------------------------------------------------
     def membership_statements(
-        self, audience_id: str, matching_sql: str, *, scoped: bool, now: datetime, reason: str, upto: int
+        self, matching: dict[str, str], *, scoped: bool, now: datetime, reason: str, upto: int
     ) -> list[str]:
-        """Statements that make the audience's members (within the scope, when scoped) exactly the profiles
-        ``matching_sql`` selects, record each entry and exit, and count them in ``_audience_counts``."""
-        aid, at = _quote(audience_id), _time(now)
-        current = f"SELECT profile_id FROM audience_members WHERE audience_id = {aid}"
+        """Statements that make each audience's members (within the scope, when scoped) exactly the profiles its
+        query in ``matching`` (audience id -> SQL of profile ids) selects, and record each entry and exit. A
+        handful of statements for any number of audiences: each statement costs a round trip into DuckDB."""
+        at = _time(now)
+        ids = ", ".join(_quote(i) for i in matching)
+        selected = " UNION ALL ".join(
+            f"SELECT {_quote(audience_id)} AS audience_id, profile_id FROM ({sql})"
+            for audience_id, sql in matching.items()
+        )
+        current = f"SELECT audience_id, profile_id FROM audience_members WHERE audience_id IN ({ids})"
         if scoped:
             current += f" AND profile_id IN (SELECT profile_id FROM {SCOPE})"
         return [
-            f"CREATE OR REPLACE TEMP TABLE {MATCHING} AS {matching_sql}",
-            f"CREATE OR REPLACE TEMP TABLE _entered AS SELECT profile_id FROM {MATCHING} EXCEPT {current}",
-            f"CREATE OR REPLACE TEMP TABLE _exited AS {current} EXCEPT SELECT profile_id FROM {MATCHING}",
-            _changes_from("SELECT profile_id FROM _entered", audience_id, "entered", now, reason, upto),
-            _changes_from("SELECT profile_id FROM _exited", audience_id, "exited", now, reason, upto),
-            f"DELETE FROM audience_members WHERE audience_id = {aid}"
-            " AND profile_id IN (SELECT profile_id FROM _exited)",
-            f"INSERT INTO audience_members SELECT {aid}, profile_id, {at} FROM _entered",
-            f"UPDATE audiences SET evaluated_at = {at},"
-            f" size = (SELECT count(*) FROM audience_members WHERE audience_id = {aid}) WHERE id = {aid}",
-            f"INSERT INTO _audience_counts SELECT {aid}, (SELECT count(*) FROM _entered),"
-            " (SELECT count(*) FROM _exited)",
+            f"CREATE OR REPLACE TEMP TABLE {MATCHING} AS {selected}",
+            f"CREATE OR REPLACE TEMP TABLE _current AS {current}",
+            f"CREATE OR REPLACE TEMP TABLE _entered AS SELECT * FROM {MATCHING} EXCEPT SELECT * FROM _current",
+            f"CREATE OR REPLACE TEMP TABLE _exited AS SELECT * FROM _current EXCEPT SELECT * FROM {MATCHING}",
+            _changes_from("_entered", "entered", now, reason, upto),
+            _changes_from("_exited", "exited", now, reason, upto),
+            "DELETE FROM audience_members USING _exited e"
+            " WHERE audience_members.audience_id = e.audience_id AND audience_members.profile_id = e.profile_id",
+            f"INSERT INTO audience_members SELECT audience_id, profile_id, {at} FROM _entered",
+            f"UPDATE audiences SET evaluated_at = {at}, size = (SELECT count(*) FROM audience_members m"
+            f" WHERE m.audience_id = audiences.id) WHERE id IN ({ids})",
+            "INSERT INTO _audience_counts SELECT audience_id, count(*) FILTER (WHERE change = 'entered'),"
+            " count(*) FILTER (WHERE change = 'exited') FROM (SELECT audience_id, 'entered' AS change FROM _entered"
+            " UNION ALL SELECT audience_id, 'exited' FROM _exited) GROUP BY audience_id",
         ]
 
     def trait_statements(self, trait_ids: list[str], values_sql: str, *, scoped: bool, now: datetime) -> list[str]:
         """Statements that replace the traits' values (within the scope, when scoped) with what ``values_sql``
-        computes."""
-        at = _time(now)
-        statements = [f"CREATE OR REPLACE TEMP TABLE _trait_values AS {values_sql}"]
-        for i, trait_id in enumerate(trait_ids):
-            tid = _quote(trait_id)
-            limit = f" AND profile_id IN (SELECT profile_id FROM {SCOPE})" if scoped else ""
-            statements.append(f"DELETE FROM trait_values WHERE trait_id = {tid}{limit}")
-            statements.append(
-                f"INSERT INTO trait_values SELECT {tid}, profile_id, t{i}, {at}"
-                f" FROM _trait_values WHERE t{i} IS NOT NULL"
-            )
-            statements.append(f"UPDATE audiences SET evaluated_at = {at} WHERE id = {tid}")
-        return statements
+        computes (one column ``t<i>`` per trait, in the order of ``trait_ids``)."""
+        at, ids = _time(now), ", ".join(_quote(t) for t in trait_ids)
+        limit = f" AND profile_id IN (SELECT profile_id FROM {SCOPE})" if scoped else ""
+        values = " UNION ALL ".join(
+            f"SELECT {_quote(trait_id)} AS trait_id, profile_id, t{i} AS value FROM _trait_values"
+            for i, trait_id in enumerate(trait_ids)
+        )
+        return [
+            f"CREATE OR REPLACE TEMP TABLE _trait_values AS {values_sql}",
+            f"DELETE FROM trait_values WHERE trait_id IN ({ids}){limit}",
+            f"INSERT INTO trait_values SELECT trait_id, profile_id, value, {at} FROM ({values})"
+            " WHERE value IS NOT NULL",
+            f"UPDATE audiences SET evaluated_at = {at} WHERE id IN ({ids})",
+        ]
 
     def run_round(self, cur: duckdb.DuckDBPyConnection, statements: list[str]) -> dict[str, tuple[int, int]]:
         """Run one evaluation round's statements in one transaction; entered and exited per audience id."""
@@ -235,13 +243,13 @@ def _time(moment: datetime) -> str:
     return f"{_quote(moment.isoformat())}::TIMESTAMPTZ"
 
 
-def _changes_from(select: str, audience_id: str, change: str, now: datetime, reason: str, upto: int) -> str:
-    """INSERT the profiles ``select`` names as ``change`` records, numbered after the last one."""
+def _changes_from(rows: str, change: str, now: datetime, reason: str, upto: int) -> str:
+    """INSERT the (audience_id, profile_id) ``rows`` (a table or a parenthesized query) as ``change`` records,
+    numbered after the last one."""
     return (
-        "INSERT INTO audience_changes SELECT"
-        " (SELECT coalesce(max(id), 0) FROM audience_changes) + row_number() OVER (ORDER BY profile_id),"
-        f" {_quote(audience_id)}, profile_id, {_quote(change)}, {_time(now)},"
-        f" {_quote(reason)}, {int(upto)} FROM ({select})"
+        "INSERT INTO audience_changes SELECT (SELECT coalesce(max(id), 0) FROM audience_changes)"
+        " + row_number() OVER (ORDER BY audience_id, profile_id),"
+        f" audience_id, profile_id, {_quote(change)}, {_time(now)}, {_quote(reason)}, {int(upto)} FROM {rows}"
     )
 
 
