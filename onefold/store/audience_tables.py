@@ -187,13 +187,11 @@ class AudienceTables:
     def changes(
         self, *, audience_id: str | None, profile_id: str | None, after: int, limit: int
     ) -> list[dict[str, Any]]:
-        where, params = ["c.id > ?"], [after]
-        if audience_id is not None:
-            where.append("c.audience_id = ?")
-            params.append(audience_id)  # type: ignore[arg-type]
-        if profile_id is not None:
-            where.append("c.profile_id = ?")
-            params.append(profile_id)  # type: ignore[arg-type]
+        where, params = ["c.id > ?"], list[Any]([after])
+        for column, value in (("audience_id", audience_id), ("profile_id", profile_id)):
+            if value is not None:
+                where.append(f"c.{column} = ?")
+                params.append(value)
         return self._store.dicts(
             "SELECT c.id, c.audience_id, a.name AS audience, c.profile_id, c.change, c.at_time AS at, c.reason,"
             " c.upto_seq FROM audience_changes c LEFT JOIN audiences a ON a.id = c.audience_id"
