@@ -48,7 +48,6 @@ NUMERIC_JSON = ("BIGINT", "UBIGINT", "DOUBLE")
 class Relations:
     profiles: str = "profiles"
     events: str = "event_profiles"
-    scope: str | None = None  # a relation of profile_id: evaluate only those profiles (incremental evaluation)
 
 
 def compile_audience(condition: Condition, now: datetime, catalog: Catalog, relations: Relations) -> exp.Select:
@@ -110,8 +109,6 @@ class _Builder:
             query = query.with_("ev", grouped).join("ev", using=["profile_id"], join_type="left")
         for name, cte in self.ctes:
             query = query.with_(name, cte).join(name, using=["profile_id"], join_type="left")
-        if self.relations.scope:
-            query = query.where(_in_scope(exp.column("profile_id", table="p"), self.relations.scope))
         return query.where(where) if where is not None else query
 
     def _fact(self, path: Path) -> exp.Expr:
@@ -137,8 +134,6 @@ class _Builder:
             .from_(exp.to_table(self.relations.events))
             .where(exp.column("event").isin(*sorted(self.read_events)))
         )
-        if self.relations.scope:
-            rows = rows.where(_in_scope(exp.column("profile_id"), self.relations.scope))
         return rows
 
     def _property(self, events: EventFilter, path: Path) -> exp.Expr:
@@ -417,10 +412,6 @@ def _try_cast(value: exp.Expr, to: str) -> exp.Expr:
 
 def _two_valued(expression: exp.Expr) -> exp.Expr:
     return exp.func("coalesce", exp.paren(expression), exp.false())
-
-
-def _in_scope(column: exp.Expr, scope: str) -> exp.Expr:
-    return column.isin(query=exp.select("profile_id").from_(scope))
 
 
 def sql_time(moment: datetime) -> str:

@@ -42,7 +42,7 @@ def test_audience_sql(name: str, dialect: str) -> None:
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_computed_traits_sql(dialect: str) -> None:
-    query = compile_traits(CATALOG.traits, NOW, Relations(scope="touched"))
+    query = compile_traits(CATALOG.traits, NOW, Relations(profiles="_scoped_profiles", events="_scoped_events"))
     check(f"computed_traits.{dialect}.sql", to_sql(query, dialect, pretty=True))
 
 

@@ -7,14 +7,9 @@ WITH evx AS NOT MATERIALIZED (
     CASE WHEN event IN ('Product Viewed') THEN properties -> '$.category' END AS x0,
     CASE WHEN event IN ('Order Completed') THEN properties -> '$.revenue' END AS x1,
     CASE WHEN event IN ('Order Completed') THEN properties -> '$.shipping.city' END AS x2
-  FROM event_profiles
+  FROM _scoped_events
   WHERE
     event IN ('Order Completed', 'Product Viewed')
-    AND profile_id IN (
-      SELECT
-        profile_id
-      FROM touched
-    )
 ), ev AS (
   SELECT
     profile_id,
@@ -139,7 +134,7 @@ SELECT
   TO_JSON(COALESCE(ev.c1, 0)) AS t2,
   v1.value AS t3,
   v2.value AS t4
-FROM profiles AS p
+FROM _scoped_profiles AS p
 LEFT JOIN ev
   USING (profile_id)
 LEFT JOIN v0
@@ -148,9 +143,3 @@ LEFT JOIN v1
   USING (profile_id)
 LEFT JOIN v2
   USING (profile_id)
-WHERE
-  p.profile_id IN (
-    SELECT
-      profile_id
-    FROM touched
-  )

@@ -16,14 +16,9 @@ WITH evx AS NOT MATERIALIZED (
       WHEN event IN ('Order Completed')
       THEN JSON_EXTRACT_PATH(properties, 'shipping', 'city')
     END AS x2
-  FROM event_profiles
+  FROM _scoped_events
   WHERE
     event IN ('Order Completed', 'Product Viewed')
-    AND profile_id IN (
-      SELECT
-        profile_id
-      FROM touched
-    )
 ), ev AS (
   SELECT
     profile_id,
@@ -148,7 +143,7 @@ SELECT
   TO_JSON(COALESCE(ev.c1, 0)) AS t2,
   v1.value AS t3,
   v2.value AS t4
-FROM profiles AS p
+FROM _scoped_profiles AS p
 LEFT JOIN ev
   USING (profile_id)
 LEFT JOIN v0
@@ -157,9 +152,3 @@ LEFT JOIN v1
   USING (profile_id)
 LEFT JOIN v2
   USING (profile_id)
-WHERE
-  p.profile_id IN (
-    SELECT
-      profile_id
-    FROM touched
-  )
