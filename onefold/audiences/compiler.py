@@ -1,11 +1,12 @@
 """Compile audience conditions and computed traits to SQL through sqlglot. Pure: (definition, now) -> query.
 
 The query reads two relations (``Relations``): profiles ``(profile_id, facts JSON)`` and their events
-``(profile_id, seq, event, ts, properties JSON)``. Every count and aggregate over events becomes one column of
-a single grouped scan (``ev``), guarded by ``CASE`` so JSON is only parsed for the events a condition names;
-sequences and value-ordered traits (first, last, most frequent, unique) get a grouped CTE each. The profile
-filter is then a boolean expression over those columns in which every leaf is made two-valued
-(``coalesce(..., FALSE)``), so ``NOT`` means what it means in ``reference.py``.
+``(profile_id, seq, event, ts, properties JSON)``. The events any part reads (``evx``) carry each property path
+extracted once, only for the events that read it; every count and aggregate becomes one column of a single
+grouped scan of them (``ev``); sequences and value-ordered traits (first, last, most frequent, unique) get a
+grouped CTE each. Each path into a profile's facts is extracted once too. The profile filter is then a boolean
+expression over those columns in which every leaf is made two-valued (``coalesce(..., FALSE)``), so ``NOT``
+means what it means in ``reference.py``.
 
 DuckDB is the reference dialect; ``to_sql(query, "postgres" | "spark")`` transpiles.
 """
@@ -129,12 +130,11 @@ class _Builder:
             )
             for path, (alias, names) in self.properties.items()
         ]
-        rows = (
+        return (
             exp.select("profile_id", "seq", "event", "ts", *extracted)
             .from_(exp.to_table(self.relations.events))
             .where(exp.column("event").isin(*sorted(self.read_events)))
         )
-        return rows
 
     def _property(self, events: EventFilter, path: Path) -> exp.Expr:
         alias, names = self.properties.setdefault(path, (f"x{len(self.properties)}", set()))
