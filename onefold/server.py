@@ -102,6 +102,7 @@ class Runtime:
             card_bytes=settings.profile_cards_mb * 1024 * 1024,
         )
         identity.recover()  # the graph is in memory: rebuild it from the log up to the processor's offset
+        identity.backfill_facts()  # profiles stored before they carried what audiences read
         loader.on_loaded = identity.notify
         audiences = AudienceProcessor(
             AudienceService(store, lambda: identity.offset, clock),

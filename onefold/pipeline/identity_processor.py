@@ -101,6 +101,15 @@ class IdentityProcessor(BackgroundWorker):
             apply_operation(self.graph, op["kind"], op["args"], op["after_seq"])
         return replayed
 
+    def backfill_facts(self, chunk: int = 10_000) -> int:
+        """Give every profile stored before profiles carried facts (migration 10) its facts; run before the
+        processor starts. Returns the profiles filled."""
+        filled = 0
+        while rows := self.profiles.without_facts(chunk):
+            self.profiles.set_facts([(pid, orjson.dumps(facts(orjson.loads(state))).decode()) for pid, state in rows])
+            filled += len(rows)
+        return filled
+
     def lag(self) -> int:
         return max(0, self.tables.last_seq() - self.offset)
 

@@ -150,6 +150,29 @@ class ProfileTables:
         )
         return [str(r[0]) for r in rows]
 
+    def without_facts(self, limit: int) -> list[tuple[str, str]]:
+        """(profile id, state JSON) of profiles stored before profiles carried facts."""
+        rows = (
+            self._store.cursor()
+            .execute("SELECT profile_id, state FROM profiles WHERE facts IS NULL LIMIT ?", [limit])
+            .fetchall()
+        )
+        return [(str(pid), str(state)) for pid, state in rows]
+
+    def set_facts(self, rows: list[tuple[str, str]]) -> None:
+        cur = self._store.cursor()
+        table = pa.Table.from_arrays(
+            [pa.array([r[0] for r in rows], pa.string()), pa.array([r[1] for r in rows], pa.string())],
+            names=["profile_id", "facts"],
+        )
+        cur.register("_profile_facts", table)
+        try:
+            cur.execute(
+                "UPDATE profiles SET facts = f.facts FROM _profile_facts f WHERE profiles.profile_id = f.profile_id"
+            )
+        finally:
+            cur.unregister("_profile_facts")
+
     def count(self) -> int:
         row = self._store.cursor().execute("SELECT count(*) FROM profiles").fetchone()
         return int(row[0]) if row else 0

@@ -148,7 +148,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 10: audiences. Each timeline row carries its event's name, time and properties, so an audience over every
     # profile is one scan instead of a join with the log; each profile carries the facts audiences read. Existing
-    # rows are filled from the log (facts fill in as the processor next writes each profile, or by backfill).
+    # timeline rows are filled from the log; facts are computed at the next start (IdentityProcessor.backfill_facts).
     (
         "DROP INDEX event_profiles_profile",
         "ALTER TABLE event_profiles ADD COLUMN event VARCHAR",

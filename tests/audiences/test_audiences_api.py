@@ -356,3 +356,26 @@ def test_erasure_removes_memberships_history_and_computed_values(shop):
         )
         assert members(admin, "pros") == set()
         assert admin.get("/api/audiences/changes", params={"profile_id": ann}).json()["data"] == []
+
+
+def test_profiles_stored_without_facts_get_them_at_the_next_start(tmp_path, clock):
+    from tests.conftest import start_server, stop_server
+
+    server, uv, thread = start_server(tmp_path, clock)
+    key = server.create_source("shop", "web", "US")["write_key"]
+    send(server, key, [{"type": "identify", "userId": "u1", "traits": {"plan": "pro"}, "messageId": "i1"}])
+    settle(server)
+    stop_server(uv, thread, server.runtime)
+    # a data directory from before profiles carried facts (migration 10 leaves them empty)
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "onefold.duckdb")) as con:
+        con.execute("UPDATE profiles SET facts = NULL")
+    server, uv, thread = start_server(tmp_path, clock)
+    try:
+        with server.admin() as admin:
+            assert (
+                create(admin, "/api/audiences", "pros", {"trait": "plan", "op": "equals", "value": "pro"})["size"] == 1
+            )
+    finally:
+        stop_server(uv, thread, server.runtime)
