@@ -113,6 +113,12 @@ def audiences_router(service: AudienceService) -> APIRouter:
         headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
         return StreamingResponse(lines(), media_type="text/csv", headers=headers)
 
+    @router.get("/audiences/{name}/explain")
+    def explain(name: str, profile_id: str = Query(..., description="the profile to explain")) -> dict[str, Any]:
+        """Whether the profile is a member and, for every condition of the definition, whether it holds now and
+        the value it compared (a trait, an event count, an aggregate, a computed trait)."""
+        return service.explain(name, profile_id)
+
     @router.get("/audiences/{name}/history")
     def history(
         name: str, after: int = Query(0, ge=0), limit: Limit = 100, profile_id: str | None = None

@@ -80,7 +80,7 @@ def holds(condition: Condition, profile: Profile, now: datetime, catalog: Catalo
             n = sum(1 for e in profile.events if matches(e, events, now))
             return n >= count if op == ">=" else n <= count if op == "<=" else n == count
         case AggregateCondition(function, prop, events, predicate):
-            return test_value(_aggregate(function, prop, events, profile, now), predicate, now)
+            return test_value(aggregate(function, prop, events, profile, now), predicate, now)
         case SequenceCondition():
             return _sequence(condition, profile, now)
         case ComputedTraitCondition(name, predicate):
@@ -101,7 +101,7 @@ def trait_value(trait: ComputedTrait, profile: Profile, now: datetime) -> Any:
         return len(chosen)
     assert trait.property is not None
     if trait.kind in ("sum", "avg", "min", "max"):
-        return _aggregate(trait.kind, trait.property, trait.events, profile, now)
+        return aggregate(trait.kind, trait.property, trait.events, profile, now)
     values = [v for e in chosen if (v := lookup(e.properties or {}, trait.property)) is not MISSING and v is not None]
     if not values:
         return 0 if trait.kind == "unique_count" else None
@@ -210,7 +210,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _aggregate(function: str, prop: Path, events: EventFilter, profile: Profile, now: datetime) -> float | None:
+def aggregate(function: str, prop: Path, events: EventFilter, profile: Profile, now: datetime) -> float | None:
     values = [
         float(v)
         for e in profile.events

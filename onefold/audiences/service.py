@@ -15,9 +15,11 @@ from typing import Any
 import orjson
 
 from onefold.audiences.compiler import Relations, compile_audience, compile_traits, sql_time, to_sql
+from onefold.audiences.explain import explain
 from onefold.audiences.model import Catalog, references, time_relative
 from onefold.audiences.parse import fail, parse_computed_trait, parse_condition
-from onefold.errors import Conflict
+from onefold.audiences.reference import Event, Profile
+from onefold.errors import Conflict, NotFound
 from onefold.ids import random_uuid
 from onefold.store import DuckDBStore
 from onefold.store.audience_tables import SCOPE, AudienceTables
@@ -116,6 +118,25 @@ class AudienceService:
             name
             for name, condition in self.definitions().catalog.audiences.items()
             if row["name"] in references(condition)[position]
+        }
+
+    def explain(self, name: str, profile_id: str) -> dict[str, Any]:
+        """Whether ``profile_id`` is a member, and every condition of the audience with whether it holds now."""
+        row = self.tables.get("audience", name)
+        data = self.tables.profile_data(profile_id)
+        if data is None:
+            raise NotFound(f"no profile {profile_id!r}; find one with GET /api/profiles?q=...", profile_id=profile_id)
+        facts, rows = data
+        profile = Profile(profile_id, facts, tuple(Event(seq, event, ts, props) for seq, event, ts, props in rows))
+        found = self.definitions()
+        condition = found.catalog.audiences[row["name"]]
+        entered_at = self.tables.membership(row["id"], profile_id)
+        return {
+            "audience": row["name"],
+            "profile_id": profile_id,
+            "member": entered_at is not None,
+            "entered_at": entered_at,
+            "explanation": explain(row["definition"], condition, profile, self._clock(), found.catalog),
         }
 
     # --- evaluation ---------------------------------------------------------------------------------------

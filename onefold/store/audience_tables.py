@@ -222,6 +222,30 @@ class AudienceTables:
         )
         return audiences, {row["name"]: orjson.loads(row["value"]) for row in values}
 
+    def profile_data(self, profile_id: str) -> tuple[dict[str, Any], list[tuple[int, str | None, Any, Any]]] | None:
+        """A profile's facts and its timeline (seq, event, ts, properties), or None if there is no such profile."""
+        cur = self._store.cursor()
+        row = cur.execute("SELECT facts FROM profiles WHERE profile_id = ?", [profile_id]).fetchone()
+        if row is None:
+            return None
+        events = cur.execute(
+            "SELECT seq, event, ts, properties FROM event_profiles WHERE profile_id = ? ORDER BY seq", [profile_id]
+        ).fetchall()
+        facts = orjson.loads(row[0]) if row[0] else {}
+        return facts, [(seq, event, ts, orjson.loads(props) if props else None) for seq, event, ts, props in events]
+
+    def membership(self, audience_id: str, profile_id: str) -> Any:
+        """When ``profile_id`` entered the audience, or None if it is not a member."""
+        row = (
+            self._store.cursor()
+            .execute(
+                "SELECT entered_at FROM audience_members WHERE audience_id = ? AND profile_id = ?",
+                [audience_id, profile_id],
+            )
+            .fetchone()
+        )
+        return None if row is None else row[0]
+
     def sample(self, cur: duckdb.DuckDBPyConnection, matching_sql: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
         """How many profiles ``matching_sql`` selects, and a few of them with their traits."""
         cur.execute(f"CREATE OR REPLACE TEMP TABLE _preview AS {matching_sql}")

@@ -379,3 +379,36 @@ def test_profiles_stored_without_facts_get_them_at_the_next_start(tmp_path, cloc
             )
     finally:
         stop_server(uv, thread, server.runtime)
+
+
+def test_explain_shows_which_condition_holds_for_a_profile(shop):
+    server, _ = shop
+    with server.admin() as admin:
+        create(
+            admin,
+            "/api/computed-traits",
+            "lifetime_value",
+            {"kind": "sum", "event": "Order Completed", "property": "revenue"},
+        )
+        definition = {
+            "and": [
+                {"trait": "plan", "op": "equals", "value": "pro"},
+                {"event": "Order Completed", "count": {"op": ">=", "value": 2}},
+                {"not": {"computed_trait": "lifetime_value", "op": "<", "value": 100}},
+            ]
+        }
+        create(admin, "/api/audiences", "pro_repeaters", definition)
+        ann, bob = profile_of(admin, "ann"), profile_of(admin, "bob")
+        yes = admin.get("/api/audiences/pro_repeaters/explain", params={"profile_id": ann}).json()
+        assert (yes["member"], yes["explanation"]["holds"]) == (True, True)
+        assert yes["entered_at"] is not None
+        no = admin.get("/api/audiences/pro_repeaters/explain", params={"profile_id": bob}).json()
+        assert (no["member"], no["explanation"]["holds"]) == (False, False)
+        plan, orders, not_cheap = no["explanation"]["children"]
+        assert (plan["path"], plan["holds"], plan["value"]) == ("$.and[0]", False, "free")
+        assert (orders["holds"], orders["value"]) == (False, 1)
+        assert not_cheap["condition"] == "not"
+        assert (not_cheap["holds"], not_cheap["children"][0]["value"]) == (False, 40)
+        assert not_cheap["children"][0]["condition"] == definition["and"][2]["not"]
+        missing = admin.get("/api/audiences/pro_repeaters/explain", params={"profile_id": "nobody"})
+        assert missing.status_code == 404
