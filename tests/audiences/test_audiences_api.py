@@ -390,7 +390,7 @@ def test_explain_shows_which_condition_holds_for_a_profile(shop):
             "lifetime_value",
             {"kind": "sum", "event": "Order Completed", "property": "revenue"},
         )
-        definition = {
+        definition: dict[str, Any] = {
             "and": [
                 {"trait": "plan", "op": "equals", "value": "pro"},
                 {"event": "Order Completed", "count": {"op": ">=", "value": 2}},
