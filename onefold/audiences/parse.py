@@ -99,6 +99,22 @@ def parse_computed_trait(raw: Any) -> ComputedTrait:
     return ComputedTrait(kind, _event_filter(node, path), _path(prop, f"{path}.property"))
 
 
+def reference_path(raw: Any, key: str, name: str, path: str = "$") -> str | None:
+    """Where in the definition ``raw`` the first ``{key: name}`` reference is (``key`` is "audience" or
+    "computed_trait"), to point an error at it."""
+    if isinstance(raw, dict):
+        if raw.get(key) == name:
+            return path
+        for child in ("and", "or"):
+            items = raw.get(child)
+            for i, item in enumerate(items if isinstance(items, list) else ()):
+                if found := reference_path(item, key, name, f"{path}.{child}[{i}]"):
+                    return found
+        if "not" in raw:
+            return reference_path(raw["not"], key, name, f"{path}.not")
+    return None
+
+
 def _condition(raw: Any, path: str, depth: int, counter: list[int]) -> Condition:
     counter[0] += 1
     if counter[0] > MAX_NODES:

@@ -17,7 +17,7 @@ import orjson
 from onefold.audiences.compiler import Relations, compile_audience, compile_traits, sql_time, to_sql
 from onefold.audiences.explain import explain
 from onefold.audiences.model import Catalog, references, time_relative
-from onefold.audiences.parse import fail, parse_computed_trait, parse_condition
+from onefold.audiences.parse import fail, parse_computed_trait, parse_condition, reference_path
 from onefold.audiences.reference import Event, Profile
 from onefold.errors import Conflict, NotFound
 from onefold.ids import random_uuid
@@ -105,9 +105,11 @@ class AudienceService:
         catalog = self.definitions().catalog
         traits, audiences = references(condition)
         for trait in sorted(traits - set(catalog.traits)):
-            raise fail("$", f"no computed trait is named {trait!r}", allowed=sorted(catalog.traits))
+            where = reference_path(definition, "computed_trait", trait) or "$"
+            raise fail(where, f"no computed trait is named {trait!r}", allowed=sorted(catalog.traits))
         for audience in sorted(audiences - set(catalog.audiences)):
-            raise fail("$", f"no audience is named {audience!r}", allowed=sorted(catalog.audiences))
+            where = reference_path(definition, "audience", audience) or "$"
+            raise fail(where, f"no audience is named {audience!r}", allowed=sorted(catalog.audiences))
         with_this = Catalog(traits=catalog.traits, audiences={**catalog.audiences, name: condition})
         for other in [name, *(n for n, c in catalog.audiences.items() if name in references(c)[1])]:
             compile_audience(with_this.audiences[other], self._clock(), with_this, FULL)  # raises on a cycle

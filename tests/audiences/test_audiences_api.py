@@ -214,8 +214,12 @@ def test_bad_definitions_are_refused_with_the_failing_node(shop):
         assert error["code"] == "invalid_definition"
         assert error["details"]["path"] == "$.and[0].op"
         assert "equals" in error["details"]["allowed"]
-        unknown = admin.post("/api/audiences", json={"name": "x", "definition": {"audience": "nope"}})
+        unknown = admin.post(
+            "/api/audiences",
+            json={"name": "x", "definition": {"and": [{"event": "X"}, {"not": {"audience": "nope"}}]}},
+        )
         assert unknown.status_code == 400
+        assert unknown.json()["error"]["details"]["path"] == "$.and[1].not"
         assert "no audience is named 'nope'" in unknown.json()["error"]["message"]
         create(admin, "/api/audiences", "pros", {"trait": "plan", "op": "equals", "value": "pro"})
         create(admin, "/api/audiences", "pro_buyers", {"and": [{"audience": "pros"}, {"event": "Order Completed"}]})
