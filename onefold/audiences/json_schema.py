@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from onefold.audiences.model import AGGREGATES, CHANNELS, COUNT_OPS, OPERATORS, TRAIT_KINDS
-from onefold.audiences.parse import ATTRIBUTES, MAX_DAYS, MAX_MINUTES
+from onefold.audiences.parse import ATTRIBUTES, CONDITION_KEYS, MAX_DAYS, MAX_MINUTES
 
 _NAME = {"type": "string", "minLength": 1, "maxLength": 200}
 _SCALAR = {"type": ["string", "number", "boolean"]}
@@ -50,23 +50,7 @@ _STEP = _object({"event": _NAME, "where": _EVENT_FILTER["where"]}, ["event"], "A
 
 
 def audience_schema() -> dict[str, Any]:
-    condition_refs = [
-        {"$ref": f"#/$defs/{name}"}
-        for name in (
-            "and",
-            "or",
-            "not",
-            "trait",
-            "attribute",
-            "event",
-            "aggregate",
-            "sequence",
-            "computed_trait",
-            "audience",
-            "consent",
-            "reachable",
-        )
-    ]
+    condition_refs = [{"$ref": f"#/$defs/{name}"} for name in CONDITION_KEYS]
     children = {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/condition"}}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

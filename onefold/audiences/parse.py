@@ -56,7 +56,7 @@ ATTRIBUTES = (
 )
 _NAME = re.compile(r"^[^\x00-\x1f]{1,200}$")
 _DATE = re.compile(DATE_PATTERN)
-_CONDITION_KEYS = (
+CONDITION_KEYS = (
     "and",
     "or",
     "not",
@@ -122,13 +122,13 @@ def _condition(raw: Any, path: str, depth: int, counter: list[int]) -> Condition
     if depth > MAX_DEPTH:
         raise fail(path, f"conditions nest at most {MAX_DEPTH} deep", allowed="reference another audience")
     if not isinstance(raw, dict):
-        raise fail(path, f"a condition is a JSON object, not {_kind(raw)}", allowed=list(_CONDITION_KEYS))
-    present = [key for key in _CONDITION_KEYS if key in raw]
+        raise fail(path, f"a condition is a JSON object, not {_kind(raw)}", allowed=list(CONDITION_KEYS))
+    present = [key for key in CONDITION_KEYS if key in raw]
     if "aggregate" in present:
         present = ["aggregate"]  # an aggregate names its event too
     if len(present) != 1:
         found = "none of" if not present else "more than one of"
-        raise fail(path, f"a condition has exactly one kind; found {found} them", allowed=list(_CONDITION_KEYS))
+        raise fail(path, f"a condition has exactly one kind; found {found} them", allowed=list(CONDITION_KEYS))
     kind = present[0]
     if kind in ("and", "or"):
         _object(raw, path, (kind,))
