@@ -16,6 +16,7 @@ from onefold.store.duckdb_store import DuckDBStore, run_transaction
 SCOPE = "_audience_scope"  # the relation of profile ids an incremental evaluation is limited to
 MATCHING = "_audience_matching"
 KINDS = {"audience": "audience", "computed_trait": "computed trait"}
+_ARTICLE = {"audience": "an", "computed_trait": "a"}
 _COLUMNS = "id, kind, name, description, definition, created_at, updated_at, evaluated_at, size"
 
 
@@ -42,7 +43,8 @@ class AudienceTables:
             )
         except duckdb.ConstraintException:
             raise Conflict(
-                f"a {KINDS[kind]} named {name!r} exists already; choose another name or update it", name=name
+                f"{_ARTICLE[kind]} {KINDS[kind]} named {name!r} exists already; choose another name or update it",
+                name=name,
             ) from None
 
     def update(self, item_id: str, description: str, definition: Any, now: datetime) -> None:
