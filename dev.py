@@ -2,7 +2,7 @@
 """Set up a virtual environment and run Onefold's two everyday commands. Needs only Python 3.11+.
 
     python3 dev.py demo    # install, start Onefold with demo data, print URL, admin token and a write key
-    python3 dev.py test    # install with dev tools, then ruff, mypy and the whole pytest suite
+    python3 dev.py test    # install with dev tools (and Debian's chromium), then ruff, mypy and every test
 
 Extra arguments after the command go to `onefold demo` or to pytest.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -39,6 +40,25 @@ def ensure_env(extras: str) -> None:
     stamp.write_text(digest)
 
 
+def ensure_chromium() -> None:
+    """The console's browser tests drive Debian's Chromium; install the package when it is missing."""
+    if shutil.which("chromium"):
+        return
+    apt = shutil.which("apt-get")
+    if apt is None:
+        sys.exit("the console's browser tests need Chromium at /usr/bin/chromium; install it with your package manager")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+
+    def apt_get(*args: str) -> int:
+        return subprocess.run([*sudo, apt, *args], stdout=subprocess.DEVNULL).returncode
+
+    print("installing Debian's chromium for the console's browser tests ...", flush=True)
+    if apt_get("install", "-y", "-q", "chromium") != 0 and (
+        apt_get("update", "-q") != 0 or apt_get("install", "-y", "-q", "chromium") != 0
+    ):
+        sys.exit("could not install chromium with apt-get; install it by hand and run the tests again")
+
+
 def run(*command: str) -> int:
     print("$", " ".join(command), flush=True)
     return subprocess.run(command, cwd=ROOT).returncode
@@ -53,6 +73,7 @@ def main(argv: list[str]) -> int:
         ensure_env("")
         os.execv(str(BIN / "onefold"), [str(BIN / "onefold"), "demo", *rest])
     ensure_env("dev")
+    ensure_chromium()
     for check in (
         [str(BIN / "ruff"), "check", "."],
         [str(BIN / "ruff"), "format", "--check", "."],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,11 @@ from rich.table import Table
 from onefold import __version__
 from onefold.config import Settings, load_settings
 from onefold.errors import OnefoldError
+from onefold.governance.roles import ROLES
+from onefold.governance.users import Users
 from onefold.identity.dry_run import ProfilesDiff
 from onefold.server import Runtime, create_app
+from onefold.store import DuckDBStore
 
 console = Console()
 err_console = Console(stderr=True)
@@ -53,6 +57,13 @@ def _banner(runtime: Runtime, extra: list[tuple[str, str]] | None = None) -> Non
     table.add_column()
     table.add_row("Onefold", f"{__version__} listening on [link={url}]{url}[/link]")
     table.add_row("Data", str(Path(s.data_dir).resolve()))
+    table.add_row("Console", f"[link={url}/console]{url}/console[/link]")
+    if runtime.users.count() == 0:
+        table.add_row(
+            "First admin",
+            "no console user yet: stop the server and run `onefold users create --role admin --email you@example.com`, "
+            "or start it with ONEFOLD_ADMIN_EMAIL and ONEFOLD_ADMIN_PASSWORD",
+        )
     table.add_row("API docs", f"{url}/docs")
     token = runtime.admin_token.generated
     if token:
@@ -125,6 +136,92 @@ def demo(data_dir: str, host: str | None, port: int | None, people: int, seed: i
 
     threading.Thread(target=load_when_ready, name="onefold-demo-loader", daemon=True).start()
     _run(runtime, server)
+
+
+@main.group()
+def users() -> None:
+    """Console users: create the first admin, list users, reset a password (with the server stopped)."""
+
+
+def _open_users(data_dir: str | None) -> tuple[DuckDBStore, Users]:
+    settings = _settings(data_dir=data_dir)
+    try:
+        store = DuckDBStore.open(settings.data_path, memory_limit=settings.duckdb_memory_limit)
+    except OnefoldError as exc:
+        err_console.print(f"[red]error:[/] {escape(exc.message)}")
+        err_console.print("While the server runs, an admin manages users on the console's Users page.")
+        sys.exit(2)
+    return store, Users(store, lambda: datetime.now(UTC))
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    password: str = click.prompt("Password (12 characters or more)", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@users.command("create")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), help="Data directory.")
+@click.option("--email", required=True, help="The user's email: their sign-in name.")
+@click.option("--role", type=click.Choice(list(ROLES)), required=True, help="What the user may do.")
+@click.option("--name", default="", help="Display name.")
+@click.option("--pii", is_flag=True, help="Let an analyst or viewer see personal data in clear.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+def users_create(data_dir: str | None, email: str, role: str, name: str, pii: bool, password_stdin: bool) -> None:
+    """Create a console user (the first admin, typically)."""
+    store, registry = _open_users(data_dir)
+    try:
+        user = registry.create(email, _read_password(password_stdin), role, name=name, pii_grant=pii)
+    except OnefoldError as exc:
+        err_console.print(f"[red]error:[/] {escape(exc.message)}")
+        sys.exit(2)
+    finally:
+        store.close()
+    console.print(f"created [bold]{user.email}[/] ({user.role}); sign in at /console")
+
+
+@users.command("list")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), help="Data directory.")
+def users_list(data_dir: str | None) -> None:
+    """List console users with their roles."""
+    store, registry = _open_users(data_dir)
+    try:
+        table = Table("Email", "Name", "Role", "PII", "Status", "Created")
+        for user in registry.list():
+            status = "disabled" if user.disabled_at else "active"
+            table.add_row(
+                user.email,
+                user.name,
+                user.role,
+                "yes" if user.pii_grant else "no",
+                status,
+                f"{user.created_at:%Y-%m-%d}",
+            )
+        console.print(table)
+    finally:
+        store.close()
+
+
+@users.command("set-password")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), help="Data directory.")
+@click.option("--email", required=True, help="Whose password to set.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+def users_set_password(data_dir: str | None, email: str, password_stdin: bool) -> None:
+    """Set a user's password; their sessions end."""
+    store, registry = _open_users(data_dir)
+    try:
+        user = registry.by_email(email)
+        if user is None:
+            err_console.print(f"[red]error:[/] no user {email!r}; `onefold users list` shows them")
+            sys.exit(2)
+        registry.set_password(user.id, _read_password(password_stdin))
+    except OnefoldError as exc:
+        err_console.print(f"[red]error:[/] {escape(exc.message)}")
+        sys.exit(2)
+    finally:
+        store.close()
+    console.print(f"password of [bold]{user.email}[/] set; their sessions ended")
 
 
 @main.group()

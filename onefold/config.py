@@ -40,6 +40,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "127.0.0.1", "Address the server listens on."),
     Setting("port", int, 8700, "Port the server listens on."),
     Setting("admin_token", str, None, "Admin API token; generated on first start when unset.", secret=True),
+    Setting("admin_email", str, None, "Email of the console's first admin, created at start when no user exists."),
+    Setting(
+        "admin_password",
+        str,
+        None,
+        "Password of the console's first admin (with admin_email); at least 12 characters.",
+        secret=True,
+    ),
     Setting(
         "dedup_window_seconds",
         _positive_int,
@@ -120,6 +128,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8700
     admin_token: str | None = None
+    admin_email: str | None = None
+    admin_password: str | None = None
     dedup_window_seconds: int = 7 * 24 * 3600
     max_event_bytes: int = 32 * 1024
     max_request_bytes: int = 500 * 1024

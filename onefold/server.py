@@ -31,15 +31,19 @@ from onefold.collect.routes import Collector, error_response, json_response
 from onefold.collect.sources import SourceRegistry
 from onefold.collect.writer import EventWriter
 from onefold.config import Settings
+from onefold.console.app import console_routes
 from onefold.errors import CollectError, OnefoldError
+from onefold.governance.access import Gate
 from onefold.governance.access_tokens import AccessTokens
 from onefold.governance.api import tokens_router
 from onefold.governance.privacy import Privacy
 from onefold.governance.privacy_api import privacy_router
 from onefold.governance.suppression import Suppressions
 from onefold.governance.tokens import AdminToken, ensure_admin_token
+from onefold.governance.users import Users, ensure_first_admin
 from onefold.identity.api import identity_router
-from onefold.identity.matching_api import matching_routes
+from onefold.identity.matching_api import matching_router
+from onefold.identity.matching_service import MatchingService
 from onefold.identity.rules_file import load_rules
 from onefold.ids import random_uuid
 from onefold.metrics import Metrics
@@ -73,6 +77,9 @@ class Runtime:
     admin_token: AdminToken
     access_tokens: AccessTokens
     suppressions: Suppressions
+    users: Users
+    gate: Gate
+    matching: MatchingService
     clock: Callable[[], datetime]
     _closed: bool = False
 
@@ -109,6 +116,9 @@ class Runtime:
             refresh_seconds=settings.audience_refresh_seconds,
         )
         identity.on_commit = audiences.touched
+        users = Users(store, clock)
+        ensure_first_admin(users, settings)
+        admin_token = ensure_admin_token(store, settings.admin_token)
         return cls(
             settings=settings,
             store=store,
@@ -119,9 +129,12 @@ class Runtime:
             registry=SourceRegistry(store, clock),
             writer=writer,
             metrics=metrics,
-            admin_token=ensure_admin_token(store, settings.admin_token),
+            admin_token=admin_token,
             access_tokens=AccessTokens(store, clock),
             suppressions=Suppressions(store, clock),
+            users=users,
+            gate=Gate(admin_token, users),
+            matching=MatchingService(identity, store, settle=lambda: wait_for_log(loader), clock=clock),
             clock=clock,
         )
 
@@ -213,7 +226,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             runtime.registry,
             runtime.writer,
             runtime.loader,
-            runtime.admin_token,
+            runtime.gate,
             runtime.clock,
             later_stages=lambda: {
                 "processor_lag": runtime.identity.lag(),
@@ -226,7 +239,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                 ),
                 profiles_router(profiles),
                 tokens_router(runtime.access_tokens),
-                matching_routes(runtime),
+                matching_router(runtime.matching),
                 audiences_router(runtime.audiences.service),
             ),
         )
@@ -259,7 +272,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def metrics(_: Request) -> Response:
         return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    app.router.routes.extend([Route("/health", health), Route("/metrics", metrics)])
+    app.router.routes.extend([Route("/health", health), Route("/metrics", metrics), *console_routes(runtime, profiles)])
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

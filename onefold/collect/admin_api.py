@@ -1,6 +1,7 @@
 """Admin API of the collection stage: sources, stats, quarantine and the event log, under /api.
 
-Every route needs ``Authorization: Bearer <admin token>``. Lists are paginated with ``after`` (an opaque
+Every route needs ``Authorization: Bearer <admin token>``, or a console session whose role allows it
+(``governance/roles.py``). Lists are paginated with ``after`` (an opaque
 cursor from the previous page's ``next``) and ``limit``.
 """
 
@@ -16,8 +17,8 @@ from pydantic import BaseModel, Field
 from onefold.collect.loader import LogLoader
 from onefold.collect.sources import SOURCE_KINDS, SourceRegistry
 from onefold.collect.writer import EventWriter, QuarantineRecord
-from onefold.errors import StoreError, Unauthorized
-from onefold.governance.tokens import AdminToken
+from onefold.errors import StoreError
+from onefold.governance.access import Gate
 from onefold.store import DuckDBStore, EventFilter, SourceRecord
 from onefold.store.duckdb_store import decode_event_json
 
@@ -119,7 +120,7 @@ def admin_router(
     registry: SourceRegistry,
     writer: EventWriter,
     loader: LogLoader,
-    token: AdminToken,
+    gate: Gate,
     clock: Callable[[], datetime],
     later_stages: Callable[[], dict[str, int]] = dict,
     stage_routers: tuple[APIRouter, ...] = (),
@@ -127,18 +128,10 @@ def admin_router(
     def visible() -> None:
         wait_for_log(loader)
 
-    def require_admin(request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        presented = header[7:].strip() if header[:7].lower() == "bearer " else None
-        if not token.verify(presented):
-            raise Unauthorized(
-                "admin API needs 'Authorization: Bearer <admin token>'; the token was printed when the "
-                "server first started, or set ONEFOLD_ADMIN_TOKEN"
-                if presented is None
-                else "the admin token is wrong; use the token printed at first start or ONEFOLD_ADMIN_TOKEN"
-            )
+    def require_access(request: Request) -> None:
+        request.state.principal = gate.authorize_api(request)
 
-    router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
+    router = APIRouter(prefix="/api", dependencies=[Depends(require_access)])
 
     @router.post("/sources", status_code=201, tags=["sources"])
     def create_source(body: SourceCreate) -> SourceOut:

@@ -13,9 +13,11 @@ from onefold.collect.importers.uploader import BatchUploader
 from onefold.demo.audiences import ensure_demo_audiences
 from onefold.demo.generator import DEMO_SOURCES, generate, ground_truth, write_ground_truth
 from onefold.errors import NotFound
+from onefold.governance.passwords import generate_password
 from onefold.server import Runtime
 
 TRUTH_FILE_NAME = "demo-ground-truth.csv"
+DEMO_ADMIN_EMAIL = "admin@demo.onefold.dev"
 _META_KEY = "demo_loaded"
 
 
@@ -52,10 +54,12 @@ class DemoLoader:
         self._wait_for_profiles()
         self._console.print("demo: evaluating the example audiences ...")
         sizes = ensure_demo_audiences(runtime.audiences.service)
+        password = self._reset_demo_admin()
         s = runtime.settings
         url = f"http://{s.host}:{s.port}"
         key = keys["website"]
         return [
+            ("Sign in", f"{DEMO_ADMIN_EMAIL}  password [yellow]{password}[/]  (new at each demo start)"),
             ("Write key", f"{key}  (source 'website'; all keys: GET /api/sources)"),
             ("Ground truth", str(Path(truth_path).resolve())),
             ("Profiles", f"{url}/api/profiles?q=harper  (admin token; Profile API: see docs/profiles.md)"),
@@ -66,6 +70,16 @@ class DemoLoader:
                 '-d \'{"userId":"u1","event":"Hello"}\'',
             ),
         ]
+
+    def _reset_demo_admin(self) -> str:
+        """The demo's admin gets a fresh random password at each start (never a default one), printed once."""
+        users, password = self._runtime.users, generate_password()
+        admin = users.by_email(DEMO_ADMIN_EMAIL)
+        if admin is None:
+            users.create(DEMO_ADMIN_EMAIL, password, "admin", name="Demo admin")
+        else:
+            users.set_password(admin.id, password)
+        return password
 
     def _wait_for_profiles(self) -> None:
         """Show the identity processor folding the loaded events into profiles, until it has caught up."""

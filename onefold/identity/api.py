@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from onefold.collect.normalize import normalize_email, normalize_phone
@@ -36,7 +36,7 @@ class Operation(BaseModel):
     b: str | None = Field(None, description="type:value (links) or a profile id (merge_profiles)")
 
 
-def _operation_args(body: Operation) -> dict[str, Any]:
+def operation_args(body: Operation) -> dict[str, Any]:
     if body.kind in ("exclude_identifier", "include_identifier"):
         if body.identifier is None:
             raise CollectError(f"{body.kind} needs field 'identifier' (type:value)", field="identifier")
@@ -119,12 +119,12 @@ def identity_router(processor: IdentityProcessor, rules: IdentityRules, settle: 
         return {**tables.counts(), "processor_lag": processor.lag()}
 
     @router.post("/operations", status_code=201)
-    def operate(body: Operation) -> dict[str, Any]:
+    def operate(body: Operation, request: Request) -> dict[str, Any]:
         """Split a profile by excluding an identifier or a link between two identifiers, undo an exclusion, or
         merge two profiles by hand. Past events follow their identifiers; the operation is recorded in the log's
         order, so a rebuild gives the same result."""
         caught_up()
-        result = processor.operate(body.kind, _operation_args(body), actor="admin")
+        result = processor.operate(body.kind, operation_args(body), actor=request.state.principal.email)
         if result["id"] is None:
             rules = ", ".join(sorted({r["rule"] for r in result["refusals"]}))
             raise Conflict(f"the merge was refused by rule {rules}; nothing changed", refusals=result["refusals"])

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from onefold.collect.admin_api import wait_for_log
 from onefold.identity.matching_service import DEFAULT_OPTIONS, MatchingService, RunOptions
-
-if TYPE_CHECKING:
-    from onefold.server import Runtime
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 ACTOR = "admin"
@@ -81,11 +77,3 @@ def matching_router(service: MatchingService) -> APIRouter:
         return service.revoke(pair_id, ACTOR)
 
     return router
-
-
-def matching_routes(runtime: Runtime) -> APIRouter:
-    """The router over a runtime's identity processor and store (what ``create_app`` mounts)."""
-    service = MatchingService(
-        runtime.identity, runtime.store, settle=lambda: wait_for_log(runtime.loader), clock=runtime.clock
-    )
-    return matching_router(service)

@@ -201,6 +201,14 @@ class AudienceTables:
             [*params, limit],
         )
 
+    def recent_changes(self, audience_id: str, *, limit: int) -> list[dict[str, Any]]:
+        """The audience's newest entries and exits, newest first."""
+        return self._store.dicts(
+            "SELECT id, profile_id, change, at_time AS at, reason FROM audience_changes WHERE audience_id = ?"
+            " ORDER BY id DESC LIMIT ?",
+            [audience_id, limit],
+        )
+
     def sizes_over_time(self, audience_id: str) -> list[dict[str, Any]]:
         """Entries and exits per day, for a membership chart."""
         return self._store.dicts(

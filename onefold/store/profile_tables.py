@@ -111,6 +111,19 @@ class ProfileTables:
                 row[column] = orjson.loads(row[column]) if row[column] else {}
         return rows
 
+    def event_names(self, profile_id: str, *, limit: int = 30) -> list[str]:
+        """The names of the profile's events, most frequent first (for timeline filters)."""
+        rows = (
+            self._store.cursor()
+            .execute(
+                "SELECT event, count(*) FROM event_profiles WHERE profile_id = ? AND event IS NOT NULL"
+                " GROUP BY event ORDER BY 2 DESC, 1 LIMIT ?",
+                [profile_id, limit],
+            )
+            .fetchall()
+        )
+        return [str(r[0]) for r in rows]
+
     def external_ids(self, profile_id: str) -> list[dict[str, Any]]:
         """The profile's identifiers, oldest first, with the event that first carried each."""
         return self._store.dicts(

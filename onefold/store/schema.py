@@ -170,4 +170,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " updated_at TIMESTAMPTZ NOT NULL)",
         "CREATE TABLE audience_offsets (name VARCHAR PRIMARY KEY, seq BIGINT NOT NULL)",
     ),
+    # 11: console users and their sessions. Passwords are stored as scrypt hashes, session tokens as SHA-256.
+    (
+        "CREATE TABLE users (id VARCHAR PRIMARY KEY, email VARCHAR NOT NULL UNIQUE, name VARCHAR NOT NULL,"
+        " role VARCHAR NOT NULL, pii_grant BOOLEAN NOT NULL, password_hash VARCHAR NOT NULL,"
+        " created_at TIMESTAMPTZ NOT NULL, disabled_at TIMESTAMPTZ)",
+        "CREATE TABLE console_sessions (token_sha256 VARCHAR PRIMARY KEY, user_id VARCHAR NOT NULL,"
+        " csrf VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL)",
+    ),
 )

@@ -1,0 +1,227 @@
+"""The console over HTTP on a real server: sign-in, sessions, CSRF, roles on pages and the API, masking."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import RunningServer
+from tests.console.conftest import PASSWORD, SignedIn, add_user
+from tests.profiles.test_profile_api import send, settle
+
+PEOPLE: list[dict[str, Any]] = [
+    {
+        "type": "identify",
+        "userId": "ann",
+        "anonymousId": "ann-laptop",
+        "traits": {"email": "ann.lee@example.com", "phone": "+1 415 555 0101", "first_name": "Ann", "plan": "pro"},
+    },
+    {"type": "track", "userId": "ann", "event": "Order Completed", "properties": {"order_id": "o1", "revenue": 30}},
+    {"type": "page", "anonymousId": "ann-laptop", "name": "Home"},
+    {"type": "identify", "userId": "bob", "traits": {"email": "bob@example.com", "first_name": "Bob"}},
+]
+
+
+@pytest.fixture
+def loaded(server: RunningServer) -> RunningServer:
+    send(server, server.create_source("website")["write_key"], PEOPLE)
+    settle(server)
+    return server
+
+
+def sign_in_as(server: RunningServer, role: str, pii: bool = False) -> SignedIn:
+    email = f"{role}{'-pii' if pii else ''}@example.com"
+    add_user(server, email, role, pii)
+    return SignedIn(server, email)
+
+
+def profile_id(server: RunningServer, user_id: str) -> str:
+    owner = server.runtime.identity.tables.owner(("user_id", user_id))
+    assert owner is not None
+    return owner
+
+
+def test_pages_need_a_session_and_come_back_after_sign_in(server: RunningServer) -> None:
+    add_user(server, "ann@example.com", "viewer")
+    client = httpx.Client(base_url=server.url, timeout=30)
+    response = client.get("/console/audiences")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/console/sign-in?next=/console/audiences"
+
+    wrong = client.post("/console/sign-in", data={"email": "ann@example.com", "password": "not the password"})
+    assert wrong.status_code == 401
+    assert "the email or the password is wrong" in wrong.text
+    assert "onefold_session" not in client.cookies
+
+    right = client.post(
+        "/console/sign-in", data={"email": "ann@example.com", "password": PASSWORD, "next": "/console/audiences"}
+    )
+    assert right.status_code == 303
+    assert right.headers["location"] == "/console/audiences"
+    cookie = right.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=lax" in cookie
+    page = client.get("/console/audiences")
+    assert page.status_code == 200
+    assert "ann@example.com" in page.text
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "javascript:alert(1)"])
+def test_sign_in_never_sends_the_user_to_another_site(server: RunningServer, target: str) -> None:
+    add_user(server, "ann@example.com", "viewer")
+    response = httpx.post(
+        server.url + "/console/sign-in", data={"email": "ann@example.com", "password": PASSWORD, "next": target}
+    )
+    assert response.headers["location"] == "/console"
+
+
+def test_sign_out_ends_the_session(server: RunningServer) -> None:
+    viewer = sign_in_as(server, "viewer")
+    assert viewer.form("/console/sign-out", {}).status_code == 303
+    assert viewer.get("/console").status_code == 303  # back to sign-in
+    assert viewer.api("GET", "/api/stats").status_code == 401
+
+
+def test_forms_without_the_csrf_token_are_refused(server: RunningServer) -> None:
+    admin = sign_in_as(server, "admin")
+    forged = admin.client.post(
+        "/console/users", data={"email": "eve@example.com", "password": PASSWORD, "role": "admin"}
+    )
+    assert forged.status_code == 403
+    assert "Form expired" in forged.text
+    assert server.runtime.users.by_email("eve@example.com") is None
+    made = admin.form("/console/users", {"email": "eve@example.com", "password": PASSWORD, "role": "viewer"})
+    assert made.status_code == 303
+    assert server.runtime.users.by_email("eve@example.com") is not None
+
+
+def test_the_api_takes_a_session_limited_by_its_role_and_csrf(loaded: RunningServer) -> None:
+    viewer, marketer = sign_in_as(loaded, "viewer"), sign_in_as(loaded, "marketer")
+    assert viewer.api("GET", "/api/stats").json()["events_stored"] == len(PEOPLE)
+    refused = viewer.api("GET", "/api/sources")
+    assert refused.status_code == 403
+    assert "the role 'viewer'" in refused.json()["error"]["message"]  # a viewer never sees a write key
+    assert viewer.get("/api/profiles", q="ann").status_code == 403  # identifiers in clear
+
+    definition = {"definition": {"trait": "plan", "op": "equals", "value": "pro"}}
+    no_csrf = marketer.api("POST", "/api/audiences/preview", definition, csrf=False)
+    assert no_csrf.status_code == 403
+    assert no_csrf.json()["error"]["code"] == "csrf_failed"
+    assert marketer.api("POST", "/api/audiences/preview", definition).json()["count"] == 1
+    assert viewer.api("POST", "/api/audiences/preview", definition).status_code == 403
+    assert marketer.api("POST", "/api/sources", {"name": "x", "kind": "web"}).status_code == 403
+
+
+def test_privacy_and_users_are_for_admins_only(loaded: RunningServer) -> None:
+    viewer = sign_in_as(loaded, "viewer")
+    erase = viewer.api("POST", "/api/privacy/erase", {"identifier": "user_id:ann"})
+    assert erase.status_code == 401  # privacy takes the admin token or a scoped access token, never a session
+    assert viewer.get("/console/users").status_code == 403
+    assert "Users" not in viewer.get("/console").text.split("<main")[0]  # not in the navigation either
+    assert loaded.runtime.identity.tables.owner(("user_id", "ann")) is not None
+
+
+def test_an_analyst_without_the_grant_sees_masked_personal_data(loaded: RunningServer) -> None:
+    ann = profile_id(loaded, "ann")
+    analyst, granted = sign_in_as(loaded, "analyst"), sign_in_as(loaded, "analyst", pii=True)
+
+    found = analyst.get("/console/profiles", q="ann")
+    assert "a***@example.com" in found.text
+    assert "ann.lee@example.com" not in found.text
+    page = analyst.get(f"/console/profiles/{ann}").text
+    assert "ann.lee@example.com" not in page
+    assert "a***@example.com" in page
+    assert "+14155550101" not in page
+    assert "01" in page
+    assert "Split off" not in page  # identity actions are for admins
+    clear = granted.get(f"/console/profiles/{ann}").text
+    assert "ann.lee@example.com" in clear
+    assert "+14155550101" in clear
+
+
+def test_the_360_view_shows_identities_traits_and_timeline(loaded: RunningServer) -> None:
+    admin = sign_in_as(loaded, "admin")
+    page = admin.get(f"/console/profiles/{profile_id(loaded, 'ann')}").text
+    assert "<h1>Ann</h1>" in page
+    for text in ("anonymous_id", "ann-laptop", "Linked by a", "website", "plan", "pro", "Order Completed", "Home"):
+        assert text in page, text
+    filtered = admin.get(f"/console/profiles/{profile_id(loaded, 'ann')}", event="Order Completed").text
+    timeline = filtered.split('id="timeline"')[1]
+    assert "Order Completed" in timeline
+    assert ">Home<" not in timeline
+
+
+def test_an_admin_splits_an_identifier_off_from_the_360_view(loaded: RunningServer) -> None:
+    admin = sign_in_as(loaded, "admin")
+    ann = profile_id(loaded, "ann")
+    response = admin.form(
+        f"/console/profiles/{ann}/identity", {"kind": "exclude_identifier", "identifier": "anonymous_id:ann-laptop"}
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/console/profiles/{ann}?done=exclude_identifier"
+    tables = loaded.runtime.identity.tables
+    assert tables.owner(("user_id", "ann")) == ann
+    assert ("anonymous_id", "ann-laptop") not in {(k["type"], k["value"]) for k in tables.profile_keys(ann)}
+    page = admin.get(f"/console/profiles/{ann}", done="exclude_identifier").text
+    assert "Done: exclude identifier" in page
+    assert "<b>anonymous_id</b> ann-laptop (not in this profile)" in page
+    actions = [a["action"] for a in loaded.runtime.store.dicts("SELECT action, actor FROM audit_log", [])]
+    assert "identity.exclude_identifier" in actions
+    operations = tables.operations()
+    assert operations[-1]["actor"] == "admin@example.com"
+
+    marketer = sign_in_as(loaded, "marketer")
+    refused = marketer.form(f"/console/profiles/{ann}/identity", {"kind": "exclude_identifier", "identifier": "x:y"})
+    assert refused.status_code == 403
+
+
+def test_overview_numbers_follow_the_store(loaded: RunningServer) -> None:
+    viewer = sign_in_as(loaded, "viewer")
+    data = viewer.get("/console/overview.json").json()
+    assert data["numbers"]["events"] == len(PEOPLE)
+    assert data["numbers"]["profiles"] == 2
+    assert "<svg" in data["charts"]["events_by_source"]
+    assert "website" in data["charts"]["events_by_source"]
+    send(loaded, loaded.create_source("app", "mobile")["write_key"], [{"type": "track", "userId": "cy", "event": "X"}])
+    settle(loaded)
+    assert viewer.get("/console/overview.json").json()["numbers"]["events"] == len(PEOPLE) + 1
+
+
+def test_audience_pages_show_size_history_and_members(loaded: RunningServer) -> None:
+    marketer = sign_in_as(loaded, "marketer")
+    created = marketer.api(
+        "POST", "/api/audiences", {"name": "pro_plan", "definition": {"trait": "plan", "op": "equals", "value": "pro"}}
+    )
+    assert created.status_code == 201, created.text
+    listing = marketer.get("/console/audiences").text
+    assert "pro_plan" in listing
+    assert "<svg" in listing
+    detail = marketer.get("/console/audiences/pro_plan").text
+    assert "ann.lee@example.com" in detail
+    assert "entered" in detail
+    viewer = sign_in_as(loaded, "viewer")
+    masked = viewer.get("/console/audiences/pro_plan").text
+    assert "ann.lee@example.com" not in masked
+    assert "a***@example.com" in masked
+    assert viewer.get("/console/audiences/new").status_code == 403
+    assert marketer.get("/console/audiences/nope").status_code == 404
+
+
+def test_users_page_changes_roles_and_refuses_to_lock_out_the_last_admin(server: RunningServer) -> None:
+    admin = sign_in_as(server, "admin")
+    add_user(server, "bo@example.com", "viewer")
+    bo = server.runtime.users.by_email("bo@example.com")
+    assert bo is not None
+    assert admin.form(f"/console/users/{bo.id}", {"role": "analyst", "pii_grant": "on"}).status_code == 303
+    changed = server.runtime.users.get(bo.id)
+    assert (changed.role, changed.pii_grant) == ("analyst", True)
+    me = server.runtime.users.by_email("admin@example.com")
+    assert me is not None
+    refused = admin.form(f"/console/users/{me.id}", {"role": "viewer"})
+    assert refused.status_code == 400
+    assert "your own admin role" in refused.text
+    short = admin.form("/console/users", {"email": "cy@example.com", "password": "short", "role": "viewer"})
+    assert short.status_code == 400
+    assert "at least 12 characters" in short.text
