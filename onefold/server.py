@@ -272,7 +272,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def metrics(_: Request) -> Response:
         return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    app.router.routes.extend([Route("/health", health), Route("/metrics", metrics), *console_routes(runtime, profiles)])
+    app.router.routes.extend(
+        [Route("/health", health), Route("/metrics", metrics), *console_routes(runtime, profiles, privacy)]
+    )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -11,9 +11,18 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from onefold.console import audience_pages, identity_pages, overview_pages, profile_pages, user_pages
+from onefold.console import (
+    audience_pages,
+    identity_pages,
+    overview_pages,
+    privacy_pages,
+    profile_pages,
+    source_pages,
+    user_pages,
+)
 from onefold.console.web import STATIC_DIR, read_form, redirect, render
 from onefold.errors import Unauthorized
+from onefold.governance.privacy import Privacy
 from onefold.governance.users import SESSION_COOKIE, SESSION_HOURS
 from onefold.profiles.profile_api import ProfileReader
 
@@ -28,7 +37,7 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def console_routes(runtime: Runtime, reader: ProfileReader) -> list[BaseRoute]:
+def console_routes(runtime: Runtime, reader: ProfileReader, privacy: Privacy) -> list[BaseRoute]:
     gate = runtime.gate
 
     async def home(_: Request) -> Response:
@@ -80,5 +89,7 @@ def console_routes(runtime: Runtime, reader: ProfileReader) -> list[BaseRoute]:
         *profile_pages.routes(runtime, reader),
         *audience_pages.routes(runtime),
         *identity_pages.routes(runtime),
+        *source_pages.routes(runtime),
+        *privacy_pages.routes(runtime, reader, privacy),
         *user_pages.routes(runtime),
     ]

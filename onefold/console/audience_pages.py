@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from onefold.audiences.parse import ATTRIBUTES
-from onefold.console.charts import Series, line_chart, sparkline
+from onefold.console.charts import WIDE, Series, line_chart, sparkline
 from onefold.console.mask import mask_identifier
 from onefold.console.web import guarded, render
 from onefold.governance.roles import AUDIENCES, AUDIENCES_WRITE, PII
@@ -64,6 +64,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
                 Series("entered", [r["entered"] for r in per_day]),
                 Series("exited", [r["exited"] for r in per_day]),
             ],
+            width=WIDE,
         )
         clear = session.user.principal().can(PII)
         members = [

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
+WIDE = 1100  # the width of a chart that spans the page, so its text keeps the size of the others
 PALETTE = ("#4f46e5", "#0891b2", "#d97706", "#db2777", "#059669", "#64748b", "#dc2626", "#65a30d")
 
 

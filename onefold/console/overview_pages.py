@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from onefold.console.charts import Series, bar_chart, line_chart
+from onefold.console.charts import WIDE, Series, bar_chart, line_chart
 from onefold.console.web import guarded, render
 from onefold.governance.roles import OVERVIEW
 from onefold.governance.users import Session
@@ -72,7 +72,7 @@ def overview_data(runtime: Runtime) -> dict[str, Any]:
                 [row["day"].strftime("%m-%d") for row in days],
                 [Series("new profiles", [r["profiles"] for r in days]), Series("merges", [r["merges"] for r in days])],
             ),
-            "audiences": bar_chart("Audience sizes", [(a["name"], a["size"]) for a in audiences[:12]], width=1100),
+            "audiences": bar_chart("Audience sizes", [(a["name"], a["size"]) for a in audiences[:12]], width=WIDE),
         },
     }
 

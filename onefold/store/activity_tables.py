@@ -91,3 +91,13 @@ class ActivityTables:
             " ORDER BY h.seq DESC LIMIT ?",
             [limit],
         )
+
+    def source_events_per_minute(self, source_id: str, since: datetime) -> list[dict[str, Any]]:
+        """One source's stored events (key 'stored') and rejections (key 'rejected') per minute."""
+        return self._store.dicts(
+            "SELECT date_trunc('minute', received_at) AS minute, 'stored' AS key, count(*) AS n FROM events"
+            " WHERE source_id = ? AND received_at >= ? GROUP BY ALL"
+            " UNION ALL SELECT date_trunc('minute', received_at), 'rejected', count(*) FROM quarantine"
+            " WHERE source_id = ? AND received_at >= ? GROUP BY ALL ORDER BY 1, 2",
+            [source_id, since, source_id, since],
+        )

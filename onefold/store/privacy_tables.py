@@ -92,6 +92,29 @@ class PrivacyTables:
         row = self._store.cursor().execute("SELECT receipt FROM erasure_receipts WHERE id = ?", [receipt_id]).fetchone()
         return None if row is None else dict(orjson.loads(row[0]))
 
+    def receipts(self, *, limit: int) -> list[dict[str, Any]]:
+        """The newest erasure receipts first."""
+        rows = (
+            self._store.cursor()
+            .execute("SELECT receipt FROM erasure_receipts ORDER BY created_at DESC, id LIMIT ?", [limit])
+            .fetchall()
+        )
+        return [dict(orjson.loads(row[0])) for row in rows]
+
+    def suppressed(self, *, limit: int) -> tuple[dict[str, int], list[dict[str, Any]]]:
+        """Suppressed identifiers: how many of each type, and the newest (hashes only: the values are gone)."""
+        counts = (
+            self._store.cursor()
+            .execute("SELECT type, count(*) FROM suppressed_identifiers GROUP BY type ORDER BY 2 DESC")
+            .fetchall()
+        )
+        newest = self._store.dicts(
+            "SELECT type, hash, receipt_id, created_at FROM suppressed_identifiers ORDER BY created_at DESC, hash"
+            " LIMIT ?",
+            [limit],
+        )
+        return {str(t): int(n) for t, n in counts}, newest
+
     def audit(self, *, limit: int, before: int | None = None) -> list[dict[str, Any]]:
         bound = "" if before is None else " WHERE id < ?"
         params: list[Any] = [] if before is None else [before]

@@ -229,6 +229,29 @@ def test_roles_in_the_browser(demo: tuple[RunningServer, str], browser: Browser,
     context.close()
 
 
+def test_the_admin_pages_render(demo: tuple[RunningServer, str], page: Page, shots: Path) -> None:
+    server, password = demo
+    sign_in(page, server.url, DEMO_ADMIN_EMAIL, password)
+    page.get_by_role("link", name="Identity").click()
+    expect(page.get_by_role("heading", name="Largest profiles")).to_be_visible()
+    expect(page.locator("section[aria-labelledby=largest] tbody tr")).to_have_count(15)
+    page.screenshot(path=shots / "identity.png", full_page=True)
+
+    page.get_by_role("link", name="Sources").click()
+    expect(page.get_by_role("cell", name="website")).to_be_visible()
+    page.screenshot(path=shots / "sources.png", full_page=True)
+    page.get_by_role("link", name="website").click()
+    write_key = server.runtime.store.get_source("website").write_key
+    expect(page.locator("#write-key")).to_have_text(write_key)
+    page.get_by_text("curl", exact=True).click()
+    expect(page.get_by_text(f"curl -u {write_key}:")).to_be_visible()
+    page.screenshot(path=shots / "source.png", full_page=True)
+
+    page.get_by_role("link", name="Privacy").click()
+    expect(page.get_by_role("heading", name="Erase a person")).to_be_visible()
+    page.screenshot(path=shots / "privacy.png", full_page=True)
+
+
 def test_keyboard_only_sign_in_and_tablet_width(demo: tuple[RunningServer, str], browser: Browser) -> None:
     server, password = demo
     context = browser.new_context(viewport={"width": 768, "height": 1024})
