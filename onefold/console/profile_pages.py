@@ -42,18 +42,16 @@ class Masker:
 def search_results(reader: ProfileReader, masker: Masker, query: str, after: str) -> tuple[list[dict[str, Any]], str]:
     tables = reader.profiles
     ids = tables.search(query, limit=PAGE_SIZE + 1, after=after)
+    summaries = tables.summaries(ids[:PAGE_SIZE])
     results = []
     for profile_id in ids[:PAGE_SIZE]:
-        state = tables.state(profile_id)
-        traits = custom_traits(state) if state else {}
+        summary = summaries.get(profile_id, {"traits": {}, "last_seen": None, "identifiers": []})
         results.append(
             {
                 "profile_id": profile_id,
-                "identifiers": [
-                    (k["type"], masker.identifier(k["type"], k["value"])) for k in tables.external_ids(profile_id)
-                ],
-                "name": masker.trait("name", _display_name(traits)),
-                "last_seen": computed_traits(state)["last_seen"] if state else None,
+                "identifiers": [(kind, masker.identifier(kind, value)) for kind, value in summary["identifiers"]],
+                "name": masker.trait("name", _display_name(summary["traits"])),
+                "last_seen": summary["last_seen"],
             }
         )
     return results, ids[PAGE_SIZE - 1] if len(ids) > PAGE_SIZE else ""
@@ -71,9 +69,10 @@ def identity_rows(runtime: Runtime, masker: Masker, profile_id: str) -> list[dic
     sources = {s.id: s for s in runtime.store.list_sources()}
     keys = tables.profile_keys(profile_id)
     held = {(k["type"], k["value"]) for k in keys}
+    links = tables.links_of_profile(profile_id)
     rows = []
     for key in keys:
-        link = tables.link_of((key["type"], key["value"]))
+        link = links.get((key["type"], key["value"]))
         carried = []
         source = sources.get(link["source_id"]) if link else None
         if link:

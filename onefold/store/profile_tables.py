@@ -146,6 +146,32 @@ class ProfileTables:
         )
         return [str(r[0]) for r in rows]
 
+    def summaries(self, profile_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """For a page of search results, in two queries: each profile's trait values, last seen time and
+        identifiers (oldest first)."""
+        rows = self._store.dicts(
+            "SELECT profile_id, facts->'$.traits' AS traits, facts->>'$.attributes.last_seen' AS last_seen"
+            " FROM profiles WHERE profile_id = ANY(?::VARCHAR[])",
+            [profile_ids],
+        )
+        out = {
+            r["profile_id"]: {
+                "traits": orjson.loads(r["traits"] or "{}"),
+                "last_seen": r["last_seen"],
+                "identifiers": [],
+            }
+            for r in rows
+        }
+        keys = self._store.dicts(
+            "SELECT profile_id, type, value FROM identity_keys WHERE profile_id = ANY(?::VARCHAR[])"
+            " ORDER BY first_seq, type, value",
+            [profile_ids],
+        )
+        for key in keys:
+            if key["profile_id"] in out:
+                out[key["profile_id"]]["identifiers"].append((key["type"], key["value"]))
+        return out
+
     def search(self, text: str, *, limit: int, after: str = "") -> list[str]:
         """Profiles with an identifier or a trait value starting with ``text`` (case-insensitive), by id."""
         escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -155,7 +181,7 @@ class ProfileTables:
                 "WITH hits AS ("
                 " SELECT profile_id FROM identity_keys WHERE lower(value) LIKE ? ESCAPE '\\'"
                 " UNION SELECT profile_id FROM profiles WHERE len(list_filter("
-                "  json_extract_string(state, '$.traits.*.value'), lambda v: lower(v) LIKE ? ESCAPE '\\')) > 0)"
+                "  json_extract_string(facts, '$.traits.*'), lambda v: lower(v) LIKE ? ESCAPE '\\')) > 0)"
                 " SELECT profile_id FROM hits WHERE profile_id > ? ORDER BY profile_id LIMIT ?",
                 [escaped, escaped, after, limit],
             )

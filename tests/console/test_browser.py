@@ -257,7 +257,8 @@ def test_keyboard_only_sign_in_and_tablet_width(demo: tuple[RunningServer, str],
     context = browser.new_context(viewport={"width": 768, "height": 1024})
     page = context.new_page()
     page.goto(server.url + "/console")
-    page.keyboard.type(DEMO_ADMIN_EMAIL)  # the email field has focus on load
+    expect(page.get_by_label("Email")).to_be_focused()  # the email field has focus on load
+    page.keyboard.type(DEMO_ADMIN_EMAIL)
     page.keyboard.press("Tab")
     page.keyboard.type(password)
     page.keyboard.press("Enter")

@@ -225,3 +225,16 @@ def test_users_page_changes_roles_and_refuses_to_lock_out_the_last_admin(server:
     short = admin.form("/console/users", {"email": "cy@example.com", "password": "short", "role": "viewer"})
     assert short.status_code == 400
     assert "at least 12 characters" in short.text
+
+
+def test_a_profiles_links_read_at_once_equal_each_identifiers_link(loaded: RunningServer) -> None:
+    tables = loaded.runtime.identity.tables
+    ann = profile_id(loaded, "ann")
+    links = tables.links_of_profile(ann)
+    keys = [(k["type"], k["value"]) for k in tables.profile_keys(ann)]
+    assert len(keys) >= 3
+    assert set(links) == set(keys)
+    for key in keys:
+        single = tables.link_of(key)
+        assert single is not None
+        assert links[key] == single
