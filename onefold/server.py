@@ -36,6 +36,7 @@ from onefold.errors import CollectError, OnefoldError
 from onefold.governance.access import Gate
 from onefold.governance.access_tokens import AccessTokens
 from onefold.governance.api import tokens_router
+from onefold.governance.audit import AuditApiChanges
 from onefold.governance.privacy import Privacy
 from onefold.governance.privacy_api import privacy_router
 from onefold.governance.suppression import Suppressions
@@ -207,6 +208,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         description="Open-source Customer Data Platform. Collector (Segment-compatible) and admin API.",
         lifespan=lifespan,
     )
+    app.add_middleware(AuditApiChanges, record=PrivacyTables(runtime.store).record_audit)
     app.add_exception_handler(OnefoldError, _onefold_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     profiles = ProfileReader(

@@ -99,3 +99,127 @@ def test_demo_loader_loads_every_generated_event_through_the_collector_once(serv
 
     loader.run()  # a second start does not load again
     assert server.stats()["events_stored"] == generated
+
+
+def _sign_in(port: int, email: str, password: str) -> int:
+    response = httpx.post(f"http://127.0.0.1:{port}/console/sign-in", data={"email": email, "password": password})
+    return response.status_code
+
+
+def test_the_banner_shows_the_console_and_how_to_create_the_first_admin(tmp_path: Path):
+    port = free_port()
+    banner = _stop(spawn_server(tmp_path / "data", port, ONEFOLD_ADMIN_TOKEN=""))
+    assert f"http://127.0.0.1:{port}/console" in banner
+    assert "no console user yet" in banner
+    assert "onefold users create" in banner
+
+
+def test_the_first_admin_comes_from_the_environment_and_signs_in(tmp_path: Path):
+    data, port = tmp_path / "data", free_port()
+    env = {"ONEFOLD_ADMIN_EMAIL": "Root@Example.com", "ONEFOLD_ADMIN_PASSWORD": "a long enough passphrase"}
+    process = spawn_server(data, port, **env)
+    try:
+        assert _sign_in(port, "root@example.com", "a long enough passphrase") == 303
+        assert _sign_in(port, "root@example.com", "another passphrase!") == 401
+    finally:
+        banner = _stop(process)
+    assert "no console user yet" not in banner
+    assert b"a long enough passphrase" not in (data / "onefold.duckdb").read_bytes()
+
+
+def test_a_short_first_admin_password_stops_the_start_with_the_rule(tmp_path: Path):
+    result = _run_cli(
+        "serve",
+        "--data",
+        str(tmp_path / "data"),
+        "--port",
+        str(free_port()),
+        ONEFOLD_ADMIN_EMAIL="root@example.com",
+        ONEFOLD_ADMIN_PASSWORD="short",
+        COLUMNS="200",
+    )
+    assert result.returncode == 2
+    assert "at least 12 characters" in result.stderr
+
+
+def test_users_are_created_listed_and_reset_from_the_cli(tmp_path: Path):
+    data = str(tmp_path / "data")
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "onefold",
+            "users",
+            "create",
+            "--data",
+            data,
+            "--email",
+            "ann@example.com",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        input="a long enough passphrase\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    assert "created ann@example.com (admin)" in created.stdout
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "onefold",
+            "users",
+            "create",
+            "--data",
+            data,
+            "--email",
+            "bob@example.com",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        input="short\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert refused.returncode == 2
+    assert "at least 12 characters" in refused.stderr
+    listed = _run_cli("users", "list", "--data", data, COLUMNS="150")
+    assert listed.returncode == 0
+    assert "ann@example.com" in listed.stdout
+    assert "bob@example.com" not in listed.stdout
+    reset = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "onefold",
+            "users",
+            "set-password",
+            "--data",
+            data,
+            "--email",
+            "ann@example.com",
+            "--password-stdin",
+        ],
+        input="the new long passphrase\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert reset.returncode == 0, reset.stderr
+
+    port = free_port()
+    process = spawn_server(Path(data), port)
+    try:
+        assert _sign_in(port, "ann@example.com", "the new long passphrase") == 303
+        assert _sign_in(port, "ann@example.com", "a long enough passphrase") == 401
+        locked = _run_cli("users", "list", "--data", data, COLUMNS="200")  # the server holds the data directory
+    finally:
+        _stop(process)
+    assert locked.returncode == 2
+    assert "console's Users page" in locked.stderr

@@ -129,7 +129,7 @@ def admin_router(
         wait_for_log(loader)
 
     def require_access(request: Request) -> None:
-        request.state.principal = gate.authorize_api(request)
+        gate.authorize_api(request)
 
     router = APIRouter(prefix="/api", dependencies=[Depends(require_access)])
 

@@ -156,7 +156,8 @@ def routes(runtime: Runtime, reader: ProfileReader) -> list[BaseRoute]:
         state = reader.state(profile_id)
         audiences, saved_traits = reader.memberships(profile_id)
         names = [n for n in request.query_params.getlist("event") if n]
-        timeline = reader.profiles.timeline(profile_id, limit=TIMELINE_SIZE, names=names)
+        from_sources = [s for s in request.query_params.getlist("source") if s]
+        timeline = reader.profiles.timeline(profile_id, limit=TIMELINE_SIZE, names=names, sources=from_sources)
         event_names = reader.profiles.event_names(profile_id)
         verbose = custom_traits(state, verbose=True)
         traits = {name: {**t, "value": masker.trait(name, t["value"])} for name, t in verbose.items()}
@@ -176,6 +177,8 @@ def routes(runtime: Runtime, reader: ProfileReader) -> list[BaseRoute]:
             timeline=timeline,
             event_names=event_names,
             selected_events=names,
+            selected_sources=from_sources,
+            profile_sources=computed_traits(state)["sources"],
             sources=sources,
             done=request.query_params.get("done", ""),
         )

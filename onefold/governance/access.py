@@ -51,7 +51,10 @@ class Gate:
         return session.user.principal()
 
     def authorize_api(self, request: Request) -> Principal:
+        """The sender, when their role allows the request; kept in ``request.state.principal`` for the audit
+        trail even when it does not."""
         principal = self.principal(request)
+        request.state.principal = principal
         needed = api_permission(request.method, request.url.path)
         if not principal.can(needed):
             raise Forbidden(

@@ -81,17 +81,25 @@ class ProfileTables:
         return None if row is None else dict(orjson.loads(row[0]))
 
     def timeline(
-        self, profile_id: str, *, limit: int, before_seq: int | None = None, names: Iterable[str] = ()
+        self,
+        profile_id: str,
+        *,
+        limit: int,
+        before_seq: int | None = None,
+        names: Iterable[str] = (),
+        sources: Iterable[str] = (),
     ) -> list[dict[str, Any]]:
-        """The profile's events, newest first, paged by sequence number; ``names`` filters by event name.
+        """The profile's events, newest first, paged by sequence number; ``names`` filters by event name and
+        ``sources`` by source id.
 
         Two indexed steps (the profile's sequence numbers, then those events) rather than one join, which
         DuckDB answers by scanning both tables."""
         cur = self._store.cursor()
-        wanted = sorted(names)
+        wanted, from_sources = sorted(names), sorted(sources)
+        filtered = bool(wanted or from_sources)
         bound = "" if before_seq is None else " AND seq < ?"
-        cap = "" if wanted else " LIMIT ?"  # with a name filter, which of the events match is not known yet
-        params: list[Any] = [profile_id, *([] if before_seq is None else [before_seq]), *([] if wanted else [limit])]
+        cap = "" if filtered else " LIMIT ?"  # with a filter, which of the events match is not known yet
+        params: list[Any] = [profile_id, *([] if before_seq is None else [before_seq]), *([] if filtered else [limit])]
         seqs = [
             row[0]
             for row in cur.execute(
@@ -101,10 +109,12 @@ class ProfileTables:
         if not seqs:
             return []
         names_filter = f" AND coalesce(event, name) IN ({', '.join('?' for _ in wanted)})" if wanted else ""
+        sources_filter = f" AND source_id IN ({', '.join('?' for _ in from_sources)})" if from_sources else ""
         rows = self._store.dicts(
             "SELECT seq, message_id, source_id, type, event, name, timestamp, properties, traits, channel, revenue,"
-            f" currency, order_id FROM events WHERE seq = ANY(?::BIGINT[]){names_filter} ORDER BY seq DESC LIMIT ?",
-            [seqs, *wanted, limit],
+            f" currency, order_id FROM events WHERE seq = ANY(?::BIGINT[]){names_filter}{sources_filter}"
+            " ORDER BY seq DESC LIMIT ?",
+            [seqs, *wanted, *from_sources, limit],
         )
         for row in rows:
             for column in ("properties", "traits"):

@@ -193,6 +193,7 @@ def test_the_overview_updates_without_a_reload(demo: tuple[RunningServer, str], 
     batch = [{"type": "track", "userId": f"live-{i}", "event": "Live"} for i in range(3)]
     assert httpx.post(server.url + "/v1/batch", json={"batch": batch}, auth=(key, "")).status_code == 200
     expect(page.locator('[data-live="events"]')).not_to_have_text(shown, timeout=15_000)
+    expect(page.locator("#lag-chart svg polyline")).to_have_count(2, timeout=15_000)  # two samples drawn
 
 
 def test_roles_in_the_browser(demo: tuple[RunningServer, str], browser: Browser, shots: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -152,6 +153,15 @@ def test_the_360_view_shows_identities_traits_and_timeline(loaded: RunningServer
     assert "Order Completed" in timeline
     assert ">Home<" not in timeline
 
+    shop = loaded.create_source("shop", "ecommerce")
+    send(loaded, shop["write_key"], [{"type": "track", "userId": "ann", "event": "Cart Viewed"}])
+    settle(loaded)
+    by_source = admin.get(f"/console/profiles/{profile_id(loaded, 'ann')}", source=shop["id"]).text
+    rows = by_source.split('id="timeline"')[1].split("<tbody>")[1].split("</tbody>")[0]
+    assert rows.count("<tr>") == 1
+    assert "Cart Viewed" in rows
+    assert f'name="source" value="{shop["id"]}" checked' in by_source
+
 
 def test_an_admin_splits_an_identifier_off_from_the_360_view(loaded: RunningServer) -> None:
     admin = sign_in_as(loaded, "admin")
@@ -238,3 +248,21 @@ def test_a_profiles_links_read_at_once_equal_each_identifiers_link(loaded: Runni
         single = tables.link_of(key)
         assert single is not None
         assert links[key] == single
+
+
+def test_every_change_through_the_admin_api_is_audited_with_its_sender(loaded: RunningServer) -> None:
+    marketer, viewer = sign_in_as(loaded, "marketer"), sign_in_as(loaded, "viewer")
+    definition = {"trait": "plan", "op": "equals", "value": "pro"}
+    assert marketer.api("POST", "/api/audiences/preview", {"definition": definition}).status_code == 200
+    assert marketer.api("POST", "/api/audiences", {"name": "pros", "definition": definition}).status_code == 201
+    assert viewer.api("DELETE", "/api/audiences/pros").status_code == 403
+    assert httpx.post(loaded.url + "/api/sources", json={"name": "x", "kind": "web"}).status_code == 401
+    loaded.create_source("crm", "crm")
+    rows = loaded.runtime.store.dicts("SELECT actor, action, subject, details FROM audit_log ORDER BY id", [])
+    entries = [(r["actor"], r["action"], r["subject"], json.loads(r["details"])["status"]) for r in rows]
+    assert entries[-3:] == [
+        ("marketer@example.com", "api POST", "/api/audiences", 201),
+        ("viewer@example.com", "api DELETE", "/api/audiences/pros", 403),
+        ("admin", "api POST", "/api/sources", 201),
+    ]
+    assert not any(subject == "/api/audiences/preview" for _, _, subject, _ in entries)
