@@ -70,6 +70,13 @@ class Unauthorized(OnefoldError):
     http_status = 401
 
 
+class TooManyAttempts(Unauthorized):
+    """Sign-in refused for a while after repeated wrong passwords."""
+
+    code = "too_many_attempts"
+    http_status = 429
+
+
 class Forbidden(OnefoldError):
     """The credentials are valid but do not carry the permission (scope) the request needs."""
 

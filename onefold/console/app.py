@@ -57,7 +57,8 @@ def console_routes(runtime: Runtime, reader: ProfileReader, privacy: Privacy) ->
             session = await run_in_threadpool(runtime.users.sign_in, form.get("email", ""), form.get("password", ""))
         except Unauthorized as exc:
             context = {"next": form.get("next", ""), "email": form.get("email", ""), "no_users": False}
-            return render(request, None, "sign_in.html", 401, title="Sign in", error=exc.message, **context)
+            status = exc.http_status
+            return render(request, None, "sign_in.html", status, title="Sign in", error=exc.message, **context)
         response = redirect(_safe_next(form.get("next")))
         response.set_cookie(
             SESSION_COOKIE,

@@ -11,10 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from onefold.audiences.model import TRAIT_KINDS
 from onefold.audiences.parse import ATTRIBUTES
 from onefold.console.charts import WIDE, Series, line_chart, sparkline
 from onefold.console.mask import mask_identifier
-from onefold.console.web import guarded, render
+from onefold.console.web import guarded, redirect, render
 from onefold.governance.roles import AUDIENCES, AUDIENCES_WRITE, PII
 from onefold.governance.users import Session
 from onefold.store.activity_tables import ActivityTables
@@ -38,6 +39,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
 
     @guarded(gate, AUDIENCES)
     def listing(request: Request, session: Session) -> Response:
+        can_write = session.user.principal().can(AUDIENCES_WRITE)
         audiences = []
         for row in tables.all("audience"):
             _, sizes = size_trend(tables.sizes_over_time(row["id"]))
@@ -49,6 +51,9 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
             title="Audiences",
             audiences=audiences,
             traits=tables.all("computed_trait"),
+            trait_kinds=TRAIT_KINDS,
+            events=ActivityTables(runtime.store).vocabulary(limit=50)["events"] if can_write else [],
+            done=request.query_params.get("done", ""),
         )
 
     @guarded(gate, AUDIENCES)
@@ -85,6 +90,20 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
         )
 
     @guarded(gate, AUDIENCES_WRITE)
+    def create_trait(request: Request, session: Session) -> Response:
+        """A computed trait from the short form on the audiences page (the API takes any definition)."""
+        form: dict[str, str] = request.state.form
+        definition: dict[str, Any] = {"kind": form.get("kind", ""), "event": form.get("event", "")}
+        if form.get("property"):
+            definition["property"] = form["property"]
+        if form.get("within_days"):
+            definition["within_days"] = (
+                int(form["within_days"]) if form["within_days"].isdigit() else form["within_days"]
+            )
+        row = service.create("computed_trait", form.get("name", "").strip(), form.get("description", ""), definition)
+        return redirect(f"/console/audiences?done=computed+trait+{row['name']}+created+({row['size']:,}+profiles)")
+
+    @guarded(gate, AUDIENCES_WRITE)
     def builder(request: Request, session: Session) -> Response:
         name = request.path_params.get("name")
         existing = tables.get("audience", name) if name else None
@@ -107,6 +126,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
     return [
         Route("/console/audiences", listing),
         Route("/console/audiences/new", builder),
+        Route("/console/computed-traits", create_trait, methods=["POST"]),
         Route("/console/audiences/{name}/edit", builder),
         Route("/console/audiences/{name}", detail),
     ]

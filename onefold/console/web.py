@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from onefold.errors import CollectError, OnefoldError, PayloadTooLarge
+from onefold.errors import OnefoldError, PayloadTooLarge
 from onefold.governance.access import Gate
 from onefold.governance.roles import ROLES
 from onefold.governance.users import Session
@@ -39,7 +39,6 @@ Page = Callable[[Request, Session], Response]  # runs in the thread pool: pages 
 def render(request: Request, session: Session | None, template: str, status: int = 200, **context: Any) -> Response:
     principal = session.user.principal() if session else None
     body = TEMPLATES.get_template(template).render(
-        request=request,
         user=session.user if session else None,
         csrf=session.csrf if session else "",
         can=principal.can if principal else (lambda _: False),
@@ -54,15 +53,14 @@ def redirect(url: str) -> Response:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """An urlencoded form's fields (the last value of each); multi-valued fields go through ``read_form_lists``."""
-    return {key: values[-1] for key, values in (await read_form_lists(request)).items()}
-
-
-async def read_form_lists(request: Request) -> dict[str, list[str]]:
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise PayloadTooLarge(f"the form is {len(body):,} bytes; the console accepts at most {MAX_FORM_BYTES:,}")
-    return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    """An urlencoded form's fields (the last value of each), read up to ``MAX_FORM_BYTES``."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise PayloadTooLarge(f"the form is over {MAX_FORM_BYTES:,} bytes, the most the console accepts")
+    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {key: values[-1] for key, values in fields.items()}
 
 
 def guarded(gate: Gate, permission: str) -> Callable[[Page], Callable[[Request], Awaitable[Response]]]:
@@ -86,8 +84,8 @@ def guarded(gate: Gate, permission: str) -> Callable[[Page], Callable[[Request],
             try:
                 return await run_in_threadpool(page, request, session)
             except OnefoldError as exc:
-                status = exc.http_status if isinstance(exc, CollectError) or exc.http_status < 500 else 500
-                return render(request, session, "error.html", status, title="Could not do that", message=exc.message)
+                title = "Could not do that"
+                return render(request, session, "error.html", exc.http_status, title=title, message=exc.message)
 
         return endpoint
 

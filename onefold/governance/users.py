@@ -7,6 +7,7 @@ after ``SESSION_HOURS`` and end at sign-out, when the user is disabled, or when 
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import threading
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from onefold.config import Settings
-from onefold.errors import CollectError, ConfigError, Conflict, NotFound, Unauthorized
+from onefold.errors import CollectError, ConfigError, Conflict, NotFound, TooManyAttempts, Unauthorized
 from onefold.governance.passwords import check_strength, hash_password, verify_password
 from onefold.governance.roles import ROLES, Principal
 from onefold.governance.tokens import hash_token
@@ -24,6 +25,9 @@ from onefold.store import DuckDBStore
 
 SESSION_HOURS = 12
 SESSION_COOKIE = "onefold_session"
+MAX_FAILURES = 5  # wrong passwords for one email within LOCKOUT before sign-in is refused for LOCKOUT
+LOCKOUT = timedelta(minutes=15)
+_TRACKED_EMAILS = 10_000  # beyond it, emails with no recent failure are forgotten
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Verified against when the email is unknown, so a wrong email costs as long as a wrong password.
 _DECOY_HASH = hash_password(secrets.token_urlsafe(16))
@@ -82,6 +86,7 @@ class Users:
         self._store = store
         self._clock = clock
         self._lock = threading.Lock()
+        self._failures: dict[str, list[datetime]] = {}  # email -> recent wrong-password times
 
     # --- users --------------------------------------------------------------------------------------------
     def count(self) -> int:
@@ -164,15 +169,21 @@ class Users:
 
     # --- sessions -----------------------------------------------------------------------------------------
     def sign_in(self, email: str, password: str) -> Session:
-        found = self._find(email.strip().lower())
+        address = email.strip().lower()
+        self._check_throttle(address)
+        found = self._find(address)
         if found is None:
             verify_password(password, _DECOY_HASH)
+            self._failed(address)
             raise Unauthorized("the email or the password is wrong")
         user, stored = found
         if not verify_password(password, stored):
+            self._failed(address)
             raise Unauthorized("the email or the password is wrong")
         if user.disabled_at is not None:
             raise Unauthorized("this account is disabled; ask an admin to enable it")
+        with self._lock:
+            self._failures.pop(address, None)
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = self._clock()
         self._store.cursor().execute(
@@ -180,6 +191,25 @@ class Users:
             [hash_token(token), user.id, csrf, now, now + timedelta(hours=SESSION_HOURS)],
         )
         return Session(token, csrf, user)
+
+    def _check_throttle(self, address: str) -> None:
+        now = self._clock()
+        with self._lock:
+            recent = [t for t in self._failures.get(address, ()) if now - t < LOCKOUT]
+        if len(recent) >= MAX_FAILURES:
+            wait = math.ceil((LOCKOUT - (now - recent[-MAX_FAILURES])).total_seconds() / 60)
+            raise TooManyAttempts(
+                f"too many wrong passwords for {address}; try again in {wait} minutes, or ask an admin to set a "
+                "new password"
+            )
+
+    def _failed(self, address: str) -> None:
+        now = self._clock()
+        with self._lock:
+            if len(self._failures) >= _TRACKED_EMAILS:
+                self._failures = {k: v for k, v in self._failures.items() if v and now - v[-1] < LOCKOUT}
+            recent = [t for t in self._failures.get(address, ()) if now - t < LOCKOUT]
+            self._failures[address] = [*recent, now][-MAX_FAILURES:]
 
     def session(self, token: str | None) -> Session | None:
         """The live session a cookie names, or None (unknown, expired, or its user disabled)."""

@@ -131,7 +131,8 @@ class AudienceTables:
             f"DELETE FROM trait_values WHERE trait_id IN ({ids}){limit}",
             f"INSERT INTO trait_values SELECT trait_id, profile_id, value, {at} FROM ({values})"
             " WHERE value IS NOT NULL",
-            f"UPDATE audiences SET evaluated_at = {at} WHERE id IN ({ids})",
+            f"UPDATE audiences SET evaluated_at = {at}, size = (SELECT count(*) FROM trait_values v"
+            f" WHERE v.trait_id = audiences.id) WHERE id IN ({ids})",
         ]
 
     def run_round(self, cur: duckdb.DuckDBPyConnection, statements: list[str]) -> dict[str, tuple[int, int]]:

@@ -266,3 +266,23 @@ def test_every_change_through_the_admin_api_is_audited_with_its_sender(loaded: R
         ("admin", "api POST", "/api/sources", 201),
     ]
     assert not any(subject == "/api/audiences/preview" for _, _, subject, _ in entries)
+
+
+def test_a_marketer_creates_a_computed_trait_from_the_audiences_page(loaded: RunningServer) -> None:
+    marketer = sign_in_as(loaded, "marketer")
+    made = marketer.form(
+        "/console/computed-traits",
+        {"name": "spend_30d", "kind": "max", "event": "Order Completed", "property": "revenue", "within_days": "30"},
+    )
+    assert made.status_code == 303
+    assert "computed+trait+spend_30d+created+(1+profiles)" in made.headers["location"]  # bob has no order: null
+    row = loaded.runtime.audiences.service.tables.get("computed_trait", "spend_30d")
+    assert row["definition"] == {"kind": "max", "event": "Order Completed", "property": "revenue", "within_days": 30}
+    page = marketer.get(f"/console/profiles/{profile_id(loaded, 'ann')}").text
+    assert "spend_30d" in page
+    bad = marketer.form("/console/computed-traits", {"name": "x", "kind": "count", "event": "E", "within_days": "-3"})
+    assert bad.status_code == 400
+    assert "$.within_days" in bad.text
+    viewer = sign_in_as(loaded, "viewer")
+    assert "New computed trait" not in viewer.get("/console/audiences").text
+    assert viewer.form("/console/computed-traits", {"name": "y", "kind": "count", "event": "E"}).status_code == 403

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from onefold.config import Settings
-from onefold.errors import CollectError, ConfigError, Conflict, Unauthorized
-from onefold.governance.users import SESSION_HOURS, Users, ensure_first_admin
+from onefold.errors import CollectError, ConfigError, Conflict, TooManyAttempts, Unauthorized
+from onefold.governance.users import LOCKOUT, MAX_FAILURES, SESSION_HOURS, Users, ensure_first_admin
 from onefold.store import DuckDBStore
 
 PASSWORD = "a long enough passphrase"
@@ -113,3 +113,27 @@ def test_the_first_admin_settings_are_checked(users: Users) -> None:
         ensure_first_admin(users, Settings(admin_email="root@example.com", admin_password="short"))
     assert ensure_first_admin(users, Settings()) is None
     assert users.count() == 0
+
+
+def test_repeated_wrong_passwords_lock_the_email_for_a_while(users: Users, clock: Clock) -> None:
+    users.create("ann@example.com", PASSWORD, "viewer")
+    for _ in range(MAX_FAILURES):
+        with pytest.raises(Unauthorized, match="the email or the password is wrong"):
+            users.sign_in("ann@example.com", "not the password")
+    with pytest.raises(TooManyAttempts, match="try again in 15 minutes") as caught:
+        users.sign_in("Ann@Example.com", PASSWORD)  # even the right password, for now
+    assert caught.value.http_status == 429
+    clock.now += LOCKOUT
+    assert users.sign_in("ann@example.com", PASSWORD).user.email == "ann@example.com"
+
+
+def test_a_success_clears_earlier_failures(users: Users) -> None:
+    users.create("ann@example.com", PASSWORD, "viewer")
+    for _ in range(MAX_FAILURES - 1):
+        with pytest.raises(Unauthorized):
+            users.sign_in("ann@example.com", "not the password")
+    users.sign_in("ann@example.com", PASSWORD)
+    for _ in range(MAX_FAILURES - 1):
+        with pytest.raises(Unauthorized):
+            users.sign_in("ann@example.com", "not the password")
+    assert users.sign_in("ann@example.com", PASSWORD) is not None
