@@ -157,7 +157,10 @@ def routes(runtime: Runtime, reader: ProfileReader) -> list[BaseRoute]:
         audiences, saved_traits = reader.memberships(profile_id)
         names = [n for n in request.query_params.getlist("event") if n]
         from_sources = [s for s in request.query_params.getlist("source") if s]
-        timeline = reader.profiles.timeline(profile_id, limit=TIMELINE_SIZE, names=names, sources=from_sources)
+        timeline = [
+            {**e, "properties": {k: masker.trait(k, v) for k, v in e["properties"].items()}}
+            for e in reader.profiles.timeline(profile_id, limit=TIMELINE_SIZE, names=names, sources=from_sources)
+        ]
         event_names = reader.profiles.event_names(profile_id)
         verbose = custom_traits(state, verbose=True)
         traits = {name: {**t, "value": masker.trait(name, t["value"])} for name, t in verbose.items()}

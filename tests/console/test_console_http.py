@@ -19,7 +19,12 @@ PEOPLE: list[dict[str, Any]] = [
         "anonymousId": "ann-laptop",
         "traits": {"email": "ann.lee@example.com", "phone": "+1 415 555 0101", "first_name": "Ann", "plan": "pro"},
     },
-    {"type": "track", "userId": "ann", "event": "Order Completed", "properties": {"order_id": "o1", "revenue": 30}},
+    {
+        "type": "track",
+        "userId": "ann",
+        "event": "Order Completed",
+        "properties": {"order_id": "o1", "revenue": 30, "receipt_email": "ann.lee@example.com"},
+    },
     {"type": "page", "anonymousId": "ann-laptop", "name": "Home"},
     {"type": "identify", "userId": "bob", "traits": {"email": "bob@example.com", "first_name": "Bob"}},
 ]
