@@ -1,25 +1,17 @@
 """Masking personal data for users without the PII grant (pure).
 
-Emails keep their first letter and domain (``a***@example.com``), phones their last two digits, and names
-and addresses their first letter; other values are shown as they are.
+Emails keep their first letter and domain (``a***@example.com``) and phones their last two digits, as in
+erasure receipts; names and addresses keep their first letter; other values are shown as they are.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from onefold.governance.privacy import mask_email, mask_phone
+
 PII_TYPES = frozenset({"email", "phone"})
 PII_TRAIT_WORDS = ("email", "phone", "name", "address", "street", "birth", "postal", "zip")
-
-
-def mask_email(value: str) -> str:
-    local, _, domain = value.partition("@")
-    return f"{local[:1]}***@{domain}" if domain else "***"
-
-
-def mask_phone(value: str) -> str:
-    digits = [c for c in value if c.isdigit()]
-    return "•" * max(0, len(digits) - 2) + "".join(digits[-2:])
 
 
 def mask_text(value: str) -> str:
@@ -28,7 +20,7 @@ def mask_text(value: str) -> str:
 
 def mask_identifier(kind: str, value: str) -> str:
     if kind == "email":
-        return mask_email(value)
+        return mask_email(value) if "@" in value else mask_text(value)
     if kind == "phone":
         return mask_phone(value)
     return value
@@ -53,9 +45,8 @@ def _mask_any(name: str, value: Any) -> Any:
         return {k: _mask_any(k, v) for k, v in value.items()}
     if not isinstance(value, str):
         return "***" if value is not None else None
-    lowered = name.lower()
-    if "email" in lowered or "@" in value:
+    if "@" in value:
         return mask_email(value)
-    if "phone" in lowered:
+    if "phone" in name.lower():
         return mask_phone(value)
     return mask_text(value)

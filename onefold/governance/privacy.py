@@ -16,13 +16,21 @@ from onefold.pipeline.identity_processor import IdentityProcessor
 from onefold.store.privacy_tables import PrivacyTables
 
 
+def mask_email(value: str) -> str:
+    local, _, domain = value.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_phone(value: str) -> str:
+    return "*" * max(0, len(value) - 2) + value[-2:]
+
+
 def mask(kind: str, value: str) -> str:
     """Enough of an identifier for the person to recognise it in a receipt, not enough to reuse it."""
     if kind == "email" and "@" in value:
-        local, _, domain = value.partition("@")
-        return f"{local[:1]}***@{domain}"
+        return mask_email(value)
     if kind == "phone":
-        return "*" * max(0, len(value) - 2) + value[-2:]
+        return mask_phone(value)
     return value[:2] + "***"
 
 

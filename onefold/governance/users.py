@@ -186,7 +186,9 @@ class Users:
             self._failures.pop(address, None)
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = self._clock()
-        self._store.cursor().execute(
+        cur = self._store.cursor()
+        cur.execute("DELETE FROM console_sessions WHERE expires_at <= ?", [now])  # expired ones, now and then
+        cur.execute(
             "INSERT INTO console_sessions VALUES (?, ?, ?, ?, ?)",
             [hash_token(token), user.id, csrf, now, now + timedelta(hours=SESSION_HOURS)],
         )

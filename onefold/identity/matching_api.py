@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from onefold.identity.matching_service import DEFAULT_OPTIONS, MatchingService, RunOptions
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
-ACTOR = "admin"
 
 
 class RunRequest(BaseModel):
@@ -62,18 +61,18 @@ def matching_router(service: MatchingService) -> APIRouter:
         return service.view(service.pair(pair_id))
 
     @router.post("/reviews/{pair_id}/accept")
-    def accept(pair_id: int) -> dict[str, Any]:
+    def accept(pair_id: int, request: Request) -> dict[str, Any]:
         """Merge the pair's profiles (409 with the rule when cannot-link, a limit or a cap forbids it)."""
-        return service.accept(pair_id, ACTOR)
+        return service.accept(pair_id, request.state.principal.email)
 
     @router.post("/reviews/{pair_id}/reject")
-    def reject(pair_id: int) -> dict[str, Any]:
+    def reject(pair_id: int, request: Request) -> dict[str, Any]:
         """Keep the pair's profiles apart; later runs do not propose the pair again."""
-        return service.reject(pair_id, ACTOR)
+        return service.reject(pair_id, request.state.principal.email)
 
     @router.post("/links/{pair_id}/revoke")
-    def revoke(pair_id: int) -> dict[str, Any]:
+    def revoke(pair_id: int, request: Request) -> dict[str, Any]:
         """Undo an automatic or accepted link: its two identifiers become a cannot-link pair and the profile splits."""
-        return service.revoke(pair_id, ACTOR)
+        return service.revoke(pair_id, request.state.principal.email)
 
     return router

@@ -62,6 +62,8 @@ def test_sessions_expire(users: Users, clock: Clock) -> None:
     assert users.session(session.token) is not None
     clock.now += timedelta(seconds=2)
     assert users.session(session.token) is None
+    users.sign_in("ann@example.com", PASSWORD)  # a sign-in clears expired sessions
+    assert users._store.cursor().execute("SELECT count(*) FROM console_sessions").fetchone() == (1,)
 
 
 def test_disabling_a_user_or_changing_the_password_ends_their_sessions(users: Users) -> None:
