@@ -7,6 +7,7 @@ docs/screenshots/ (shown in the README), otherwise to a temporary directory.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from rich.console import Console
 
 from onefold.demo.loader import DEMO_ADMIN_EMAIL, DemoLoader
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import ADMIN_TOKEN, RunningServer, start_server, stop_server
 from tests.console.conftest import PASSWORD, add_user
 
 CHROMIUM = "/usr/bin/chromium"
@@ -155,7 +156,7 @@ def test_a_marketer_builds_an_audience_and_watches_its_count(
     page.get_by_label("event name").fill("Order Completed")
     page.get_by_label("times").fill("2")
     expect(page.locator("#count")).to_have_text(re.compile(r"^[\d,]+ profiles$"))
-    with httpx.Client(base_url=server.url, headers={"Authorization": "Bearer test-admin-token-0123456789"}) as admin:
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
         definition = {"event": "Order Completed", "count": {"op": ">=", "value": 2}}
         expected = admin.post("/api/audiences/preview", json={"definition": definition}).json()["count"]
     expect(page.locator("#count")).to_have_text(f"{expected:,} profiles")
@@ -175,6 +176,43 @@ def test_a_marketer_builds_an_audience_and_watches_its_count(
     expect(page.locator("#size")).to_have_text(f"{expected:,}")
     page.screenshot(path=shots / "audience.png", full_page=True)
     assert server.runtime.audiences.service.tables.get("audience", "repeat_buyers")["size"] == expected
+
+
+def test_cart_abandonment_is_built_as_a_sequence_without_json(demo: tuple[RunningServer, str], page: Page) -> None:
+    server, password = demo
+    sign_in(page, server.url, DEMO_ADMIN_EMAIL, password)
+    page.goto(server.url + "/console/audiences/new")
+    page.get_by_label("condition kind").select_option("sequence")
+    page.get_by_label("first event").fill("Product Added")
+    page.get_by_label("then performed").select_option("then did not")
+    page.get_by_label("then event").fill("Order Completed")
+    page.get_by_label("minutes").fill("60")
+    definition = {
+        "sequence": {
+            "first": {"event": "Product Added"},
+            "then": {"event": "Order Completed"},
+            "within_minutes": 60,
+            "then_performed": False,
+        }
+    }
+    page.get_by_text("Definition as JSON").click()
+    assert json.loads(page.get_by_label("Definition as JSON").input_value()) == definition
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
+        expected = admin.post("/api/audiences/preview", json={"definition": definition}).json()["count"]
+    assert expected > 0
+    expect(page.locator("#count")).to_have_text(f"{expected:,} profiles")
+
+
+def test_editing_keeps_every_demo_definition_as_it_was(demo: tuple[RunningServer, str], page: Page) -> None:
+    """The builder reads a saved definition into its tree and writes it back unchanged."""
+    server, password = demo
+    sign_in(page, server.url, DEMO_ADMIN_EMAIL, password)
+    saved = server.runtime.audiences.service.tables.all("audience")
+    assert len(saved) >= 4
+    for audience in saved:
+        page.goto(f"{server.url}/console/audiences/{audience['name']}/edit")
+        expect(page.locator("#count")).to_have_text(re.compile(r"^[\d,]+ profiles$"))  # a valid definition
+        assert json.loads(page.get_by_label("Definition as JSON").input_value()) == audience["definition"]
 
 
 def test_an_invalid_definition_shows_the_failing_node(demo: tuple[RunningServer, str], page: Page) -> None:

@@ -8,7 +8,8 @@
   const OPS = ["equals", "not_equals", "in", "contains", "starts_with", "ends_with", "exists", ">", ">=", "<", "<=",
     "between", "before", "after", "within_last_days"];
   const KINDS = {
-    event: "performed an event", trait: "trait", attribute: "computed attribute", aggregate: "total / average of",
+    event: "performed an event", sequence: "did one event, then", trait: "trait", attribute: "computed attribute",
+    aggregate: "total / average of",
     computed_trait: "computed trait", audience: "in audience", consent: "consent", reachable: "reachable on", raw: "JSON",
   };
   let root = { group: "and", negate: false, children: [] };
@@ -41,6 +42,10 @@
       if (node.performed && node.countValue !== "") out.count = { op: node.countOp, value: Number(node.countValue) };
       if (node.whereProperty) out.where = [{ property: node.whereProperty, op: node.whereOp, value: parseValue(node.whereValue, node.whereOp) }];
       if (node.days !== "") out.within_days = Number(node.days);
+    } else if (node.kind === "sequence") {
+      out = { sequence: { first: { event: node.name }, then: { event: node.thenEvent },
+        within_minutes: Number(node.minutes), then_performed: node.performed } };
+      if (node.days !== "") out.sequence.within_days = Number(node.days);
     } else if (node.kind === "aggregate") {
       out = { aggregate: node.fn, property: node.property, event: node.name, op: node.op, value: parseValue(node.value, node.op) };
       if (node.days !== "") out.within_days = Number(node.days);
@@ -58,11 +63,11 @@
     return node.negate ? { not: out } : out;
   }
   function leaf(kind) {
-    const first = { event: data.events[0], trait: data.traits[0], attribute: data.attributes[0],
+    const first = { event: data.events[0], sequence: data.events[0], trait: data.traits[0], attribute: data.attributes[0],
       computed_trait: data.computed_traits[0], audience: data.audiences[0], consent: "email", reachable: "email" };
     return { kind, negate: false, name: first[kind] || "", op: kind === "attribute" ? ">=" : "equals", value: "",
       performed: true, countOp: ">=", countValue: "", days: "", whereProperty: "", whereOp: "equals", whereValue: "",
-      fn: "sum", property: "revenue", granted: true, raw: "{}" };
+      fn: "sum", property: "revenue", granted: true, raw: "{}", thenEvent: data.events[1] || "", minutes: "60" };
   }
   function fromDefinition(def) {
     const negate = def && typeof def === "object" && "not" in def && Object.keys(def).length === 1;
@@ -89,6 +94,13 @@
         countOp: def.count ? def.count.op : ">=", countValue: def.count ? String(def.count.value) : "",
         days: def.within_days !== undefined ? String(def.within_days) : "", whereProperty: where.property || "",
         whereOp: where.op || "equals", whereValue: showValue(where.value) };
+    }
+    const seq = def.sequence;
+    const plain = (step) => step && Object.keys(step).length === 1 && typeof step.event === "string";
+    if (seq && Object.keys(def).length === 1 && plain(seq.first) && plain(seq.then)) {
+      return { ...leaf("sequence"), name: seq.first.event, thenEvent: seq.then.event,
+        minutes: String(seq.within_minutes), performed: seq.then_performed !== false,
+        days: seq.within_days !== undefined ? String(seq.within_days) : "" };
     }
     if ("aggregate" in def && !def.where && !def.between) {
       return { ...leaf("aggregate"), fn: def.aggregate, property: def.property, name: def.event, op: def.op,
@@ -138,6 +150,16 @@
           el("span", {}, "where"), field(node, "whereProperty", "property (optional)"),
           select(OPS, node.whereOp, set(node, "whereOp"), "property operator"), field(node, "whereValue", "value"),
           el("span", {}, "in the last"), field(node, "days", "days", { type: "number", min: "1" }), el("span", {}, "days"),
+        ];
+      case "sequence":
+        return [
+          datalistInput(node, "name", "first event", "dl-events"),
+          select(["then did", "then did not"], node.performed ? "then did" : "then did not",
+            (v) => { node.performed = v === "then did"; changed(true); }, "then performed"),
+          datalistInput(node, "thenEvent", "then event", "dl-events"),
+          el("span", {}, "within"), field(node, "minutes", "minutes", { type: "number", min: "1" }),
+          el("span", {}, "minutes; first event in the last"), field(node, "days", "days", { type: "number", min: "1" }),
+          el("span", {}, "days"),
         ];
       case "aggregate":
         return [select(["sum", "avg", "min", "max"], node.fn, set(node, "fn"), "aggregate"),
