@@ -177,6 +177,12 @@ def test_a_marketer_builds_an_audience_and_watches_its_count(
     page.screenshot(path=shots / "audience.png", full_page=True)
     assert server.runtime.audiences.service.tables.get("audience", "repeat_buyers")["size"] == expected
 
+    # a new customer orders twice: the size on the open page follows, without a reload
+    key = server.runtime.store.get_source("shop").write_key
+    orders = [{"type": "track", "userId": "new-buyer", "event": "Order Completed"} for _ in range(2)]
+    assert httpx.post(server.url + "/v1/batch", json={"batch": orders}, auth=(key, "")).status_code == 200
+    expect(page.locator("#size")).to_have_text(f"{expected + 1:,}", timeout=20_000)
+
 
 def test_cart_abandonment_is_built_as_a_sequence_without_json(demo: tuple[RunningServer, str], page: Page) -> None:
     server, password = demo
