@@ -52,13 +52,23 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
         user_id = request.path_params["user_id"]
         if user_id == session.user.id and (form.get("disabled") == "on" or form.get("role", "admin") != "admin"):
             return page(request, session, 400, "You cannot disable yourself or give up your own admin role.")
+        try:
+            if form.get("password"):  # a new password ends the user's sessions
+                users.set_password(user_id, form["password"])
+        except CollectError as exc:
+            return page(request, session, 400, exc.message)
         user = users.update(
             user_id,
             role=form.get("role") or None,
             pii_grant=form.get("pii_grant") == "on",
             disabled=form.get("disabled") == "on",
         )
-        details = {"role": user.role, "pii": user.pii_grant, "disabled": user.disabled_at is not None}
+        details = {
+            "role": user.role,
+            "pii": user.pii_grant,
+            "disabled": user.disabled_at is not None,
+            "password_set": bool(form.get("password")),
+        }
         audit.record_audit(session.user.email, "user.update", user.email, details)
         return redirect(f"/console/users?done=updated+{user.email}")
 

@@ -232,6 +232,14 @@ def test_users_page_changes_roles_and_refuses_to_lock_out_the_last_admin(server:
     assert admin.form(f"/console/users/{bo.id}", {"role": "analyst", "pii_grant": "on"}).status_code == 303
     changed = server.runtime.users.get(bo.id)
     assert (changed.role, changed.pii_grant) == ("analyst", True)
+    bo_client = SignedIn(server, "bo@example.com")
+    new_password = "a brand new passphrase"
+    assert admin.form(f"/console/users/{bo.id}", {"role": "analyst", "password": new_password}).status_code == 303
+    assert bo_client.get("/console").status_code == 303  # the new password ended bo's session
+    assert SignedIn(server, "bo@example.com", new_password).get("/console").status_code == 200
+    weak = admin.form(f"/console/users/{bo.id}", {"role": "analyst", "password": "short"})
+    assert weak.status_code == 400
+    assert "at least 12 characters" in weak.text
     me = server.runtime.users.by_email("admin@example.com")
     assert me is not None
     refused = admin.form(f"/console/users/{me.id}", {"role": "viewer"})
