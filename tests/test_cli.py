@@ -48,10 +48,11 @@ def test_generated_admin_token_is_printed_once_and_stored_only_as_a_hash(tmp_pat
     assert "configured" in again
 
 
-def _run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _run_cli(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "onefold", *args],
         env={**os.environ, **env},
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
@@ -144,72 +145,26 @@ def test_a_short_first_admin_password_stops_the_start_with_the_rule(tmp_path: Pa
 
 def test_users_are_created_listed_and_reset_from_the_cli(tmp_path: Path):
     data = str(tmp_path / "data")
-    created = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "onefold",
-            "users",
-            "create",
-            "--data",
-            data,
-            "--email",
-            "ann@example.com",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        input="a long enough passphrase\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    create = ("users", "create", "--data", data, "--password-stdin", "--email")
+    created = _run_cli(*create, "ann@example.com", "--role", "admin", stdin="a long enough passphrase\n")
     assert created.returncode == 0, created.stderr
     assert "created ann@example.com (admin)" in created.stdout
-    refused = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "onefold",
-            "users",
-            "create",
-            "--data",
-            data,
-            "--email",
-            "bob@example.com",
-            "--role",
-            "viewer",
-            "--password-stdin",
-        ],
-        input="short\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    refused = _run_cli(*create, "bob@example.com", "--role", "viewer", stdin="short\n", COLUMNS="200")
     assert refused.returncode == 2
     assert "at least 12 characters" in refused.stderr
     listed = _run_cli("users", "list", "--data", data, COLUMNS="150")
     assert listed.returncode == 0
     assert "ann@example.com" in listed.stdout
     assert "bob@example.com" not in listed.stdout
-    reset = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "onefold",
-            "users",
-            "set-password",
-            "--data",
-            data,
-            "--email",
-            "ann@example.com",
-            "--password-stdin",
-        ],
-        input="the new long passphrase\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
+    reset = _run_cli(
+        "users",
+        "set-password",
+        "--data",
+        data,
+        "--email",
+        "ann@example.com",
+        "--password-stdin",
+        stdin="the new long passphrase\n",
     )
     assert reset.returncode == 0, reset.stderr
 
