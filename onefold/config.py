@@ -28,6 +28,13 @@ class Setting:
     secret: bool = False
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"must be zero or a positive whole number, got {value}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -89,6 +96,13 @@ SETTINGS: tuple[Setting, ...] = (
         256 * 1024 * 1024,
         "Journal bytes not yet loaded into DuckDB before the collector answers 503.",
     ),
+    Setting(
+        "loader_linger_ms",
+        _non_negative_int,
+        100,
+        "How long the loader gathers a small trickle of events before loading it into DuckDB (each load is a "
+        "transaction with a fixed cost); 0 loads every group commit at once.",
+    ),
     Setting("duckdb_memory_limit", str, "128MB", "DuckDB's memory_limit for the embedded store."),
     Setting(
         "profile_cards_mb",
@@ -140,6 +154,7 @@ class Settings:
     queue_max_events: int = 50_000
     commit_max_events: int = 5_000
     loader_max_lag_bytes: int = 256 * 1024 * 1024
+    loader_linger_ms: int = 100
     duckdb_memory_limit: str = "128MB"
     profile_cards_mb: int = 256
     audience_refresh_seconds: int = 60

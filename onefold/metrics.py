@@ -35,6 +35,11 @@ class Metrics:
             "Events moved from the journal into the DuckDB event log.",
             registry=self.registry,
         )
+        self.loads = Counter(
+            "onefold_loader_transactions",
+            "DuckDB transactions the loader committed (each moves a chunk of the journal).",
+            registry=self.registry,
+        )
         self.loader_lag = Gauge(
             "onefold_loader_lag_bytes",
             "Journal bytes acknowledged but not yet in DuckDB.",

@@ -89,7 +89,13 @@ class Runtime:
         store = DuckDBStore.open(settings.data_path, memory_limit=settings.duckdb_memory_limit)
         metrics = Metrics()
         journal = Journal(settings.data_path / JOURNAL_DIR_NAME, loaded=store.journal_position())
-        loader = LogLoader(store, journal, metrics, max_lag_bytes=settings.loader_max_lag_bytes)
+        loader = LogLoader(
+            store,
+            journal,
+            metrics,
+            max_lag_bytes=settings.loader_max_lag_bytes,
+            linger_seconds=settings.loader_linger_ms / 1000,
+        )
         loader.recover()  # whatever was acknowledged before a crash reaches DuckDB before we serve
         writer = EventWriter(
             store,

@@ -56,6 +56,8 @@ class LogLoader(BackgroundWorker):
         *,
         chunk_bytes: int = 4 * 1024 * 1024,
         max_lag_bytes: int = 256 * 1024 * 1024,
+        linger_seconds: float = 0.0,
+        linger_bytes: int = 1024 * 1024,
     ) -> None:
         super().__init__()
         self._store = store
@@ -63,6 +65,13 @@ class LogLoader(BackgroundWorker):
         self._metrics = metrics
         self._chunk_bytes = chunk_bytes
         self._max_lag = max_lag_bytes
+        # A load is a DuckDB transaction costing milliseconds whatever its size, so a steady trickle of small
+        # group commits is gathered into at most one load per linger period (unless a megabyte piles up first).
+        # After a quiet spell the first events load at once; a reader waiting in wait_visible cuts it short.
+        self._linger = linger_seconds
+        self._linger_bytes = linger_bytes
+        self._last_load = 0.0
+        self._hurry = 0
         segments = journal.segments()
         self.position: Position = store.journal_position() or (segments[0] if segments else 1, 0)
         self.failure: BaseException | None = None
@@ -83,11 +92,16 @@ class LogLoader(BackgroundWorker):
         target = self._journal.end
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self.position < target and self.failure is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
+            self._hurry += 1
+            self._cond.notify_all()
+            try:
+                while self.position < target and self.failure is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+            finally:
+                self._hurry -= 1
         return self.position >= target
 
     # --- lifecycle ----------------------------------------------------------------------------------------
@@ -110,6 +124,8 @@ class LogLoader(BackgroundWorker):
                     self._cond.wait(0.5)
                 if self.position >= self._journal.end and self._stopping:
                     return
+                self._gather()
+            self._last_load = time.monotonic()
             end = self._journal.end
             try:
                 for records, position in self._journal.read(self.position, end, self._chunk_bytes):
@@ -127,6 +143,16 @@ class LogLoader(BackgroundWorker):
                 log.warning("loading the journal failed (%s); retry %d of %d", exc, attempt, RETRIES)
                 cur = self._store.cursor()
                 time.sleep(min(0.2 * 2**attempt, 5.0))
+
+    def _gather(self) -> None:
+        """Wait (holding the condition) until the linger period since the last load is over, unless enough
+        bytes are waiting, a reader is waiting or the loader is stopping."""
+        start_by = self._last_load + self._linger
+        while not self._stopping and not self._hurry and self.lag_bytes() < self._linger_bytes:
+            remaining = start_by - time.monotonic()
+            if remaining <= 0:
+                return
+            self._cond.wait(remaining)
 
     def _apply(self, cur: Any, records: list[bytes], position: Position) -> None:
         events: list[Any] = []
@@ -150,6 +176,7 @@ class LogLoader(BackgroundWorker):
         with self._cond:
             self.position = position
             self._cond.notify_all()
+        self._metrics.loads.inc()
         self._metrics.loaded.inc(len(events))
         self._metrics.loader_lag.set(self.lag_bytes())
         self.on_loaded()

@@ -530,3 +530,27 @@ def test_quarantine_text_that_cannot_be_stored_fails_only_its_own_request(server
     assert bad.status_code == 400
     assert "valid UTF-8" in bad.json()["error"]["message"]
     assert post(server, "/v1/track", {"userId": "u", "event": "e"}, key=source["write_key"]).status_code == 200
+
+
+def _loader_transactions(server: Any) -> float:
+    for line in httpx.get(server.url + "/metrics").text.splitlines():
+        if line.startswith("onefold_loader_transactions_total "):
+            return float(line.split()[1])
+    raise AssertionError("the loader's transaction counter is missing from /metrics")
+
+
+def test_loader_gathers_a_trickle_of_commits_and_a_reader_cuts_the_wait_short(make_server):
+    running = make_server(loader_linger_ms=10_000)
+    src = running.create_source("website")
+    first = post(running, "/v1/track", {"userId": "u", "event": "first"}, key=src["write_key"])
+    assert first.status_code == 200
+    deadline = time.monotonic() + 10
+    while _loader_transactions(running) < 1 and time.monotonic() < deadline:  # after a quiet spell: at once
+        time.sleep(0.02)
+    assert _loader_transactions(running) == 1
+    for i in range(5):  # each is its own group commit, acknowledged before the next is sent
+        assert post(running, "/v1/track", {"userId": "u", "event": f"e{i}"}, key=src["write_key"]).status_code == 200
+    assert _loader_transactions(running) == 1  # gathered, not yet loaded
+    names = [e["event"] for e in running.events()]  # the admin API waits for every acknowledged event
+    assert names == ["first", "e0", "e1", "e2", "e3", "e4"]
+    assert _loader_transactions(running) == 2  # the five trickled commits went in as one transaction
