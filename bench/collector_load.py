@@ -201,9 +201,10 @@ def run_phase(server: Server, key: str, batch_size: int, connections: int, secon
 def ceiling(batch_size: int, seconds: float) -> dict[str, float]:
     import pyarrow as pa
 
-    from onefold.collect.loader import EVENT_SCHEMA, arrow_table
+    from onefold.collect.loader import EVENT_SCHEMA
     from onefold.collect.messages import Envelope, SourceInfo, build_rows
     from onefold.store import DuckDBStore
+    from onefold.store.arrow_rows import rows_table
 
     # The collector's own columns, with timestamps handed to Arrow as datetimes (no journal text round trip).
     schema = pa.schema(
@@ -225,7 +226,7 @@ def ceiling(batch_size: int, seconds: float) -> dict[str, float]:
                 source=source, received_at=datetime.now(UTC), max_event_bytes=32 * 1024, check_item_size=False
             )
             rows, _ = build_rows(payload["batch"], None, env, lambda: "generated")
-            table = arrow_table([(seq + i, *row) for i, row in enumerate(rows)], schema)
+            table = rows_table([(seq + i, *row) for i, row in enumerate(rows)], schema)
             seq += len(rows)
             store.commit_batch(cur, table, None, 0, (1, n))
             events += len(rows)

@@ -525,6 +525,7 @@ class Phase:
     processor_lag_samples: list[int] = field(default_factory=list)
     stats_end: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)  # waiting for the processor to catch up afterwards
+    gc_pauses: dict[str, dict[str, float]] = field(default_factory=dict)  # during the measured seconds
 
 
 def run_phase(server: Server, args: argparse.Namespace, token: str, write_key: str | None, name: str) -> Phase:
@@ -561,6 +562,7 @@ def run_phase(server: Server, args: argparse.Namespace, token: str, write_key: s
         while time.time() < start_wall + ingest_warmup + args.warmup:
             time.sleep(0.05)
         cpu_before, wall_before = server.cpu_seconds(), time.perf_counter()
+        gc_before = server.gc_pauses()
         next_sample = time.time() + args.lag_every
         while not client.done():
             time.sleep(0.05)
@@ -568,6 +570,7 @@ def run_phase(server: Server, args: argparse.Namespace, token: str, write_key: s
                 next_sample += args.lag_every
                 lag_samples.append(int(server.stats().get("processor_lag", -1)))  # -1: /api/stats failed
         cpu = (server.cpu_seconds() - cpu_before) / (time.perf_counter() - wall_before)
+        gc_after = server.gc_pauses()
         rss = server.status("VmRSS")
         profile = client.result()
         ingest_result = ingest.result() if ingest is not None else None
@@ -583,6 +586,10 @@ def run_phase(server: Server, args: argparse.Namespace, token: str, write_key: s
         processor_lag_end=int(stats.get("processor_lag", -1)),
         processor_lag_samples=lag_samples,
         stats_end=stats,
+        gc_pauses={
+            gen: {k: round(v - gc_before.get(gen, {}).get(k, 0), 3) for k, v in totals.items()}
+            for gen, totals in gc_after.items()
+        },
     )
 
 
@@ -618,7 +625,11 @@ def report(console: Console, phases: list[Phase]) -> None:
                 f"{i['p50_ms']:.1f}/{i['p99_ms']:.1f} ms, non-200 {i['errors']}, "
                 f"lag samples {phase.processor_lag_samples}"
             )
-        console.print(line)
+        pauses = ", ".join(
+            f"gen{gen} {p['count']:.0f}x {p['seconds']:.2f} s ({p['over_100ms']:.0f} over 100 ms)"
+            for gen, p in sorted(phase.gc_pauses.items())
+        )
+        console.print(line + f"; GC pauses: {pauses or 'none'}")
     loaded = next((p for p in phases if p.ingest is not None), None)
     if loaded is not None:
         overall = loaded.profile["endpoints"]["all"]

@@ -54,6 +54,26 @@ class Server:
         except httpx.HTTPError as exc:
             return {"error": str(exc)}
 
+    def gc_pauses(self) -> dict[str, dict[str, float]]:
+        """Garbage-collector pauses so far, by generation, from /metrics: count, total seconds and how many
+        took over 100 ms (every thread of the server waits during one)."""
+        found: dict[str, dict[str, float]] = {}
+        for line in httpx.get(self.url + "/metrics", timeout=30).text.splitlines():
+            if not line.startswith("onefold_gc_pause_seconds"):
+                continue
+            name_labels, value = line.rsplit(" ", 1)
+            labels = dict(part.split("=") for part in name_labels.split("{", 1)[1].rstrip("}").split(","))
+            entry = found.setdefault(labels["generation"].strip('"'), {"count": 0, "seconds": 0.0, "over_100ms": 0})
+            if name_labels.startswith("onefold_gc_pause_seconds_count"):
+                entry["count"] = float(value)
+            elif name_labels.startswith("onefold_gc_pause_seconds_sum"):
+                entry["seconds"] = round(float(value), 3)
+            elif 'le="0.1"' in name_labels:
+                entry["over_100ms"] = -float(value)  # completed below with the count
+        for entry in found.values():
+            entry["over_100ms"] += entry["count"]
+        return found
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:

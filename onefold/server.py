@@ -147,6 +147,7 @@ class Runtime:
 
     def start(self) -> None:
         _tune_interpreter()
+        self.metrics.watch_gc()
         self.loader.start()
         self.identity.start()
         self.audiences.start()
@@ -158,6 +159,7 @@ class Runtime:
         self.loader.stop()
         self.identity.stop()
         self.audiences.stop()
+        self.metrics.unwatch_gc()
 
     def close(self) -> None:
         self.stop()

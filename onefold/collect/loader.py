@@ -21,6 +21,7 @@ from onefold.collect.journal import SEGMENT_BYTES, Journal, JournalCorrupt, Posi
 from onefold.collect.writer import DEDUPLICATED, EVENT, QUARANTINE
 from onefold.metrics import Metrics
 from onefold.store import DuckDBStore
+from onefold.store.arrow_rows import rows_table
 from onefold.store.schema import EVENT_COLUMNS, QUARANTINE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -36,13 +37,6 @@ def _arrow_schema(columns: tuple[tuple[str, str], ...]) -> pa.Schema:
 
 EVENT_SCHEMA = _arrow_schema(EVENT_COLUMNS)
 QUARANTINE_SCHEMA = _arrow_schema(QUARANTINE_COLUMNS)
-
-
-def arrow_table(rows: list[Any], schema: pa.Schema) -> pa.Table:
-    columns = list(zip(*rows, strict=True))
-    return pa.Table.from_arrays(
-        [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)], schema=schema
-    )
 
 
 class LogLoader(BackgroundWorker):
@@ -168,8 +162,8 @@ class LogLoader(BackgroundWorker):
                 deduplicated += int(body)
         self._store.commit_batch(
             cur,
-            arrow_table(events, EVENT_SCHEMA) if events else None,
-            arrow_table(quarantine, QUARANTINE_SCHEMA) if quarantine else None,
+            rows_table(events, EVENT_SCHEMA) if events else None,
+            rows_table(quarantine, QUARANTINE_SCHEMA) if quarantine else None,
             deduplicated,
             position,
         )

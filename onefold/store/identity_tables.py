@@ -9,6 +9,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from onefold.store.arrow_rows import rows_table
 from onefold.store.duckdb_store import DuckDBStore, run_transaction
 from onefold.store.schema import AUDIENCE_EVENT_NAME
 
@@ -108,9 +109,7 @@ _PROFILE_UPDATES = (
 
 
 def _arrow(name: str, rows: list[Any]) -> pa.Table:
-    schema = _SCHEMAS[name]
-    columns = [rows] if len(schema) == 1 else list(zip(*rows, strict=True))
-    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+    return rows_table(rows, _SCHEMAS[name])
 
 
 class IdentityTables:
