@@ -1,0 +1,169 @@
+"""What each event costs the pipeline stages behind the collector, one stage at a time (no HTTP, one thread).
+
+    .venv/bin/python bench/pipeline_costs.py [--people 10000] [--live 25000]
+
+1. The loader: web-shop events (``profile_api_load.Traffic``) are turned into journal records by the
+   collector's own code, then loaded into a fresh DuckDB file as the loader does (decode, Arrow table,
+   ``commit_batch``), in chunks of each size of ``--load-chunks``. A load is one transaction, with a fixed cost.
+2. The identity processor: N people's histories (20 events each) are loaded and processed in backlog batches
+   (not timed), then ``--live`` events of steady traffic (85% known people) are processed for each size of
+   ``--identity-batches``, one after another, with the garbage collector tuned as the server tunes it. Small
+   batches are what keeps profiles fresh; their cost per event decides how many events/s can stay fresh.
+
+Figures are per event, wall time and process CPU time (the process has one busy thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from profile_api_load import Traffic, now_iso
+from rich.console import Console
+from rich.table import Table
+from served import cpu_model
+
+from onefold.collect.loader import EVENT_SCHEMA
+from onefold.collect.messages import Envelope, SourceInfo, build_rows
+from onefold.collect.writer import prepare
+from onefold.config import Settings
+from onefold.identity.rules_file import load_rules
+from onefold.pipeline.identity_processor import IdentityProcessor
+from onefold.server import _tune_interpreter
+from onefold.store import DuckDBStore
+from onefold.store.arrow_rows import rows_table
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = SourceInfo("src_web", "web", None)
+
+
+def records(items: list[dict[str, Any]], first_seq: int) -> list[bytes]:
+    """Journal records (a row as JSON, its seq first) of ``items``, as the collector writes them."""
+    envelope = Envelope(source=SOURCE, received_at=datetime.now(UTC), max_event_bytes=32 * 1024)
+    ids = (f"bench-{n}" for n in itertools.count())
+    rows, rejected = build_rows(items, None, envelope, lambda: next(ids))
+    assert not rejected, rejected[:3]
+    encoded = prepare(rows, []).rows
+    return [b"[" + str(first_seq + n).encode() + b"," + row[1:] for n, row in enumerate(encoded)]
+
+
+def new_store() -> DuckDBStore:
+    store = DuckDBStore.open(Path(tempfile.mkdtemp(prefix="onefold-costs-")), memory_limit="512MB")
+    store.create_source(
+        id=SOURCE.id, name="web", kind="web", default_region=None, write_key="bench", now=datetime.now(UTC)
+    )
+    return store
+
+
+def load(store: DuckDBStore, journal: list[bytes], chunk: int) -> tuple[float, float]:
+    """Load ``journal`` in chunks as the loader does; returns (wall, CPU) seconds."""
+    cur = store.cursor()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for start in range(0, len(journal), chunk):
+        events = [orjson.loads(record) for record in journal[start : start + chunk]]
+        store.commit_batch(cur, rows_table(events, EVENT_SCHEMA), None, 0, (1, start + chunk))
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def loader_costs(events: int, chunks: list[int]) -> list[dict[str, Any]]:
+    traffic = Traffic(7, "load", 10_000)
+    journal = records([traffic.live(now_iso()) for _ in range(events)], 1)
+    results = []
+    for chunk in chunks:
+        wall, cpu = load(new_store(), journal, chunk)
+        results.append({"chunk": chunk, "us_per_event": wall / events * 1e6, "cpu_us_per_event": cpu / events * 1e6})
+    return results
+
+
+def identity_costs(people: int, live: int, batches: list[int]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    traffic = Traffic(7, "costs", people)
+    history = [traffic.preload(i, step, now_iso()) for i in range(people) for step in range(20)]
+    store = new_store()
+    journal = records(history, 1)
+    load(store, journal, 20_000)
+    processor = IdentityProcessor(store, load_rules(Settings()))
+    cur = store.cursor()
+    started = time.perf_counter()
+    while rows := processor.profiles.events_after(cur, processor.offset, 50_000):
+        processor._process(cur, rows)
+    setup = {"people": people, "history_events": len(history), "backlog_seconds": time.perf_counter() - started}
+    _tune_interpreter()  # as the server does at start: the heap built so far is frozen
+    results = []
+    for batch in batches:
+        first = processor.offset + 1
+        load(store, records([traffic.live(now_iso()) for _ in range(live)], first), 20_000)
+        wall, cpu = time.perf_counter(), time.process_time()
+        while rows := processor.profiles.events_after(cur, processor.offset, batch):
+            processor._process(cur, rows)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        results.append(
+            {
+                "batch": batch,
+                "events": live,
+                "events_per_s": live / wall,
+                "us_per_event": wall / live * 1e6,
+                "cpu_us_per_event": cpu / live * 1e6,
+            }
+        )
+    return setup, results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--people", type=int, default=10_000)
+    parser.add_argument("--live", type=int, default=25_000, help="timed events per identity batch size")
+    parser.add_argument("--load-events", type=int, default=40_000)
+    parser.add_argument("--load-chunks", default="100,500,2000,10000")
+    parser.add_argument("--identity-batches", default="500,1000,5000")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "pipeline_costs.json")
+    args = parser.parse_args()
+    console = Console()
+
+    console.print(f"loader: {args.load_events:,} events per chunk size ...")
+    loads = loader_costs(args.load_events, [int(c) for c in args.load_chunks.split(",")])
+    table = Table(title="Loader: journal records into DuckDB")
+    for column in ("events per load", "µs/event", "CPU µs/event", "loads/s at 5,000 ev/s", "cores at 5,000 ev/s"):
+        table.add_column(column, justify="right")
+    for r in loads:
+        table.add_row(
+            f"{r['chunk']:,}",
+            f"{r['us_per_event']:.1f}",
+            f"{r['cpu_us_per_event']:.1f}",
+            f"{5000 / r['chunk']:.1f}",
+            f"{r['cpu_us_per_event'] * 5000 / 1e6:.2f}",
+        )
+    console.print(table)
+
+    console.print(f"identity: {args.people:,} people x 20 events, then {args.live:,} live events per batch size ...")
+    setup, stitched = identity_costs(args.people, args.live, [int(b) for b in args.identity_batches.split(",")])
+    table = Table(title=f"Identity processor, steady traffic over {args.people:,} people")
+    for column in ("events per batch", "events/s", "µs/event", "CPU µs/event", "cores at 5,000 ev/s"):
+        table.add_column(column, justify="right")
+    for r in stitched:
+        table.add_row(
+            f"{r['batch']:,}",
+            f"{r['events_per_s']:,.0f}",
+            f"{r['us_per_event']:.1f}",
+            f"{r['cpu_us_per_event']:.1f}",
+            f"{r['cpu_us_per_event'] * 5000 / 1e6:.2f}",
+        )
+    console.print(table)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    machine = {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version()}
+    result = {"machine": machine, "loader": loads, "identity_setup": setup, "identity": stitched}
+    args.out.write_text(json.dumps(result, indent=2))
+    console.print(f"results written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
