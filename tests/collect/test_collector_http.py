@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import gc
 import gzip
 import json
 import socket
@@ -392,6 +393,18 @@ def test_health_and_metrics(server, source):
     assert 'onefold_events_rejected_total{code="missing_identity"} 1.0' in text
     assert "onefold_commit_latency_seconds_bucket" in text
     assert "onefold_write_queue_events" in text
+
+
+def test_metrics_count_garbage_collector_pauses(server):
+    def full_collections() -> float:
+        for line in httpx.get(server.url + "/metrics").text.splitlines():
+            if line.startswith('onefold_gc_pause_seconds_count{generation="2"}'):
+                return float(line.split()[1])
+        return 0.0
+
+    before = full_collections()
+    gc.collect()  # the server runs in this process: a full collection pauses it too
+    assert full_collections() >= before + 1
 
 
 def test_requests_beyond_inflight_capacity_get_503_with_retry_after(make_server):
