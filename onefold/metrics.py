@@ -61,7 +61,6 @@ class Metrics:
             buckets=(1, 5, 20, 100, 500, 1000, 2500, 5000),
             registry=self.registry,
         )
-
         self.gc_pause = Histogram(
             "onefold_gc_pause_seconds",
             "Garbage-collector pauses (every thread waits), by generation.",

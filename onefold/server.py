@@ -175,8 +175,8 @@ def _tune_interpreter() -> None:
     A thread coming back from DuckDB or fsync waits up to one switch interval for the GIL (5 ms by default).
     Every collection pauses every thread, for a time that grows with the generation's size: the startup heap
     is frozen (never scanned again), the young generation stays at CPython's 700 objects (0.5 ms pauses; at
-    50,000 each pause took 25 ms and the Profile API's p99 under ingest was 110 ms instead of 26 ms, measured
-    back to back), and the older generations are collected rarely.
+    50,000 each pause took 25 ms, and in back-to-back runs under ingest the Profile API's p99 was 110 ms
+    against 26 ms at 700), and the older generations are collected rarely.
     """
     sys.setswitchinterval(0.001)
     gc.freeze()

@@ -12,7 +12,7 @@ def rows_table(rows: Sequence[Any], schema: pa.Schema) -> pa.Table:
     """A table from ``rows`` (tuples in ``schema``'s column order; plain values when it has one column).
 
     Columns are handed to Arrow as lists: ``pa.array`` converts a tuple of 50,000 ints a hundred times slower
-    than the same list (pyarrow 26, measured), which made building a batch's tables cost more than committing it.
+    than the same list (pyarrow 26: 0.29 s against 2 ms, measured).
     """
     columns = [list(rows)] if len(schema) == 1 else [list(column) for column in zip(*rows, strict=True)]
     return pa.Table.from_arrays(
