@@ -117,6 +117,19 @@ def identity_costs(people: int, live: int, batches: list[int]) -> tuple[dict[str
     return setup, results
 
 
+def cores_at_5000(result: dict[str, Any]) -> str:
+    return f"{result['cpu_us_per_event'] * 5000 / 1e6:.2f}"
+
+
+def show(console: Console, title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--people", type=int, default=10_000)
@@ -130,33 +143,39 @@ def main() -> None:
 
     console.print(f"loader: {args.load_events:,} events per chunk size ...")
     loads = loader_costs(args.load_events, [int(c) for c in args.load_chunks.split(",")])
-    table = Table(title="Loader: journal records into DuckDB")
-    for column in ("events per load", "µs/event", "CPU µs/event", "loads/s at 5,000 ev/s", "cores at 5,000 ev/s"):
-        table.add_column(column, justify="right")
-    for r in loads:
-        table.add_row(
-            f"{r['chunk']:,}",
-            f"{r['us_per_event']:.1f}",
-            f"{r['cpu_us_per_event']:.1f}",
-            f"{5000 / r['chunk']:.1f}",
-            f"{r['cpu_us_per_event'] * 5000 / 1e6:.2f}",
-        )
-    console.print(table)
+    show(
+        console,
+        "Loader: journal records into DuckDB",
+        ("events per load", "µs/event", "CPU µs/event", "loads/s at 5,000 ev/s", "cores at 5,000 ev/s"),
+        [
+            (
+                f"{r['chunk']:,}",
+                f"{r['us_per_event']:.1f}",
+                f"{r['cpu_us_per_event']:.1f}",
+                f"{5000 / r['chunk']:.1f}",
+                cores_at_5000(r),
+            )
+            for r in loads
+        ],
+    )
 
     console.print(f"identity: {args.people:,} people x 20 events, then {args.live:,} live events per batch size ...")
     setup, stitched = identity_costs(args.people, args.live, [int(b) for b in args.identity_batches.split(",")])
-    table = Table(title=f"Identity processor, steady traffic over {args.people:,} people")
-    for column in ("events per batch", "events/s", "µs/event", "CPU µs/event", "cores at 5,000 ev/s"):
-        table.add_column(column, justify="right")
-    for r in stitched:
-        table.add_row(
-            f"{r['batch']:,}",
-            f"{r['events_per_s']:,.0f}",
-            f"{r['us_per_event']:.1f}",
-            f"{r['cpu_us_per_event']:.1f}",
-            f"{r['cpu_us_per_event'] * 5000 / 1e6:.2f}",
-        )
-    console.print(table)
+    show(
+        console,
+        f"Identity processor, steady traffic over {args.people:,} people",
+        ("events per batch", "events/s", "µs/event", "CPU µs/event", "cores at 5,000 ev/s"),
+        [
+            (
+                f"{r['batch']:,}",
+                f"{r['events_per_s']:,.0f}",
+                f"{r['us_per_event']:.1f}",
+                f"{r['cpu_us_per_event']:.1f}",
+                cores_at_5000(r),
+            )
+            for r in stitched
+        ],
+    )
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     machine = {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version()}
