@@ -8,7 +8,8 @@ grouped CTE each. Each path into a profile's facts is extracted once too. The pr
 expression over those columns in which every leaf is made two-valued (``coalesce(..., FALSE)``), so ``NOT``
 means what it means in ``reference.py``.
 
-DuckDB is the reference dialect; ``to_sql(query, "postgres" | "spark")`` transpiles.
+DuckDB is the reference dialect. What PostgreSQL spells differently comes from ``dialects.py`` (compile with
+``dialect="postgres"``); ``to_sql(query, "spark")`` transpiles the DuckDB query with sqlglot.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 
 from sqlglot import exp
 
+from onefold.audiences.dialects import DIALECTS, SqlDialect
 from onefold.audiences.model import (
     DATE_PATTERN,
     UNIQUE_LIST_LIMIT,
@@ -42,8 +44,6 @@ from onefold.audiences.model import (
 )
 from onefold.audiences.parse import fail
 
-NUMERIC_JSON = ("BIGINT", "UBIGINT", "DOUBLE")
-
 
 @dataclass(frozen=True, slots=True)
 class Relations:
@@ -51,25 +51,30 @@ class Relations:
     events: str = "event_profiles"
 
 
-def compile_audience(condition: Condition, now: datetime, catalog: Catalog, relations: Relations) -> exp.Select:
+def compile_audience(
+    condition: Condition, now: datetime, catalog: Catalog, relations: Relations, dialect: str = "duckdb"
+) -> exp.Select:
     """``SELECT profile_id`` of the profiles for which ``condition`` holds at ``now``."""
-    builder = _Builder(now, catalog, relations)
+    builder = _Builder(now, catalog, relations, DIALECTS[dialect])
     where = builder.condition(condition, ())
     return builder.select([exp.column("profile_id", table="p")], where)
 
 
-def compile_traits(traits: Mapping[str, ComputedTrait], now: datetime, relations: Relations) -> exp.Select:
+def compile_traits(
+    traits: Mapping[str, ComputedTrait], now: datetime, relations: Relations, dialect: str = "duckdb"
+) -> exp.Select:
     """``SELECT profile_id, t0, t1, ...``: each computed trait's value as JSON, in the order of ``traits``."""
-    builder = _Builder(now, Catalog(), relations)
+    builder = _Builder(now, Catalog(), relations, DIALECTS[dialect])
     columns: list[exp.Expr] = [exp.column("profile_id", table="p")]
     for i, trait in enumerate(traits.values()):
         value, kind = builder.trait(trait)
-        as_json = value if kind == "json" else exp.func("to_json", value)
+        as_json = value if kind == "json" else builder.sql.to_json(value)
         columns.append(exp.alias_(as_json, f"t{i}"))
     return builder.select(columns, None)
 
 
 def to_sql(query: exp.Select, dialect: str = "duckdb", *, pretty: bool = False) -> str:
+    """The query's text in ``dialect``: the one it was compiled for, or "spark" for a DuckDB query."""
     if dialect not in ("duckdb", "postgres"):  # others have no NOT MATERIALIZED (and inline CTEs anyway)
         query = query.copy()
         for cte in query.find_all(exp.CTE):
@@ -83,6 +88,7 @@ class _Builder:
     now: datetime
     catalog: Catalog
     relations: Relations
+    sql: SqlDialect
     aggregates: list[exp.Expr] = field(default_factory=list)
     event_names: set[str] = field(default_factory=set)  # the events ``ev`` aggregates
     read_events: set[str] = field(default_factory=set)  # the events any part reads
@@ -94,7 +100,8 @@ class _Builder:
     def select(self, columns: list[exp.Expr], where: exp.Expr | None) -> exp.Select:
         profiles: exp.Expr = exp.to_table(self.relations.profiles)
         if self.facts:  # one extraction per path, however many conditions read it
-            extracted = [exp.alias_(_json_at(exp.column("facts"), path), alias) for path, alias in self.facts.items()]
+            facts = exp.column("facts")
+            extracted = [exp.alias_(self.sql.json_at(facts, path), alias) for path, alias in self.facts.items()]
             profiles = exp.select("profile_id", *extracted).from_(profiles).subquery()
         query = exp.select(*columns).from_(exp.alias_(profiles, "p"))
         self.read_events.update(self.event_names)
@@ -123,13 +130,12 @@ class _Builder:
 
     def _event_rows(self) -> exp.Select:
         """``evx``: the events any part reads, with each property path extracted once."""
-        extracted = [
-            exp.alias_(
-                exp.Case().when(exp.column("event").isin(*sorted(names)), _json_at(exp.column("properties"), path)),
-                alias,
-            )
-            for path, (alias, names) in self.properties.items()
-        ]
+
+        def read(path: Path, names: set[str]) -> exp.Expr:
+            value = self.sql.json_at(exp.column("properties"), path)
+            return exp.Case().when(exp.column("event").isin(*sorted(names)), value)
+
+        extracted = [exp.alias_(read(path, names), alias) for path, (alias, names) in self.properties.items()]
         return (
             exp.select("profile_id", "seq", "event", "ts", *extracted)
             .from_(exp.to_table(self.relations.events))
@@ -179,13 +185,9 @@ class _Builder:
             return self.test_json(value, node.predicate) if kind == "json" else self.test_number(value, node.predicate)
         if isinstance(node, ConsentCondition):
             value = self._fact(("consent", node.purpose))
-            return exp.and_(
-                exp.func("json_type", value).eq("BOOLEAN"),
-                _try_cast(value, "BOOLEAN").eq(exp.Boolean(this=node.granted)),
-            )
+            return self._is_boolean(value, node.granted)
         if isinstance(node, ReachableCondition):
-            listed = _try_cast(self._fact(("reachable",)), "VARCHAR[]")
-            return exp.func("list_contains", listed, exp.Literal.string(node.channel))
+            return self.sql.string_list_has(self._fact(("reachable",)), node.channel)
         raise TypeError(f"not a leaf condition: {node!r}")
 
     # --- event aggregates -----------------------------------------------------------------------------
@@ -201,8 +203,7 @@ class _Builder:
 
     def _numeric(self, function: str, prop: Path, events: EventFilter) -> exp.Expr:
         value = self._property(events, prop)
-        number = exp.Case().when(exp.func("json_type", value).isin(*NUMERIC_JSON), exp.cast(value, "DOUBLE"))
-        aggregated = self._aggregate(exp.func(function, self._when(events, number)), events)
+        aggregated = self._aggregate(exp.func(function, self._when(events, self.sql.as_number(value))), events)
         return exp.func("coalesce", aggregated, _one(0)) if function == "sum" else aggregated
 
     def _aggregate(self, expression: exp.Expr, events: EventFilter) -> exp.Expr:
@@ -242,26 +243,21 @@ class _Builder:
         assert trait.property is not None
         name = f"v{len(self.ctes)}"
         value = self._property(trait.events, trait.property)
-        order = exp.func(
-            "struct_pack",
-            exp.PropertyEQ(this=exp.to_identifier("t"), expression=exp.column("ts")),
-            exp.PropertyEQ(this=exp.to_identifier("s"), expression=exp.column("seq")),
-        )
         rows = (
-            exp.select("profile_id", exp.alias_(value, "v"), exp.alias_(order, "o"))
+            exp.select("profile_id", exp.alias_(value, "v"), exp.alias_(self.sql.order_key(), "o"))
             .from_(self._matching(trait.events).subquery("m"))
             .subquery("r")
         )
-        present = exp.func("json_type", exp.column("v")).neq("NULL")
+        present = self.sql.is_present(exp.column("v"))
         if trait.kind in ("first", "last"):
-            pick = exp.func("arg_min" if trait.kind == "first" else "arg_max", exp.column("v"), exp.column("o"))
+            pick = self.sql.pick(exp.column("v"), [("o", exp.column("o"))], last=trait.kind == "last")
             cte = exp.select("profile_id", exp.alias_(pick, "value")).from_(rows).where(present).group_by("profile_id")
             self.ctes.append((name, cte))
             return exp.column("value", table=name)
         distinct = (
             exp.select(
                 "profile_id",
-                exp.alias_(exp.func("any_value", exp.column("v")), "v"),
+                exp.alias_(self.sql.any_value(exp.column("v")), "v"),
                 exp.alias_(exp.func("count", exp.Star()), "n"),
                 exp.alias_(exp.func("min", exp.column("o")), "first_o"),
                 exp.alias_(exp.func("max", exp.column("o")), "last_o"),
@@ -273,15 +269,10 @@ class _Builder:
         )
         if trait.kind == "unique_count":
             pick = exp.func("count", exp.Star())
-        elif trait.kind == "most_frequent":
-            key = exp.func(
-                "struct_pack",
-                exp.PropertyEQ(this=exp.to_identifier("n"), expression=exp.column("n")),
-                exp.PropertyEQ(this=exp.to_identifier("l"), expression=exp.column("last_o")),
-            )
-            pick = exp.func("arg_max", exp.column("v"), key)
+        elif trait.kind == "most_frequent":  # among the most frequent, the one seen last
+            pick = self.sql.pick(exp.column("v"), [("n", exp.column("n")), ("l", exp.column("last_o"))], last=True)
         else:  # unique_list, in order of first occurrence
-            pick = exp.func("to_json", exp.func("list_slice", _ordered_list(), _one(1), _one(UNIQUE_LIST_LIMIT)))
+            pick = self.sql.first_values(exp.column("v"), exp.column("first_o"), UNIQUE_LIST_LIMIT)
         cte = exp.select("profile_id", exp.alias_(pick, "value")).from_(distinct).group_by("profile_id")
         self.ctes.append((name, cte))
         value_col = exp.column("value", table=name)
@@ -321,37 +312,32 @@ class _Builder:
 
     # --- predicates -----------------------------------------------------------------------------------
     def test_json(self, value: exp.Expr, predicate: Predicate) -> exp.Expr:
-        op, expected = predicate.op, predicate.value
-        kind = exp.func("json_type", value)
-        text = exp.JSONExtractScalar(this=value, expression=exp.JSONPath(expressions=[exp.JSONPathRoot()]))
+        op, expected, sql = predicate.op, predicate.value, self.sql
+        text = sql.text(value)
         if op == "exists":
-            return kind.neq("NULL")
+            return sql.is_present(value)
         if op in ("equals", "not_equals", "in"):
             options = expected if op == "in" else (expected,)
             texts = [o for o in options if isinstance(o, str)]
-            tests = [_json_equals(value, kind, text, o) for o in options if not isinstance(o, str)]
+            tests = [self._json_equals(value, o) for o in options if not isinstance(o, str)]
             if texts:  # strings as one IN list
-                tests.append(exp.and_(kind.eq("VARCHAR"), text.isin(*(exp.Literal.string(t) for t in texts))))
+                tests.append(exp.and_(sql.is_kind(value, "string"), text.isin(*(exp.Literal.string(t) for t in texts))))
             same = exp.or_(*tests) if len(tests) > 1 else tests[0]
-            return exp.and_(kind.neq("NULL"), exp.not_(exp.paren(same))) if op == "not_equals" else same
+            return exp.and_(sql.is_present(value), exp.not_(exp.paren(same))) if op == "not_equals" else same
         if op == "contains":
-            items = exp.cast(exp.cast(value, "JSON[]"), "VARCHAR[]")  # each item as JSON text: 1 is not "1"
-            needle = exp.cast(exp.func("to_json", exp.Literal.string(expected)), "VARCHAR")
             return (
                 exp.Case()
-                .when(kind.eq("VARCHAR"), exp.func("contains", text, exp.Literal.string(expected)))
-                .when(kind.eq("ARRAY"), exp.func("list_contains", items, needle))
+                .when(sql.is_kind(value, "string"), sql.has_substring(text, expected))
+                .when(sql.is_kind(value, "array"), sql.array_has_string(value, expected))
                 .else_(exp.false())
             )
-        if op in ("starts_with", "ends_with"):
-            return exp.and_(kind.eq("VARCHAR"), exp.func(op, text, exp.Literal.string(expected)))
+        if op == "starts_with":
+            return exp.and_(sql.is_kind(value, "string"), sql.starts_with(text, expected))
+        if op == "ends_with":
+            return exp.and_(sql.is_kind(value, "string"), sql.ends_with(text, expected))
         if op in (">", ">=", "<", "<=", "between"):
-            number = exp.Case().when(kind.isin(*NUMERIC_JSON), exp.cast(value, "DOUBLE"))
-            return self.test_number(number, predicate)
-        moment = exp.Case().when(
-            exp.and_(kind.eq("VARCHAR"), exp.func("regexp_full_match", text, exp.Literal.string(DATE_PATTERN))),
-            exp.TryCast(this=text, to=exp.DataType.build("TIMESTAMPTZ")),
-        )
+            return self.test_number(sql.as_number(value), predicate)
+        moment = sql.as_time(value, text, DATE_PATTERN)
         if op == "before":
             return moment < _timestamp(expected)
         if op == "after":
@@ -376,6 +362,18 @@ class _Builder:
             return cls(this=number, expression=_number(expected))
         return exp.false()  # a number is never a string or a date
 
+    def _json_equals(self, value: exp.Expr, expected: object) -> exp.Expr:
+        if isinstance(expected, bool):
+            return self._is_boolean(value, expected)
+        if isinstance(expected, str):
+            return exp.and_(self.sql.is_kind(value, "string"), self.sql.text(value).eq(exp.Literal.string(expected)))
+        assert isinstance(expected, int | float)  # false, not NULL, for a non-number: NOT must hold for it
+        return exp.and_(self.sql.is_kind(value, "number"), self.sql.as_number(value).eq(_number(expected)))
+
+    def _is_boolean(self, value: exp.Expr, expected: bool) -> exp.Expr:
+        # the type test first: DuckDB casts the JSON string "true" to TRUE
+        return exp.and_(self.sql.is_kind(value, "boolean"), self.sql.as_boolean(value).eq(exp.Boolean(this=expected)))
+
     def _now(self) -> exp.Expr:
         return _timestamp(self.now)
 
@@ -384,32 +382,6 @@ class _Builder:
 
 
 # --- small expressions -------------------------------------------------------------------------------------
-def _ordered_list() -> exp.Expr:
-    """``list(v ORDER BY first_o)``."""
-    return exp.ArrayAgg(this=exp.Order(this=exp.column("v"), expressions=[exp.Ordered(this=exp.column("first_o"))]))
-
-
-def _json_equals(value: exp.Expr, kind: exp.Expr, text: exp.Expr, expected: object) -> exp.Expr:
-    if isinstance(expected, bool):
-        return exp.and_(kind.eq("BOOLEAN"), _try_cast(value, "BOOLEAN").eq(exp.Boolean(this=expected)))
-    if isinstance(expected, str):
-        return exp.and_(kind.eq("VARCHAR"), text.eq(exp.Literal.string(expected)))
-    assert isinstance(expected, int | float)
-    return exp.and_(kind.isin(*NUMERIC_JSON), _try_cast(value, "DOUBLE").eq(_number(expected)))
-
-
-def _json_at(column: exp.Expr, path: Path) -> exp.Expr:
-    parts: list[exp.Expr] = [exp.JSONPathRoot()]
-    parts.extend(exp.JSONPathKey(this=p) for p in path)
-    return exp.JSONExtract(this=column, expression=exp.JSONPath(expressions=parts))
-
-
-def _try_cast(value: exp.Expr, to: str) -> exp.Expr:
-    """A cast that yields NULL instead of failing: DuckDB evaluates both sides of AND, so a type test beside
-    a cast does not protect it."""
-    return exp.TryCast(this=value, to=exp.DataType.build(to))
-
-
 def _two_valued(expression: exp.Expr) -> exp.Expr:
     return exp.func("coalesce", exp.paren(expression), exp.false())
 

@@ -22,7 +22,12 @@ AGGREGATES = ("sum", "avg", "min", "max")
 TRAIT_KINDS = ("count", "sum", "avg", "min", "max", "most_frequent", "first", "last", "unique_list", "unique_count")
 CHANNELS = ("email", "sms")
 # the date and time strings that date operators read (what both Python and DuckDB parse alike)
-DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
+# An ISO-8601 date or instant, each field within its range (RE2, PostgreSQL and Python read it alike); only the
+# day of the month still needs checking against the month's length.
+DATE_PATTERN = (
+    r"^(000[1-9]|00[1-9]\d|0[1-9]\d{2}|[1-9]\d{3})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+    r"([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?)?$"
+)
 UNIQUE_LIST_LIMIT = 100  # a unique list keeps the first 100 distinct values, in order of first occurrence
 
 

@@ -6,7 +6,7 @@ WITH evx AS NOT MATERIALIZED (
     ts,
     CASE
       WHEN event IN ('Order Completed')
-      THEN JSON_EXTRACT_PATH(properties, 'revenue')
+      THEN JSONB_EXTRACT_PATH(properties, 'revenue')
     END AS x0
   FROM event_profiles
   WHERE
@@ -21,10 +21,7 @@ WITH evx AS NOT MATERIALIZED (
           CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMPTZ) - INTERVAL '90 DAY'
         )
         AND ts <= CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMPTZ)
-        THEN CASE
-          WHEN JSON_TYPE(x0) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
-          THEN CAST(x0 AS DOUBLE PRECISION)
-        END
+        THEN CASE WHEN JSONB_TYPEOF(x0) = 'number' THEN CAST(x0 AS DOUBLE PRECISION) END
       END
     ) AS c0
   FROM evx

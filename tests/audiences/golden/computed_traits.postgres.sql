@@ -6,15 +6,15 @@ WITH evx AS NOT MATERIALIZED (
     ts,
     CASE
       WHEN event IN ('Product Viewed')
-      THEN JSON_EXTRACT_PATH(properties, 'category')
+      THEN JSONB_EXTRACT_PATH(properties, 'category')
     END AS x0,
     CASE
       WHEN event IN ('Order Completed')
-      THEN JSON_EXTRACT_PATH(properties, 'revenue')
+      THEN JSONB_EXTRACT_PATH(properties, 'revenue')
     END AS x1,
     CASE
       WHEN event IN ('Order Completed')
-      THEN JSON_EXTRACT_PATH(properties, 'shipping', 'city')
+      THEN JSONB_EXTRACT_PATH(properties, 'shipping', 'city')
     END AS x2
   FROM _scoped_events
   WHERE
@@ -35,10 +35,7 @@ WITH evx AS NOT MATERIALIZED (
     SUM(
       CASE
         WHEN event = 'Order Completed'
-        THEN CASE
-          WHEN JSON_TYPE(x1) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
-          THEN CAST(x1 AS DOUBLE PRECISION)
-        END
+        THEN CASE WHEN JSONB_TYPEOF(x1) = 'number' THEN CAST(x1 AS DOUBLE PRECISION) END
       END
     ) AS c1
   FROM evx
@@ -49,11 +46,15 @@ WITH evx AS NOT MATERIALIZED (
 ), v0 AS (
   SELECT
     profile_id,
-    ARG_MAX(v, STRUCT_PACK(n := n, l := last_o)) AS value
+    (
+      ARRAY_AGG(v ORDER BY n DESC NULLS LAST, last_o DESC NULLS LAST)
+    )[1] AS value
   FROM (
     SELECT
       profile_id,
-      ANY_VALUE(v) AS v,
+      (
+        ARRAY_AGG(v)
+      )[1] AS v,
       COUNT(*) AS n,
       MIN(o) AS first_o,
       MAX(o) AS last_o
@@ -61,7 +62,7 @@ WITH evx AS NOT MATERIALIZED (
       SELECT
         profile_id,
         x0 AS v,
-        STRUCT_PACK(t := ts, s := seq) AS o
+        ROW_NUMBER() OVER (PARTITION BY profile_id ORDER BY ts, seq) AS o
       FROM (
         SELECT
           *
@@ -71,7 +72,7 @@ WITH evx AS NOT MATERIALIZED (
       ) AS m
     ) AS r
     WHERE
-      JSON_TYPE(v) <> 'NULL'
+      JSONB_TYPEOF(v) <> 'null'
     GROUP BY
       profile_id,
       CAST(v AS VARCHAR)
@@ -81,12 +82,14 @@ WITH evx AS NOT MATERIALIZED (
 ), v1 AS (
   SELECT
     profile_id,
-    ARG_MAX(v, o) AS value
+    (
+      ARRAY_AGG(v ORDER BY o DESC NULLS LAST)
+    )[1] AS value
   FROM (
     SELECT
       profile_id,
       x2 AS v,
-      STRUCT_PACK(t := ts, s := seq) AS o
+      ROW_NUMBER() OVER (PARTITION BY profile_id ORDER BY ts, seq) AS o
     FROM (
       SELECT
         *
@@ -96,17 +99,21 @@ WITH evx AS NOT MATERIALIZED (
     ) AS m
   ) AS r
   WHERE
-    JSON_TYPE(v) <> 'NULL'
+    JSONB_TYPEOF(v) <> 'null'
   GROUP BY
     profile_id
 ), v2 AS (
   SELECT
     profile_id,
-    TO_JSON(LIST_SLICE(ARRAY_AGG(v ORDER BY first_o), 1, 100)) AS value
+    TO_JSONB((
+      ARRAY_AGG(v ORDER BY first_o)
+    )[1:100]) AS value
   FROM (
     SELECT
       profile_id,
-      ANY_VALUE(v) AS v,
+      (
+        ARRAY_AGG(v)
+      )[1] AS v,
       COUNT(*) AS n,
       MIN(o) AS first_o,
       MAX(o) AS last_o
@@ -114,7 +121,7 @@ WITH evx AS NOT MATERIALIZED (
       SELECT
         profile_id,
         x0 AS v,
-        STRUCT_PACK(t := ts, s := seq) AS o
+        ROW_NUMBER() OVER (PARTITION BY profile_id ORDER BY ts, seq) AS o
       FROM (
         SELECT
           *
@@ -128,7 +135,7 @@ WITH evx AS NOT MATERIALIZED (
       ) AS m
     ) AS r
     WHERE
-      JSON_TYPE(v) <> 'NULL'
+      JSONB_TYPEOF(v) <> 'null'
     GROUP BY
       profile_id,
       CAST(v AS VARCHAR)
@@ -138,9 +145,9 @@ WITH evx AS NOT MATERIALIZED (
 )
 SELECT
   p.profile_id,
-  TO_JSON(COALESCE(ev.c0, 0)) AS t0,
+  TO_JSONB(COALESCE(ev.c0, 0)) AS t0,
   v0.value AS t1,
-  TO_JSON(COALESCE(ev.c1, 0)) AS t2,
+  TO_JSONB(COALESCE(ev.c1, 0)) AS t2,
   v1.value AS t3,
   v2.value AS t4
 FROM _scoped_profiles AS p

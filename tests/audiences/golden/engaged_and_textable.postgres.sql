@@ -31,8 +31,8 @@ SELECT
 FROM (
   SELECT
     profile_id,
-    JSON_EXTRACT_PATH(facts, 'reachable') AS f0,
-    JSON_EXTRACT_PATH(facts, 'traits', 'email') AS f1
+    JSONB_EXTRACT_PATH(facts, 'reachable') AS f0,
+    JSONB_EXTRACT_PATH(facts, 'traits', 'email') AS f1
   FROM profiles
 ) AS p
 LEFT JOIN ev
@@ -42,13 +42,12 @@ WHERE
     COALESCE(ev.c0, 0) >= 1
   ), FALSE)
   AND COALESCE((
-    LIST_CONTAINS(CAST(p.f0 AS VARCHAR[]), 'sms')
+    JSONB_TYPEOF(p.f0) = 'array' AND p.f0 @> JSONB_BUILD_ARRAY('sms')
   ), FALSE)
   AND NOT (
     COALESCE(
       (
-        JSON_TYPE(p.f1) = 'VARCHAR'
-        AND ENDS_WITH(JSON_EXTRACT_PATH_TEXT(p.f1, VARIADIC '{}'), '@example.com')
+        JSONB_TYPEOF(p.f1) = 'string' AND RIGHT(p.f1 #>> '{}', 12) = '@example.com'
       ),
       FALSE
     )

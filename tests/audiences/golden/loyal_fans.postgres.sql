@@ -6,11 +6,11 @@ WITH evx AS NOT MATERIALIZED (
     ts,
     CASE
       WHEN event IN ('Order Completed')
-      THEN JSON_EXTRACT_PATH(properties, 'revenue')
+      THEN JSONB_EXTRACT_PATH(properties, 'revenue')
     END AS x0,
     CASE
       WHEN event IN ('Product Viewed')
-      THEN JSON_EXTRACT_PATH(properties, 'category')
+      THEN JSONB_EXTRACT_PATH(properties, 'category')
     END AS x1
   FROM event_profiles
   WHERE
@@ -35,10 +35,7 @@ WITH evx AS NOT MATERIALIZED (
           CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMPTZ) - INTERVAL '90 DAY'
         )
         AND ts <= CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMPTZ)
-        THEN CASE
-          WHEN JSON_TYPE(x0) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
-          THEN CAST(x0 AS DOUBLE PRECISION)
-        END
+        THEN CASE WHEN JSONB_TYPEOF(x0) = 'number' THEN CAST(x0 AS DOUBLE PRECISION) END
       END
     ) AS c1
   FROM evx
@@ -49,11 +46,15 @@ WITH evx AS NOT MATERIALIZED (
 ), v0 AS (
   SELECT
     profile_id,
-    ARG_MAX(v, STRUCT_PACK(n := n, l := last_o)) AS value
+    (
+      ARRAY_AGG(v ORDER BY n DESC NULLS LAST, last_o DESC NULLS LAST)
+    )[1] AS value
   FROM (
     SELECT
       profile_id,
-      ANY_VALUE(v) AS v,
+      (
+        ARRAY_AGG(v)
+      )[1] AS v,
       COUNT(*) AS n,
       MIN(o) AS first_o,
       MAX(o) AS last_o
@@ -61,7 +62,7 @@ WITH evx AS NOT MATERIALIZED (
       SELECT
         profile_id,
         x1 AS v,
-        STRUCT_PACK(t := ts, s := seq) AS o
+        ROW_NUMBER() OVER (PARTITION BY profile_id ORDER BY ts, seq) AS o
       FROM (
         SELECT
           *
@@ -71,7 +72,7 @@ WITH evx AS NOT MATERIALIZED (
       ) AS m
     ) AS r
     WHERE
-      JSON_TYPE(v) <> 'NULL'
+      JSONB_TYPEOF(v) <> 'null'
     GROUP BY
       profile_id,
       CAST(v AS VARCHAR)
@@ -84,7 +85,7 @@ SELECT
 FROM (
   SELECT
     profile_id,
-    JSON_EXTRACT_PATH(facts, 'consent', 'email') AS f0
+    JSONB_EXTRACT_PATH(facts, 'consent', 'email') AS f0
   FROM profiles
 ) AS p
 LEFT JOIN ev
@@ -101,14 +102,18 @@ WHERE
         COALESCE(ev.c1, 0) >= CAST(500.0 AS DOUBLE PRECISION)
       ), FALSE)
     )
-    AND COALESCE((
-      JSON_TYPE(p.f0) = 'BOOLEAN' AND CAST(p.f0 AS BOOLEAN) = TRUE
-    ), FALSE)
+    AND COALESCE(
+      (
+        JSONB_TYPEOF(p.f0) = 'boolean'
+        AND CASE WHEN JSONB_TYPEOF(p.f0) = 'boolean' THEN CAST(p.f0 AS BOOLEAN) END = TRUE
+      ),
+      FALSE
+    )
   )
   OR COALESCE(
     (
-      JSON_TYPE(v0.value) = 'VARCHAR'
-      AND JSON_EXTRACT_PATH_TEXT(v0.value, VARIADIC '{}') IN ('shoes', 'running shoes')
+      JSONB_TYPEOF(v0.value) = 'string'
+      AND v0.value #>> '{}' IN ('shoes', 'running shoes')
     ),
     FALSE
   )

@@ -6,7 +6,7 @@ WITH evx AS NOT MATERIALIZED (
     ts,
     CASE
       WHEN event IN ('Product Viewed')
-      THEN JSON_EXTRACT_PATH(properties, 'category')
+      THEN JSONB_EXTRACT_PATH(properties, 'category')
     END AS x0
   FROM event_profiles
   WHERE
@@ -22,13 +22,9 @@ WITH evx AS NOT MATERIALIZED (
         )
         AND ts <= CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMPTZ)
         THEN CASE
-          WHEN COALESCE(
-            (
-              JSON_TYPE(x0) = 'VARCHAR'
-              AND JSON_EXTRACT_PATH_TEXT(x0, VARIADIC '{}') IN ('running shoes')
-            ),
-            FALSE
-          )
+          WHEN COALESCE((
+            JSONB_TYPEOF(x0) = 'string' AND x0 #>> '{}' IN ('running shoes')
+          ), FALSE)
           THEN 1
         END
       END
