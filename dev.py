@@ -2,7 +2,7 @@
 """Set up a virtual environment and run Onefold's two everyday commands. Needs only Python 3.11+.
 
     python3 dev.py demo    # install, start Onefold with demo data, print URL, admin token and a write key
-    python3 dev.py test    # install with dev tools (and Debian's chromium), then ruff, mypy and every test
+    python3 dev.py test    # install with dev tools (and Debian's chromium, postgresql, Java), then ruff, mypy, tests
 
 Extra arguments after the command go to `onefold demo` or to pytest.
 """
@@ -40,23 +40,29 @@ def ensure_env(extras: str) -> None:
     stamp.write_text(digest)
 
 
-def ensure_chromium() -> None:
-    """The console's browser tests drive Debian's Chromium; install the package when it is missing."""
-    if shutil.which("chromium"):
+# What the tests need beyond Python, from Debian's packages: the console's browser tests drive Chromium, the
+# audience compiler's tests run on PostgreSQL (tests/services.py starts its cluster) and on Spark (Java 17).
+DEBIAN_NEEDS = (("chromium", "chromium"), ("pg_ctlcluster", "postgresql"), ("java", "openjdk-17-jre-headless"))
+
+
+def ensure_debian_packages() -> None:
+    """Install the Debian packages whose commands are missing."""
+    missing = [package for command, package in DEBIAN_NEEDS if not shutil.which(command)]
+    if not missing:
         return
     apt = shutil.which("apt-get")
     if apt is None:
-        sys.exit("the console's browser tests need Chromium at /usr/bin/chromium; install it with your package manager")
+        sys.exit(f"the tests need {', '.join(missing)}; install them with your package manager")
     sudo = [] if os.geteuid() == 0 else ["sudo"]
 
     def apt_get(*args: str) -> int:
         return subprocess.run([*sudo, apt, *args], stdout=subprocess.DEVNULL).returncode
 
-    print("installing Debian's chromium for the console's browser tests ...", flush=True)
-    if apt_get("install", "-y", "-q", "chromium") != 0 and (
-        apt_get("update", "-q") != 0 or apt_get("install", "-y", "-q", "chromium") != 0
+    print(f"installing Debian's {', '.join(missing)} for the tests ...", flush=True)
+    if apt_get("install", "-y", "-q", *missing) != 0 and (
+        apt_get("update", "-q") != 0 or apt_get("install", "-y", "-q", *missing) != 0
     ):
-        sys.exit("could not install chromium with apt-get; install it by hand and run the tests again")
+        sys.exit(f"could not install {', '.join(missing)} with apt-get; install them by hand and run the tests again")
 
 
 def run(*command: str) -> int:
@@ -73,7 +79,7 @@ def main(argv: list[str]) -> int:
         ensure_env("")
         os.execv(str(BIN / "onefold"), [str(BIN / "onefold"), "demo", *rest])
     ensure_env("dev")
-    ensure_chromium()
+    ensure_debian_packages()
     for check in (
         [str(BIN / "ruff"), "check", "."],
         [str(BIN / "ruff"), "format", "--check", "."],

@@ -7,8 +7,12 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 POSTGRES_DSN = os.environ.get("ONEFOLD_TEST_POSTGRES", "host=127.0.0.1 port=5432 dbname=test user=postgres")
 
@@ -41,3 +45,21 @@ def _start_postgres(why: Exception) -> None:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0 and "already running" not in done.stderr:
         raise RuntimeError(f"could not start PostgreSQL with {' '.join(command)}: {done.stderr.strip()}")
+
+
+def spark_session() -> SparkSession:
+    """A local Spark session for SQL (one core, UTC, no UI), made once per test process. Needs Java 17 or 21."""
+    from pyspark.sql import SparkSession
+
+    if shutil.which("java") is None and "JAVA_HOME" not in os.environ:
+        raise RuntimeError("Spark needs Java 17 or 21: `python3 dev.py test` installs Debian's openjdk-17-jre-headless")
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("onefold-tests")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    return session

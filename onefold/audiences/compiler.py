@@ -8,8 +8,8 @@ grouped CTE each. Each path into a profile's facts is extracted once too. The pr
 expression over those columns in which every leaf is made two-valued (``coalesce(..., FALSE)``), so ``NOT``
 means what it means in ``reference.py``.
 
-DuckDB is the reference dialect. What PostgreSQL spells differently comes from ``dialects.py`` (compile with
-``dialect="postgres"``); ``to_sql(query, "spark")`` transpiles the DuckDB query with sqlglot.
+DuckDB is the reference dialect. What PostgreSQL and Spark spell differently comes from ``dialects.py``
+(compile with ``dialect="postgres"`` or ``"spark"``, then ``to_sql`` in the same dialect).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def compile_traits(
 
 
 def to_sql(query: exp.Select, dialect: str = "duckdb", *, pretty: bool = False) -> str:
-    """The query's text in ``dialect``: the one it was compiled for, or "spark" for a DuckDB query."""
+    """The query's text in ``dialect``, the one it was compiled for."""
     if dialect not in ("duckdb", "postgres"):  # others have no NOT MATERIALIZED (and inline CTEs anyway)
         query = query.copy()
         for cte in query.find_all(exp.CTE):
@@ -264,7 +264,7 @@ class _Builder:
             )
             .from_(rows)
             .where(present)
-            .group_by("profile_id", exp.cast(exp.column("v"), "VARCHAR"))
+            .group_by("profile_id", self.sql.group_key(exp.column("v")))
             .subquery("d")
         )
         if trait.kind == "unique_count":

@@ -7,8 +7,7 @@ holding ``"2026-02-30"`` or ``"abc"`` makes its test false, never the query fail
 PostgreSQL has none before version 16, so every cast there sits in a ``CASE`` whose test proves it safe
 (PostgreSQL evaluates a ``CASE`` branch only when its test holds, but ``AND`` in any order).
 
-Spark SQL is not a dialect here: ``to_sql(query, "spark")`` transpiles the DuckDB query with sqlglot, and no
-test runs it on Spark.
+Spark SQL 4 reads them as ``VARIANT``; it has ``try_`` functions, but a ``VARIANT`` neither sorts nor groups.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from typing import ClassVar, Literal
 from sqlglot import exp
 
 from onefold.audiences.model import Path
+from onefold.audiences.parse import fail
 
 JsonKind = Literal["null", "string", "number", "boolean", "array"]
 
@@ -101,6 +101,10 @@ class SqlDialect:
     def any_value(self, value: exp.Expr) -> exp.Expr:
         return exp.func("any_value", value)
 
+    def group_key(self, value: exp.Expr) -> exp.Expr:
+        """``value`` as text that is equal exactly when the JSON values are (1 and "1" differ)."""
+        return exp.cast(value, "VARCHAR")
+
     def pick(self, value: exp.Expr, keys: list[tuple[str, exp.Expr]], *, last: bool) -> exp.Expr:
         """The ``value`` of the row with the smallest (or, ``last``, the largest) ``keys``, in order."""
         key = keys[0][1] if len(keys) == 1 else _struct(*keys)
@@ -123,7 +127,6 @@ class PostgresDialect(SqlDialect):
         "boolean": ("boolean",),
         "array": ("array",),
     }
-    _OFFSET = r"[+-]\d{2}:\d{2}$"
 
     def json_at(self, column: exp.Expr, path: Path) -> exp.Expr:
         return exp.func("jsonb_extract_path", column, *(exp.Literal.string(p) for p in path))
@@ -166,19 +169,8 @@ class PostgresDialect(SqlDialect):
         last_day = exp.Extract(
             this=exp.var("DAY"), expression=exp.Add(this=month_start, expression=_interval("1 MONTH - 1 DAY"))
         )
-        local = exp.func("regexp_replace", text, exp.Literal.string(r"(Z|[+-]\d{2}:\d{2})$"), exp.Literal.string(""))
-        utc = exp.AtTimeZone(this=exp.cast(local, "TIMESTAMP"), zone=exp.Literal.string("UTC"))
-        tail = exp.func("right", text, _int(6))  # "+05:30"
-        hours, mins = (exp.cast(exp.Substring(this=tail, start=_int(at), length=_int(2)), "INT") for at in (2, 5))
-        minutes = exp.Add(this=exp.Mul(this=hours, expression=_int(60)), expression=mins)
-        signed = exp.Case().when(exp.func("left", tail, _int(1)).eq(exp.Literal.string("-")), exp.Neg(this=minutes))
-        offset = (
-            exp.Case()
-            .when(exp.RegexpLike(this=text, expression=exp.Literal.string(self._OFFSET)), signed.else_(minutes))
-            .else_(_int(0))
-        )
-        instant = exp.Sub(this=utc, expression=exp.Mul(this=exp.paren(offset), expression=_interval("1 MINUTE")))
-        real_day = exp.Case().when(exp.LTE(this=part(9, 2), expression=last_day), instant)
+        utc = exp.AtTimeZone(this=exp.cast(_local_part(text), "TIMESTAMP"), zone=exp.Literal.string("UTC"))
+        real_day = exp.Case().when(exp.LTE(this=part(9, 2), expression=last_day), _minus_offset(text, utc))
         strict = exp.RegexpLike(this=text, expression=exp.Literal.string(pattern))
         return exp.Case().when(exp.and_(self.is_kind(value, "string"), strict), real_day)
 
@@ -202,7 +194,112 @@ class PostgresDialect(SqlDialect):
         return exp.func("to_jsonb", sliced)
 
 
-DIALECTS: dict[str, SqlDialect] = {"duckdb": SqlDialect(), "postgres": PostgresDialect()}
+class SparkDialect(SqlDialect):
+    """Spark SQL 4.0 or newer: ``facts`` and ``properties`` are ``VARIANT`` columns (``parse_json``), the session
+    time zone UTC. JSON values in results are VARIANTs too."""
+
+    name: ClassVar[str] = "spark"
+
+    def json_at(self, column: exp.Expr, path: Path) -> exp.Expr:
+        steps = []
+        for key in path:
+            quote = '"' if '"' not in key else "'"
+            if quote in key:
+                raise fail("$", f"the name {key!r} holds both kinds of quote, which Spark's variant paths cannot read")
+            steps.append(f"[{quote}{key}{quote}]")
+        return _call("try_variant_get", column, exp.Literal.string("$" + "".join(steps)), exp.Literal.string("variant"))
+
+    def kind(self, value: exp.Expr) -> exp.Expr:
+        return _call("schema_of_variant", value)
+
+    def is_kind(self, value: exp.Expr, kind: JsonKind) -> exp.Expr:
+        schema = self.kind(value)
+        if kind == "number":  # integers read as BIGINT, decimals as DECIMAL(p,s), exponents as DOUBLE
+            decimal = exp.func("startswith", schema, exp.Literal.string("DECIMAL"))
+            return exp.or_(schema.isin("BIGINT", "DOUBLE"), decimal)
+        if kind == "array":
+            return exp.func("startswith", schema, exp.Literal.string("ARRAY"))
+        return schema.eq({"null": "VOID", "string": "STRING", "boolean": "BOOLEAN"}[kind])
+
+    def is_present(self, value: exp.Expr) -> exp.Expr:
+        return self.kind(value).neq("VOID")
+
+    def text(self, value: exp.Expr) -> exp.Expr:
+        return self._get(value, "string")
+
+    def as_number(self, value: exp.Expr) -> exp.Expr:
+        return exp.Case().when(self.is_kind(value, "number"), self._get(value, "double"))
+
+    def as_boolean(self, value: exp.Expr) -> exp.Expr:
+        return exp.Case().when(self.is_kind(value, "boolean"), self._get(value, "boolean"))
+
+    def array_has_string(self, value: exp.Expr, item: str) -> exp.Expr:
+        x = exp.column("x")
+        as_text = exp.Case().when(self.is_kind(x, "string"), self._get(x, "string"))
+        texts = exp.func("transform", self._get(value, "array<variant>"), exp.Lambda(this=as_text, expressions=[x]))
+        return exp.ArrayContains(this=texts, expression=exp.Literal.string(item))
+
+    def string_list_has(self, value: exp.Expr, item: str) -> exp.Expr:
+        return exp.and_(self.is_kind(value, "array"), self.array_has_string(value, item))
+
+    def as_time(self, value: exp.Expr, text: exp.Expr, pattern: str) -> exp.Expr:
+        # try_to_timestamp gives NULL for 30 February; offsets are subtracted by hand, as Spark's stop at 18:00
+        utc = _call("try_to_timestamp", _local_part(text))
+        strict = exp.RegexpLike(this=text, expression=exp.Literal.string(pattern))
+        return exp.Case().when(exp.and_(self.is_kind(value, "string"), strict), _minus_offset(text, utc))
+
+    def to_json(self, value: exp.Expr) -> exp.Expr:
+        return exp.cast(value, "VARIANT")
+
+    def group_key(self, value: exp.Expr) -> exp.Expr:
+        return exp.func("to_json", value)  # a VARIANT cast to STRING loses the quotes: "1" would be 1
+
+    def order_key(self) -> exp.Expr:
+        return _named_struct(("t", exp.column("ts")), ("s", exp.column("seq")))
+
+    def pick(self, value: exp.Expr, keys: list[tuple[str, exp.Expr]], *, last: bool) -> exp.Expr:
+        key = keys[0][1] if len(keys) == 1 else _named_struct(*keys)
+        return exp.func("max_by" if last else "min_by", value, key)
+
+    def first_values(self, value: exp.Expr, order: exp.Expr, limit: int) -> exp.Expr:
+        # VARIANT does not sort, so each value travels as its JSON text beside its order
+        pairs = _named_struct(("o", order), ("j", exp.func("to_json", value)))
+        x = exp.column("x")
+        text = exp.Dot(this=x, expression=exp.to_identifier("j"))
+        parsed = exp.Lambda(this=_call("parse_json", text), expressions=[x])
+        ordered = exp.func("transform", exp.func("array_sort", exp.func("collect_list", pairs)), parsed)
+        return exp.cast(exp.func("slice", ordered, _int(1), _int(limit)), "VARIANT")
+
+    def _get(self, value: exp.Expr, as_type: str) -> exp.Expr:
+        return _call("try_variant_get", value, exp.Literal.string("$"), exp.Literal.string(as_type))
+
+
+DIALECTS: dict[str, SqlDialect] = {"duckdb": SqlDialect(), "postgres": PostgresDialect(), "spark": SparkDialect()}
+
+
+def _local_part(text: exp.Expr) -> exp.Expr:
+    """An ISO instant without its ``Z`` or ``+05:30``."""
+    return exp.func("regexp_replace", text, exp.Literal.string(r"(Z|[+-]\d{2}:\d{2})$"), exp.Literal.string(""))
+
+
+def _minus_offset(text: exp.Expr, local: exp.Expr) -> exp.Expr:
+    """``local`` (the local part of ``text`` read as UTC) moved back by ``text``'s UTC offset, if it has one."""
+    tail = exp.func("right", text, _int(6))  # "+05:30"
+    hours, mins = (exp.cast(exp.Substring(this=tail, start=_int(at), length=_int(2)), "INT") for at in (2, 5))
+    minutes = exp.Add(this=exp.Mul(this=hours, expression=_int(60)), expression=mins)
+    signed = exp.Case().when(exp.func("left", tail, _int(1)).eq(exp.Literal.string("-")), exp.Neg(this=minutes))
+    has_offset = exp.RegexpLike(this=text, expression=exp.Literal.string(r"[+-]\d{2}:\d{2}$"))
+    offset = exp.Case().when(has_offset, signed.else_(minutes)).else_(_int(0))
+    return exp.Sub(this=local, expression=exp.Mul(this=exp.paren(offset), expression=_interval("1 MINUTE")))
+
+
+def _named_struct(*fields: tuple[str, exp.Expr]) -> exp.Expr:
+    return _call("named_struct", *(part for name, value in fields for part in (exp.Literal.string(name), value)))
+
+
+def _call(name: str, *args: exp.Expr) -> exp.Expr:
+    """A function call written as named, whatever sqlglot would make of the name in a dialect."""
+    return exp.Anonymous(this=name, expressions=list(args))
 
 
 def _struct(*fields: tuple[str, exp.Expr]) -> exp.Expr:

@@ -25,11 +25,6 @@ CATALOG = Catalog(
 )
 
 
-def compiled_for(dialect: str) -> str:
-    """Spark SQL is the DuckDB query transpiled by sqlglot."""
-    return "duckdb" if dialect == "spark" else dialect
-
-
 def check(name: str, sql: str) -> None:
     path = GOLDEN / name
     if os.environ.get("ONEFOLD_UPDATE_GOLDEN"):
@@ -41,14 +36,14 @@ def check(name: str, sql: str) -> None:
 @pytest.mark.parametrize("dialect", DIALECTS)
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_audience_sql(name: str, dialect: str) -> None:
-    query = compile_audience(CATALOG.audiences[name], NOW, CATALOG, Relations(), compiled_for(dialect))
+    query = compile_audience(CATALOG.audiences[name], NOW, CATALOG, Relations(), dialect)
     check(f"{name}.{dialect}.sql", to_sql(query, dialect, pretty=True))
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_computed_traits_sql(dialect: str) -> None:
     relations = Relations(profiles="_scoped_profiles", events="_scoped_events")
-    query = compile_traits(CATALOG.traits, NOW, relations, compiled_for(dialect))
+    query = compile_traits(CATALOG.traits, NOW, relations, dialect)
     check(f"computed_traits.{dialect}.sql", to_sql(query, dialect, pretty=True))
 
 

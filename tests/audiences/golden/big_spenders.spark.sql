@@ -6,7 +6,7 @@ WITH evx AS (
     ts,
     CASE
       WHEN event IN ('Order Completed')
-      THEN GET_JSON_OBJECT(properties, '$.revenue')
+      THEN TRY_VARIANT_GET(properties, '$["revenue"]', 'variant')
     END AS x0
   FROM event_profiles
   WHERE
@@ -22,8 +22,9 @@ WITH evx AS (
         )
         AND ts <= CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMP)
         THEN CASE
-          WHEN JSON_TYPE(x0) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
-          THEN CAST(x0 AS DOUBLE)
+          WHEN SCHEMA_OF_VARIANT(x0) IN ('BIGINT', 'DOUBLE')
+          OR STARTSWITH(SCHEMA_OF_VARIANT(x0), 'DECIMAL')
+          THEN TRY_VARIANT_GET(x0, '$', 'double')
         END
       END
     ) AS c0

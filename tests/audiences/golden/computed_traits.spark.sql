@@ -6,15 +6,15 @@ WITH evx AS (
     ts,
     CASE
       WHEN event IN ('Product Viewed')
-      THEN GET_JSON_OBJECT(properties, '$.category')
+      THEN TRY_VARIANT_GET(properties, '$["category"]', 'variant')
     END AS x0,
     CASE
       WHEN event IN ('Order Completed')
-      THEN GET_JSON_OBJECT(properties, '$.revenue')
+      THEN TRY_VARIANT_GET(properties, '$["revenue"]', 'variant')
     END AS x1,
     CASE
       WHEN event IN ('Order Completed')
-      THEN GET_JSON_OBJECT(properties, '$.shipping.city')
+      THEN TRY_VARIANT_GET(properties, '$["shipping"]["city"]', 'variant')
     END AS x2
   FROM _scoped_events
   WHERE
@@ -36,8 +36,9 @@ WITH evx AS (
       CASE
         WHEN event = 'Order Completed'
         THEN CASE
-          WHEN JSON_TYPE(x1) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
-          THEN CAST(x1 AS DOUBLE)
+          WHEN SCHEMA_OF_VARIANT(x1) IN ('BIGINT', 'DOUBLE')
+          OR STARTSWITH(SCHEMA_OF_VARIANT(x1), 'DECIMAL')
+          THEN TRY_VARIANT_GET(x1, '$', 'double')
         END
       END
     ) AS c1
@@ -49,7 +50,7 @@ WITH evx AS (
 ), v0 AS (
   SELECT
     profile_id,
-    MAX_BY(v, STRUCT_PACK(n := n, l := last_o)) AS value
+    MAX_BY(v, NAMED_STRUCT('n', n, 'l', last_o)) AS value
   FROM (
     SELECT
       profile_id,
@@ -61,7 +62,7 @@ WITH evx AS (
       SELECT
         profile_id,
         x0 AS v,
-        STRUCT_PACK(t := ts, s := seq) AS o
+        NAMED_STRUCT('t', ts, 's', seq) AS o
       FROM (
         SELECT
           *
@@ -71,10 +72,10 @@ WITH evx AS (
       ) AS m
     ) AS r
     WHERE
-      JSON_TYPE(v) <> 'NULL'
+      SCHEMA_OF_VARIANT(v) <> 'VOID'
     GROUP BY
       profile_id,
-      CAST(v AS STRING)
+      TO_JSON(v)
   ) AS d
   GROUP BY
     profile_id
@@ -86,7 +87,7 @@ WITH evx AS (
     SELECT
       profile_id,
       x2 AS v,
-      STRUCT_PACK(t := ts, s := seq) AS o
+      NAMED_STRUCT('t', ts, 's', seq) AS o
     FROM (
       SELECT
         *
@@ -96,13 +97,20 @@ WITH evx AS (
     ) AS m
   ) AS r
   WHERE
-    JSON_TYPE(v) <> 'NULL'
+    SCHEMA_OF_VARIANT(v) <> 'VOID'
   GROUP BY
     profile_id
 ), v2 AS (
   SELECT
     profile_id,
-    TO_JSON(LIST_SLICE(COLLECT_LIST(v), 1, 100)) AS value
+    CAST(SLICE(
+      TRANSFORM(
+        ARRAY_SORT(COLLECT_LIST(NAMED_STRUCT('o', first_o, 'j', TO_JSON(v)))),
+        x -> PARSE_JSON(x.j)
+      ),
+      1,
+      100
+    ) AS VARIANT) AS value
   FROM (
     SELECT
       profile_id,
@@ -114,7 +122,7 @@ WITH evx AS (
       SELECT
         profile_id,
         x0 AS v,
-        STRUCT_PACK(t := ts, s := seq) AS o
+        NAMED_STRUCT('t', ts, 's', seq) AS o
       FROM (
         SELECT
           *
@@ -128,19 +136,19 @@ WITH evx AS (
       ) AS m
     ) AS r
     WHERE
-      JSON_TYPE(v) <> 'NULL'
+      SCHEMA_OF_VARIANT(v) <> 'VOID'
     GROUP BY
       profile_id,
-      CAST(v AS STRING)
+      TO_JSON(v)
   ) AS d
   GROUP BY
     profile_id
 )
 SELECT
   p.profile_id,
-  TO_JSON(COALESCE(ev.c0, 0)) AS t0,
+  CAST(COALESCE(ev.c0, 0) AS VARIANT) AS t0,
   v0.value AS t1,
-  TO_JSON(COALESCE(ev.c1, 0)) AS t2,
+  CAST(COALESCE(ev.c1, 0) AS VARIANT) AS t2,
   v1.value AS t3,
   v2.value AS t4
 FROM _scoped_profiles AS p

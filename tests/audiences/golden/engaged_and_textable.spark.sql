@@ -31,8 +31,8 @@ SELECT
 FROM (
   SELECT
     profile_id,
-    GET_JSON_OBJECT(facts, '$.reachable') AS f0,
-    GET_JSON_OBJECT(facts, '$.traits.email') AS f1
+    TRY_VARIANT_GET(facts, '$["reachable"]', 'variant') AS f0,
+    TRY_VARIANT_GET(facts, '$["traits"]["email"]', 'variant') AS f1
   FROM profiles
 ) AS p
 LEFT JOIN ev
@@ -41,14 +41,27 @@ WHERE
   COALESCE((
     COALESCE(ev.c0, 0) >= 1
   ), FALSE)
-  AND COALESCE((
-    LIST_CONTAINS(CAST(p.f0 AS ARRAY<STRING>), 'sms')
-  ), FALSE)
+  AND COALESCE(
+    (
+      STARTSWITH(SCHEMA_OF_VARIANT(p.f0), 'ARRAY')
+      AND ARRAY_CONTAINS(
+        TRANSFORM(
+          TRY_VARIANT_GET(p.f0, '$', 'array<variant>'),
+          x -> CASE
+            WHEN SCHEMA_OF_VARIANT(x) = 'STRING'
+            THEN TRY_VARIANT_GET(x, '$', 'string')
+          END
+        ),
+        'sms'
+      )
+    ),
+    FALSE
+  )
   AND NOT (
     COALESCE(
       (
-        JSON_TYPE(p.f1) = 'VARCHAR'
-        AND ENDSWITH(GET_JSON_OBJECT(p.f1, '$'), '@example.com')
+        SCHEMA_OF_VARIANT(p.f1) = 'STRING'
+        AND ENDSWITH(TRY_VARIANT_GET(p.f1, '$', 'string'), '@example.com')
       ),
       FALSE
     )

@@ -6,11 +6,11 @@ WITH evx AS (
     ts,
     CASE
       WHEN event IN ('Order Completed')
-      THEN GET_JSON_OBJECT(properties, '$.revenue')
+      THEN TRY_VARIANT_GET(properties, '$["revenue"]', 'variant')
     END AS x0,
     CASE
       WHEN event IN ('Product Viewed')
-      THEN GET_JSON_OBJECT(properties, '$.category')
+      THEN TRY_VARIANT_GET(properties, '$["category"]', 'variant')
     END AS x1
   FROM event_profiles
   WHERE
@@ -36,8 +36,9 @@ WITH evx AS (
         )
         AND ts <= CAST('2026-11-29T12:00:00.000000Z' AS TIMESTAMP)
         THEN CASE
-          WHEN JSON_TYPE(x0) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
-          THEN CAST(x0 AS DOUBLE)
+          WHEN SCHEMA_OF_VARIANT(x0) IN ('BIGINT', 'DOUBLE')
+          OR STARTSWITH(SCHEMA_OF_VARIANT(x0), 'DECIMAL')
+          THEN TRY_VARIANT_GET(x0, '$', 'double')
         END
       END
     ) AS c1
@@ -49,7 +50,7 @@ WITH evx AS (
 ), v0 AS (
   SELECT
     profile_id,
-    MAX_BY(v, STRUCT_PACK(n := n, l := last_o)) AS value
+    MAX_BY(v, NAMED_STRUCT('n', n, 'l', last_o)) AS value
   FROM (
     SELECT
       profile_id,
@@ -61,7 +62,7 @@ WITH evx AS (
       SELECT
         profile_id,
         x1 AS v,
-        STRUCT_PACK(t := ts, s := seq) AS o
+        NAMED_STRUCT('t', ts, 's', seq) AS o
       FROM (
         SELECT
           *
@@ -71,10 +72,10 @@ WITH evx AS (
       ) AS m
     ) AS r
     WHERE
-      JSON_TYPE(v) <> 'NULL'
+      SCHEMA_OF_VARIANT(v) <> 'VOID'
     GROUP BY
       profile_id,
-      CAST(v AS STRING)
+      TO_JSON(v)
   ) AS d
   GROUP BY
     profile_id
@@ -84,7 +85,7 @@ SELECT
 FROM (
   SELECT
     profile_id,
-    GET_JSON_OBJECT(facts, '$.consent.email') AS f0
+    TRY_VARIANT_GET(facts, '$["consent"]["email"]', 'variant') AS f0
   FROM profiles
 ) AS p
 LEFT JOIN ev
@@ -101,14 +102,21 @@ WHERE
         COALESCE(ev.c1, 0) >= CAST(500.0 AS DOUBLE)
       ), FALSE)
     )
-    AND COALESCE((
-      JSON_TYPE(p.f0) = 'BOOLEAN' AND CAST(p.f0 AS BOOLEAN) = TRUE
-    ), FALSE)
+    AND COALESCE(
+      (
+        SCHEMA_OF_VARIANT(p.f0) = 'BOOLEAN'
+        AND CASE
+          WHEN SCHEMA_OF_VARIANT(p.f0) = 'BOOLEAN'
+          THEN TRY_VARIANT_GET(p.f0, '$', 'boolean')
+        END = TRUE
+      ),
+      FALSE
+    )
   )
   OR COALESCE(
     (
-      JSON_TYPE(v0.value) = 'VARCHAR'
-      AND GET_JSON_OBJECT(v0.value, '$') IN ('shoes', 'running shoes')
+      SCHEMA_OF_VARIANT(v0.value) = 'STRING'
+      AND TRY_VARIANT_GET(v0.value, '$', 'string') IN ('shoes', 'running shoes')
     ),
     FALSE
   )

@@ -6,7 +6,7 @@ WITH evx AS (
     ts,
     CASE
       WHEN event IN ('Product Viewed')
-      THEN GET_JSON_OBJECT(properties, '$.category')
+      THEN TRY_VARIANT_GET(properties, '$["category"]', 'variant')
     END AS x0
   FROM event_profiles
   WHERE
@@ -24,7 +24,8 @@ WITH evx AS (
         THEN CASE
           WHEN COALESCE(
             (
-              JSON_TYPE(x0) = 'VARCHAR' AND GET_JSON_OBJECT(x0, '$') IN ('running shoes')
+              SCHEMA_OF_VARIANT(x0) = 'STRING'
+              AND TRY_VARIANT_GET(x0, '$', 'string') IN ('running shoes')
             ),
             FALSE
           )
