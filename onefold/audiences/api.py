@@ -11,7 +11,7 @@ import csv
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
@@ -161,6 +161,14 @@ def _definition_routes(router: APIRouter, service: AudienceService, kind: str, p
         """Delete it; refused while another audience refers to it. An audience's members are recorded as exits."""
         service.delete(kind, name)
         return Response(status_code=204)
+
+    @router.get(path + "/{name}/sql", name=f"{kind} as SQL")
+    def sql(
+        name: str, dialect: Literal["duckdb", "postgres", "spark"] = Query("duckdb", description="the SQL engine")
+    ) -> dict[str, Any]:
+        """The SQL that computes it now, to run in your own engine: DuckDB (the server's), PostgreSQL 12+ or
+        Spark SQL 4, over the two relations ``relations`` describes."""
+        return service.sql(kind, name, dialect)
 
     @router.post(path + "/{name}/evaluate", name=f"evaluate {kind}")
     def evaluate(name: str) -> dict[str, Any]:

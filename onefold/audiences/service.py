@@ -25,6 +25,16 @@ from onefold.store import DuckDBStore
 from onefold.store.audience_tables import SCOPE, AudienceTables
 
 FULL = Relations()
+_JSON_TYPE = {"duckdb": "JSON", "postgres": "jsonb", "spark": "VARIANT"}
+_TIME_TYPE = {"duckdb": "TIMESTAMPTZ", "postgres": "timestamptz", "spark": "TIMESTAMP"}
+RELATIONS_READ = {  # what compiled SQL expects of the engine it runs on, per dialect
+    dialect: {
+        FULL.profiles: f"profile_id, facts {json}: {{traits, attributes, consent, reachable}}",
+        FULL.events: f"profile_id, seq BIGINT, event, ts {_TIME_TYPE[dialect]}, properties {json}",
+        "session": "time zone UTC",
+    }
+    for dialect, json in _JSON_TYPE.items()
+}
 PREVIEW_SAMPLE = 10
 MAX_CACHED = 1_000
 # compiled SQL is cached with this instant as "now" and the evaluation time substituted; no definition can
@@ -139,6 +149,25 @@ class AudienceService:
             "member": entered_at is not None,
             "entered_at": entered_at,
             "explanation": explain(row["definition"], condition, profile, self._clock(), found.catalog),
+        }
+
+    def sql(self, kind: str, name: str, dialect: str) -> dict[str, Any]:
+        """A saved definition's SQL in ``dialect`` at the current time, with the relations it reads."""
+        row = self.tables.get(kind, name)
+        found, now = self.definitions(), self._clock()
+        if kind == "audience":
+            query = compile_audience(found.catalog.audiences[row["name"]], now, found.catalog, FULL, dialect)
+            returns = "profile_id of every member"
+        else:
+            query = compile_traits({row["name"]: found.catalog.traits[row["name"]]}, now, FULL, dialect)
+            returns = "profile_id and t0, the value as JSON (NULL when the profile has none)"
+        return {
+            "name": row["name"],
+            "dialect": dialect,
+            "at": sql_time(now),
+            "returns": returns,
+            "relations": RELATIONS_READ[dialect],
+            "sql": to_sql(query, dialect, pretty=True),
         }
 
     # --- evaluation ---------------------------------------------------------------------------------------

@@ -30,6 +30,9 @@ class Engine(Protocol):
     def json(self, raw: Any) -> Any:
         """A JSON column's value as Python."""
 
+    def name_relations(self, profiles: str, events: str) -> None:
+        """Make the loaded relations readable under these names too (views)."""
+
     def close(self) -> None: ...
 
 
@@ -72,6 +75,10 @@ class DuckDBEngine:
     def json(self, raw: Any) -> Any:
         return None if raw is None else orjson.loads(raw)
 
+    def name_relations(self, profiles: str, events: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE VIEW {profiles} AS SELECT * FROM test_profiles")
+        self.con.execute(f"CREATE OR REPLACE VIEW {events} AS SELECT * FROM test_events")
+
     def close(self) -> None:
         self.con.close()
 
@@ -111,6 +118,10 @@ class PostgresEngine:
     def json(self, raw: Any) -> Any:
         return raw
 
+    def name_relations(self, profiles: str, events: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE VIEW {profiles} AS SELECT * FROM test_profiles")
+        self.con.execute(f"CREATE OR REPLACE VIEW {events} AS SELECT * FROM test_events")
+
     def close(self) -> None:
         self.con.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
         self.con.close()
@@ -127,6 +138,7 @@ class SparkEngine:
 
     def __init__(self, session: SparkSession) -> None:
         self.spark = session
+        self._views: list[str] = []
 
     def load(self, profiles: list[Profile]) -> None:
         facts = [(p.profile_id, _dumps(p.facts)) for p in profiles]
@@ -150,8 +162,13 @@ class SparkEngine:
     def json(self, raw: Any) -> Any:
         return None if raw is None else _plain(raw.toPython())
 
+    def name_relations(self, profiles: str, events: str) -> None:
+        self.spark.sql(f"CREATE OR REPLACE TEMP VIEW {profiles} AS SELECT * FROM test_profiles")
+        self.spark.sql(f"CREATE OR REPLACE TEMP VIEW {events} AS SELECT * FROM test_events")
+        self._views += [profiles, events]
+
     def close(self) -> None:
-        for view in ("test_profiles", "test_events", "raw_profiles", "raw_events"):
+        for view in ("test_profiles", "test_events", "raw_profiles", "raw_events", *self._views):
             self.spark.catalog.dropTempView(view)
 
 

@@ -10,9 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import segment.analytics as segment_analytics
 
+from onefold.audiences.reference import Event, Profile
+from tests.audiences.engines import open_engine
 from tests.conftest import RunningServer
 
 BASE = "/v1/spaces/default/collections/users/profiles"
@@ -416,3 +419,64 @@ def test_explain_shows_which_condition_holds_for_a_profile(shop):
         assert not_cheap["children"][0]["condition"] == definition["and"][2]["not"]
         missing = admin.get("/api/audiences/pro_repeaters/explain", params={"profile_id": "nobody"})
         assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "spark"])
+def test_a_saved_audience_as_sql_selects_its_members_in_another_engine(shop, dialect, tmp_path):
+    """The SQL the API gives for PostgreSQL or Spark, run there over a copy of the server's two relations,
+    selects exactly the members the server holds; the computed trait's SQL gives the server's values."""
+    server, _ = shop
+    paths = {"big_spenders": "audiences", "viewers": "audiences", "lifetime_value": "computed-traits"}
+    with server.admin() as admin:
+        lifetime_value = {"kind": "sum", "event": "Order Completed", "property": "revenue"}
+        create(admin, "/api/computed-traits", "lifetime_value", lifetime_value)
+        definition = {"and": [{"computed_trait": "lifetime_value", "op": ">=", "value": 500}, {"reachable": "email"}]}
+        create(admin, "/api/audiences", "big_spenders", definition)
+        shoes = {"property": "category", "op": "equals", "value": "shoes"}
+        create(admin, "/api/audiences", "viewers", {"event": "Product Viewed", "where": [shoes]})
+        answers = {
+            name: admin.get(f"/api/{path}/{name}/sql", params={"dialect": dialect}) for name, path in paths.items()
+        }
+        expected = {name: members(admin, name) for name in ("big_spenders", "viewers")}
+        values = {pid: admin.get(f"/api/profiles/{pid}").json()["computed_traits"] for pid in expected["viewers"]}
+    assert all(a.status_code == 200 for a in answers.values()), [a.text for a in answers.values()]
+    body = answers["big_spenders"].json()
+    assert body["dialect"] == dialect
+    assert set(body["relations"]) == {"profiles", "event_profiles", "session"}
+    engine = open_engine(dialect, tmp_path)
+    try:
+        engine.load(copy_of_profiles(server))
+        engine.name_relations("profiles", "event_profiles")
+        for name in ("big_spenders", "viewers"):
+            got = {row[0] for row in engine.rows(answers[name].json()["sql"])}
+            assert got == expected[name], name
+        traits = {row[0]: engine.json(row[1]) for row in engine.rows(answers["lifetime_value"].json()["sql"])}
+        assert {pid: traits[pid] for pid in values} == {pid: v["lifetime_value"] for pid, v in values.items()}
+    finally:
+        engine.close()
+    assert len(expected["big_spenders"]) == 1
+    assert len(expected["viewers"]) == 3
+
+
+def test_sql_for_an_unknown_engine_or_name_is_refused(shop):
+    server, _ = shop
+    with server.admin() as admin:
+        create(admin, "/api/audiences", "viewers", {"event": "Product Viewed"})
+        unknown = admin.get("/api/audiences/viewers/sql", params={"dialect": "oracle"})
+        assert unknown.status_code == 422  # as every other bad parameter of the admin API
+        message = unknown.json()["error"]["message"]
+        assert "dialect" in message
+        assert "postgres" in message
+        assert admin.get("/api/audiences/nobody/sql").status_code == 404
+
+
+def copy_of_profiles(server: RunningServer) -> list[Profile]:
+    """The server's profiles (facts) and their timelines, as the reference evaluator reads them."""
+    cur = server.runtime.store.cursor()
+    events: dict[str, list[Event]] = {}
+    for pid, seq, event, ts, properties in cur.execute(
+        "SELECT profile_id, seq, event, ts, properties FROM event_profiles ORDER BY seq"
+    ).fetchall():
+        events.setdefault(pid, []).append(Event(seq, event, ts, orjson.loads(properties) if properties else None))
+    rows = cur.execute("SELECT profile_id, facts FROM profiles").fetchall()
+    return [Profile(pid, orjson.loads(facts), tuple(events.get(pid, ()))) for pid, facts in rows]
