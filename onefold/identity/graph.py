@@ -136,10 +136,14 @@ class IdentityGraph:
         uniques = [k for k in ids if types[k] in unique]
         if not uniques:
             return usable, ids
+        companions = self._companions
+        over = [types[k] not in unique and companions.becomes_hub(k, uniques, now) for k in ids]
+        if any(over):
+            over = companions.uncorroborated(ids, over)
         kept: list[Key] = []
         kept_ids: list[int] = []
-        for key, key_id in zip(usable, ids, strict=True):
-            if types[key_id] not in unique and self._companions.becomes_hub(key_id, uniques, now):
+        for key, key_id, is_hub in zip(usable, ids, over, strict=True):
+            if is_hub:
                 self.hubs.add(key)
                 refusals.append(Refusal("hub_detected", key))
                 owner = table.owner[key_id]

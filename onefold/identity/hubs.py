@@ -42,6 +42,19 @@ class Companions:
         # no type can count more companions than there are in all
         return len(seen) > self._threshold(key_type) and self._over(key_type, seen, uniques)
 
+    def uncorroborated(self, ids: list[int], over: list[bool]) -> list[bool]:
+        """Of the event's identifiers past their threshold (``over``), those that stay hubs: an identifier whose
+        every companion was also seen with another identifier of the event that is within its own threshold
+        (a phone seen with two CRM records that share one e-mail: a duplicate record, not a household) joins
+        nothing that identifier does not already join."""
+        witnesses = [set(self.of(k)) for k, is_over in zip(ids, over, strict=True) if not is_over]
+        if not witnesses:
+            return over
+        return [
+            is_over and not any(witness.issuperset(self.of(k)) for witness in witnesses)
+            for k, is_over in zip(ids, over, strict=True)
+        ]
+
     def of(self, key_id: int) -> tuple[int, ...]:
         """The companions of ``key_id``, in the order first seen."""
         if key_id in self._sets:

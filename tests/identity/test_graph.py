@@ -121,6 +121,37 @@ def test_a_household_phone_shared_by_two_crm_contacts_becomes_a_hub():
     }
 
 
+def test_a_duplicate_crm_record_with_the_same_email_does_not_make_its_phone_a_hub():
+    """Two CRM records of one person (same e-mail, same phone) stay two profiles (cannot-link), but the phone
+    keeps linking: what arrives with it later joins the person, where a household phone would stop."""
+    graph = IdentityGraph(DEFAULT_RULES)
+    phone, email = ("phone", "+14155550100"), ("email", "ann@example.com")
+    graph.observe(1, [("crm_id", "c1"), phone, email])
+    duplicate = graph.observe(2, [("crm_id", "c2"), phone, email])
+    texted = graph.observe(3, [("sms_id", "s1"), phone])
+    assert "hub_detected" not in [r.rule for r in duplicate.refusals]
+    assert {r.rule for r in duplicate.refusals} == {"cannot_link:crm_id"}
+    assert phone not in graph.hubs
+    assert graph.profile_of(("crm_id", "c1")) != graph.profile_of(("crm_id", "c2"))
+    assert texted.refusals == ()
+    assert same_profile(graph, ("sms_id", "s1"), phone, email, ("crm_id", "c1"))
+    # a third contact on the phone whose e-mail has not been seen with the first two: a household after all
+    third = graph.observe(4, [("crm_id", "c3"), phone, ("email", "bob@example.com")])
+    assert "hub_detected" in [r.rule for r in third.refusals]
+    assert phone in graph.hubs
+
+
+def test_an_email_seen_with_only_one_of_the_phone_contacts_does_not_vouch_for_the_other():
+    graph = IdentityGraph(DEFAULT_RULES)
+    phone = ("phone", "+14155550100")
+    graph.observe(1, [("crm_id", "c1"), phone, ("email", "a@example.com")])
+    graph.observe(2, [("crm_id", "c2"), ("email", "b@example.com")])
+    # the phone sees c2 for the first time beside b@, which has only ever been seen with c2, never with c1
+    decision = graph.observe(3, [("crm_id", "c2"), phone, ("email", "b@example.com")])
+    assert "hub_detected" in [r.rule for r in decision.refusals]
+    assert phone in graph.hubs
+
+
 def test_when_a_phone_turns_out_to_be_shared_the_profile_it_glued_is_split():
     graph = IdentityGraph(DEFAULT_RULES)
     landline = ("phone", "+14155550100")
