@@ -25,7 +25,6 @@ JsonKind = Literal["null", "string", "number", "boolean", "array"]
 class SqlDialect:
     """DuckDB, the reference: ``facts`` and ``properties`` are ``JSON`` columns."""
 
-    name: ClassVar[str] = "duckdb"
     _KINDS: ClassVar[dict[JsonKind, tuple[str, ...]]] = {
         "null": ("NULL",),
         "string": ("VARCHAR",),
@@ -60,7 +59,8 @@ class SqlDialect:
         return exp.Case().when(self.is_kind(value, "number"), exp.cast(value, "DOUBLE"))
 
     def as_boolean(self, value: exp.Expr) -> exp.Expr:
-        """A JSON boolean as BOOLEAN, else NULL."""
+        """The JSON ``value`` as BOOLEAN, never raising; DuckDB also reads the string "true" as TRUE, so test
+        ``is_kind(value, "boolean")`` beside it."""
         return exp.TryCast(this=value, to=exp.DataType.build("BOOLEAN"))
 
     def has_substring(self, text: exp.Expr, needle: str) -> exp.Expr:
@@ -119,7 +119,6 @@ class SqlDialect:
 class PostgresDialect(SqlDialect):
     """PostgreSQL 12 or newer: ``facts`` and ``properties`` are ``jsonb`` columns, the session time zone UTC."""
 
-    name: ClassVar[str] = "postgres"
     _KINDS: ClassVar[dict[JsonKind, tuple[str, ...]]] = {
         "null": ("null",),
         "string": ("string",),
@@ -197,8 +196,6 @@ class PostgresDialect(SqlDialect):
 class SparkDialect(SqlDialect):
     """Spark SQL 4.0 or newer: ``facts`` and ``properties`` are ``VARIANT`` columns (``parse_json``), the session
     time zone UTC. JSON values in results are VARIANTs too."""
-
-    name: ClassVar[str] = "spark"
 
     def json_at(self, column: exp.Expr, path: Path) -> exp.Expr:
         steps = []

@@ -31,6 +31,8 @@ class Companions:
         # windowed types: every companion, and the event time each was last seen with the identifier
         self._sets: dict[int, set[int]] = {}
         self._times: dict[int, dict[int, float]] = {}
+        # identifiers past their threshold that a witness vouched for, with the companions they had then
+        self._vouched: dict[int, frozenset[int]] = {}
 
     def becomes_hub(self, key_id: int, uniques: list[int], now: float | None) -> bool:
         """Record that ``key_id`` was seen with ``uniques`` (distinct ids of unique types); whether that makes
@@ -40,7 +42,9 @@ class Companions:
             return self._windowed(key_id, key_type, uniques, now)
         seen = self._add(key_id, uniques)
         # no type can count more companions than there are in all
-        return len(seen) > self._threshold(key_type) and self._over(key_type, seen, uniques)
+        if len(seen) <= self._threshold(key_type) or self._vouched.get(key_id) == frozenset(seen):
+            return False
+        return self._over(key_type, seen, uniques)
 
     def uncorroborated(self, ids: list[int], over: list[bool]) -> list[bool]:
         """Of the event's identifiers past their threshold (``over``), those that stay hubs: an identifier whose
@@ -50,10 +54,14 @@ class Companions:
         witnesses = [set(self.of(k)) for k, is_over in zip(ids, over, strict=True) if not is_over]
         if not witnesses:
             return over
-        return [
-            is_over and not any(witness.issuperset(self.of(k)) for witness in witnesses)
-            for k, is_over in zip(ids, over, strict=True)
-        ]
+        hubs = []
+        for k, is_over in zip(ids, over, strict=True):
+            companions = self.of(k)
+            vouched = is_over and any(witness.issuperset(companions) for witness in witnesses)
+            if vouched:  # until it is seen with another unique value, later events need no witness
+                self._vouched[k] = frozenset(companions)
+            hubs.append(is_over and not vouched)
+        return hubs
 
     def of(self, key_id: int) -> tuple[int, ...]:
         """The companions of ``key_id``, in the order first seen."""
@@ -103,6 +111,8 @@ class Companions:
     def _windowed(self, key_id: int, key_type: int, uniques: list[int], now: float | None) -> bool:
         seen = self._sets.setdefault(key_id, set())
         seen.update(uniques)
+        if self._vouched.get(key_id) == frozenset(seen):
+            return False
         window = self._windows[key_type] if now is not None else None
         if window is None:
             return self._over(key_type, seen, uniques)
@@ -130,6 +140,7 @@ class Companions:
             more.pop(key_id, None)
             self._sets.pop(key_id, None)
             self._times.pop(key_id, None)
+            self._vouched.pop(key_id, None)
         holders: set[int] = {k for k, seen in more.items() if not dead.isdisjoint(seen)}
         for companion in dead:
             position = 0

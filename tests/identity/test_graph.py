@@ -135,8 +135,12 @@ def test_a_duplicate_crm_record_with_the_same_email_does_not_make_its_phone_a_hu
     assert graph.profile_of(("crm_id", "c1")) != graph.profile_of(("crm_id", "c2"))
     assert texted.refusals == ()
     assert same_profile(graph, ("sms_id", "s1"), phone, email, ("crm_id", "c1"))
+    # vouched once: the same contacts again, without the e-mail, learn nothing new
+    again = graph.observe(4, [("crm_id", "c2"), phone])
+    assert [r.rule for r in again.refusals] == ["cannot_link:crm_id"]
+    assert phone not in graph.hubs
     # a third contact on the phone whose e-mail has not been seen with the first two: a household after all
-    third = graph.observe(4, [("crm_id", "c3"), phone, ("email", "bob@example.com")])
+    third = graph.observe(5, [("crm_id", "c3"), phone, ("email", "bob@example.com")])
     assert "hub_detected" in [r.rule for r in third.refusals]
     assert phone in graph.hubs
 
