@@ -33,6 +33,9 @@ def size_trend(per_day: list[dict[str, Any]]) -> tuple[list[str], list[float]]:
     return [row["day"].strftime("%m-%d") for row in per_day], [float(s) for s in sizes]
 
 
+SQL_ENGINES = {"postgres": "PostgreSQL", "spark": "Spark SQL", "duckdb": "DuckDB"}  # the audience as SQL, per engine
+
+
 def routes(runtime: Runtime) -> list[BaseRoute]:
     gate, service = runtime.gate, runtime.audiences.service
     tables = service.tables
@@ -84,6 +87,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
             title=row["name"],
             audience=row,
             definition=json.dumps(row["definition"], indent=2),
+            sql={title: service.sql("audience", row["id"], dialect) for dialect, title in SQL_ENGINES.items()},
             chart=chart,
             members=members,
             history=history,

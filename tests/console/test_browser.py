@@ -308,8 +308,13 @@ def test_keyboard_only_sign_in_and_tablet_width(demo: tuple[RunningServer, str],
     page.keyboard.type(password)
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
-    for path in ("/console", "/console/profiles?q=a", "/console/audiences", "/console/audiences/new"):
+    pages = ("/console", "/console/profiles?q=a", "/console/audiences", "/console/audiences/new")
+    for path in (*pages, "/console/audiences/footwear_browsers_not_buying"):
         page.goto(server.url + path)
+        if path.endswith("footwear_browsers_not_buying"):  # with its SQL open
+            expect(page.get_by_role("heading", name="As SQL")).to_be_visible()
+            page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+            expect(page.get_by_text("JSONB_EXTRACT_PATH").first).to_be_visible()
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at tablet width"
     context.close()

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from markupsafe import escape
 
 from tests.conftest import RunningServer
 from tests.console.conftest import PASSWORD, SignedIn, add_user
@@ -216,6 +217,9 @@ def test_audience_pages_show_size_history_and_members(loaded: RunningServer) -> 
     detail = marketer.get("/console/audiences/pro_plan").text
     assert "ann.lee@example.com" in detail
     assert "entered" in detail
+    for dialect in ("postgres", "spark", "duckdb"):  # the audience as SQL, as the API gives it
+        answer = marketer.get("/api/audiences/pro_plan/sql", dialect=dialect).json()
+        assert str(escape(answer["sql"])) in detail
     viewer = sign_in_as(loaded, "viewer")
     masked = viewer.get("/console/audiences/pro_plan").text
     assert "ann.lee@example.com" not in masked
