@@ -155,19 +155,22 @@ class AudienceService:
         """A saved definition's SQL in ``dialect`` at the current time, with the relations it reads."""
         row = self.tables.get(kind, name)
         found, now = self.definitions(), self._clock()
-        if kind == "audience":
-            query = compile_audience(found.catalog.audiences[row["name"]], now, found.catalog, FULL, dialect)
-            returns = "profile_id of every member"
-        else:
-            query = compile_traits({row["name"]: found.catalog.traits[row["name"]]}, now, FULL, dialect)
-            returns = "profile_id and t0, the value as JSON (NULL when the profile has none)"
+        catalog = found.catalog
+
+        def build(at: datetime) -> Any:
+            if kind == "audience":
+                return compile_audience(catalog.audiences[row["name"]], at, catalog, FULL, dialect)
+            return compile_traits({row["name"]: catalog.traits[row["name"]]}, at, FULL, dialect)
+
         return {
             "name": row["name"],
             "dialect": dialect,
             "at": sql_time(now),
-            "returns": returns,
+            "returns": "profile_id of every member"
+            if kind == "audience"
+            else "profile_id and t0, the value as JSON (NULL when the profile has none)",
             "relations": RELATIONS_READ[dialect],
-            "sql": to_sql(query, dialect, pretty=True),
+            "sql": self._compiled(("sql", row["id"]), found, FULL, now, build, dialect=dialect, pretty=True),
         }
 
     # --- evaluation ---------------------------------------------------------------------------------------
@@ -271,15 +274,18 @@ class AudienceService:
         relations: Relations,
         now: datetime,
         build: Callable[[datetime], Any],
+        *,
+        dialect: str = "duckdb",
+        pretty: bool = False,
     ) -> str:
         """The SQL of ``build`` at ``now``. Compiled once per definition version with a sentinel time that is then
         replaced: compiling takes milliseconds of interpreter time, and evaluation rounds follow every commit."""
-        cache_key = (*key, found.version, relations)
+        cache_key = (*key, found.version, relations, dialect, pretty)
         text = self._cache.get(cache_key)
         if text is None:
             if len(self._cache) > MAX_CACHED:
                 self._cache.clear()
-            text = self._cache[cache_key] = to_sql(build(SENTINEL))
+            text = self._cache[cache_key] = to_sql(build(SENTINEL), dialect, pretty=pretty)
         return text.replace(SENTINEL_SQL, sql_time(now))
 
 

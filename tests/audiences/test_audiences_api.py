@@ -426,7 +426,8 @@ def test_a_saved_audience_as_sql_selects_its_members_in_another_engine(shop, dia
     """The SQL the API gives for PostgreSQL or Spark, run there over a copy of the server's two relations,
     selects exactly the members the server holds; the computed trait's SQL gives the server's values."""
     server, _ = shop
-    paths = {"big_spenders": "audiences", "viewers": "audiences", "lifetime_value": "computed-traits"}
+    paths = {"big_spenders": "audiences", "viewers": "audiences", "recent": "audiences"}
+    paths["lifetime_value"] = "computed-traits"
     with server.admin() as admin:
         lifetime_value = {"kind": "sum", "event": "Order Completed", "property": "revenue"}
         create(admin, "/api/computed-traits", "lifetime_value", lifetime_value)
@@ -434,10 +435,11 @@ def test_a_saved_audience_as_sql_selects_its_members_in_another_engine(shop, dia
         create(admin, "/api/audiences", "big_spenders", definition)
         shoes = {"property": "category", "op": "equals", "value": "shoes"}
         create(admin, "/api/audiences", "viewers", {"event": "Product Viewed", "where": [shoes]})
+        create(admin, "/api/audiences", "recent", {"event": "Order Completed", "within_days": 11})
         answers = {
             name: admin.get(f"/api/{path}/{name}/sql", params={"dialect": dialect}) for name, path in paths.items()
         }
-        expected = {name: members(admin, name) for name in ("big_spenders", "viewers")}
+        expected = {name: members(admin, name) for name in ("big_spenders", "viewers", "recent")}
         values = {pid: admin.get(f"/api/profiles/{pid}").json()["computed_traits"] for pid in expected["viewers"]}
     assert all(a.status_code == 200 for a in answers.values()), [a.text for a in answers.values()]
     body = answers["big_spenders"].json()
@@ -447,7 +449,7 @@ def test_a_saved_audience_as_sql_selects_its_members_in_another_engine(shop, dia
     try:
         engine.load(copy_of_profiles(server))
         engine.name_relations("profiles", "event_profiles")
-        for name in ("big_spenders", "viewers"):
+        for name in ("big_spenders", "viewers", "recent"):
             got = {row[0] for row in engine.rows(answers[name].json()["sql"])}
             assert got == expected[name], name
         traits = {row[0]: engine.json(row[1]) for row in engine.rows(answers["lifetime_value"].json()["sql"])}
@@ -456,6 +458,8 @@ def test_a_saved_audience_as_sql_selects_its_members_in_another_engine(shop, dia
         engine.close()
     assert len(expected["big_spenders"]) == 1
     assert len(expected["viewers"]) == 3
+    assert len(expected["recent"]) == 2  # ann and bob ordered 10 days ago: the window ends at the current time
+    assert answers["recent"].json()["at"] in answers["recent"].json()["sql"]
 
 
 def test_sql_for_an_unknown_engine_or_name_is_refused(shop):
