@@ -36,16 +36,21 @@ from onefold.store import DuckDBStore
 
 DSN = os.environ.get("ONEFOLD_BENCH_POSTGRES", "host=127.0.0.1 port=5432 dbname=test user=postgres")
 SCHEMA = "onefold_bench_audiences"
+DIALECTS = ("duckdb", "postgres", "spark")
 
 
-def median_seconds(run: Callable[[], int], rounds: int) -> tuple[float, int]:
+def measure(rows: Callable[[str], list[Any]], sql: str, rounds: int, load_s: float) -> tuple[dict[str, Any], set[str]]:
+    """Time ``SELECT count(*)`` over ``sql`` (median of ``rounds``) on an engine that ``rows`` queries; its
+    figures, and the members."""
     times, counts = [], set()
     for _ in range(rounds):
         started = time.perf_counter()
-        counts.add(run())
+        counts.add(int(rows(f"SELECT count(*) FROM ({sql}) q")[0][0]))
         times.append(time.perf_counter() - started)
     assert len(counts) == 1, f"the count changed between rounds: {counts}"
-    return statistics.median(times), counts.pop()
+    members = {row[0] for row in rows(sql)}
+    figures = {"load_s": round(load_s, 1), "query_s": round(statistics.median(times), 3), "members": counts.pop()}
+    return figures, members
 
 
 def export(store: DuckDBStore, directory: Path) -> None:
@@ -103,6 +108,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench/results/audience_engines.json"))
     args = parser.parse_args()
+    rounds = args.rounds
     condition = parse_condition(DEFINITION)
     sql = {d: to_sql(compile_audience(condition, NOW, Catalog(), Relations(), d), d) for d in DIALECTS}
     results: dict[str, dict[str, Any]] = {}
@@ -115,11 +121,7 @@ def main() -> None:
         export(store, directory)
         cur = store.cursor()
         cur.execute("SET TimeZone = 'UTC'")
-        took, count = median_seconds(
-            lambda: int(cur.execute(f"SELECT count(*) FROM ({sql['duckdb']}) q").fetchall()[0][0]), args.rounds
-        )
-        results["duckdb"] = {"load_s": 0.0, "query_s": round(took, 3), "members": count}
-        members["duckdb"] = {row[0] for row in cur.execute(sql["duckdb"]).fetchall()}
+        results["duckdb"], members["duckdb"] = measure(lambda q: cur.execute(q).fetchall(), sql["duckdb"], rounds, 0)
         store.close()
 
         print("loading PostgreSQL ...", flush=True)
@@ -127,11 +129,8 @@ def main() -> None:
             started = time.perf_counter()
             load_postgres(con, directory)
             loaded = time.perf_counter() - started
-            took, count = median_seconds(
-                lambda: int(con.execute(f"SELECT count(*) FROM ({sql['postgres']}) q").fetchall()[0][0]), args.rounds
-            )
-            results["postgres"] = {"load_s": round(loaded, 1), "query_s": round(took, 3), "members": count}
-            members["postgres"] = {row[0] for row in con.execute(sql["postgres"]).fetchall()}
+            run = measure(lambda q: con.execute(q).fetchall(), sql["postgres"], rounds, loaded)
+            results["postgres"], members["postgres"] = run
             con.execute(f"DROP SCHEMA {SCHEMA} CASCADE")
 
         print("loading Spark ...", flush=True)
@@ -148,11 +147,7 @@ def main() -> None:
         started = time.perf_counter()
         load_spark(spark, directory)
         loaded = time.perf_counter() - started
-        took, count = median_seconds(
-            lambda: int(spark.sql(f"SELECT count(*) FROM ({sql['spark']}) q").collect()[0][0]), args.rounds
-        )
-        results["spark"] = {"load_s": round(loaded, 1), "query_s": round(took, 3), "members": count}
-        members["spark"] = {row[0] for row in spark.sql(sql["spark"]).collect()}
+        results["spark"], members["spark"] = measure(lambda q: spark.sql(q).collect(), sql["spark"], rounds, loaded)
         spark.stop()
 
     for engine, found in members.items():
@@ -169,8 +164,6 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
 
-
-DIALECTS = ("duckdb", "postgres", "spark")
 
 if __name__ == "__main__":
     main()
