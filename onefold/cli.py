@@ -65,6 +65,9 @@ def _banner(runtime: Runtime, extra: list[tuple[str, str]] | None = None) -> Non
             "or start it with ONEFOLD_ADMIN_EMAIL and ONEFOLD_ADMIN_PASSWORD",
         )
     table.add_row("API docs", f"{url}/docs")
+    if s.profile_api_port is not None:
+        profiles_url = f"http://{s.host}:{s.profile_api_port}/v1/spaces/default/collections/users/profiles"
+        table.add_row("Profile API", f"{profiles_url}  (its own process; also on the main port)")
     token = runtime.admin_token.generated
     if token:
         table.add_row("Admin token", f"[yellow]{token}[/]  (shown once: store it now; only its hash is kept)")
@@ -92,9 +95,15 @@ def main() -> None:
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), help="Data directory (one DuckDB file).")
 @click.option("--host", default=None, help="Address to listen on [default: 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port to listen on [default: 8700].")
-def serve(data_dir: str | None, host: str | None, port: int | None) -> None:
-    """Serve the collector and the APIs from one process."""
-    settings = _settings(data_dir=data_dir, host=host, port=port)
+@click.option(
+    "--profile-api-port",
+    type=int,
+    default=None,
+    help="Also serve the Profile API from a second process on this port, fast under heavy ingest [default: off].",
+)
+def serve(data_dir: str | None, host: str | None, port: int | None, profile_api_port: int | None) -> None:
+    """Serve the collector and the APIs (and, if asked, the Profile API from a second process)."""
+    settings = _settings(data_dir=data_dir, host=host, port=port, profile_api_port=profile_api_port)
     try:
         runtime = Runtime.open(settings)
     except OnefoldError as exc:

@@ -46,6 +46,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", str, "./onefold-data", "Directory holding the DuckDB file and the hashed admin token."),
     Setting("host", str, "127.0.0.1", "Address the server listens on."),
     Setting("port", int, 8700, "Port the server listens on."),
+    Setting(
+        "profile_api_port",
+        _positive_int,
+        None,
+        "Port of the Profile API's serving process: a second process answering Segment's Profile API from a copy "
+        "of the profiles in memory, so reads stay fast under heavy ingest. Unset: the Profile API is served on "
+        "the main port only (it always is served there too).",
+    ),
     Setting("admin_token", str, None, "Admin API token; generated on first start when unset.", secret=True),
     Setting("admin_email", str, None, "Email of the console's first admin, created at start when no user exists."),
     Setting(
@@ -141,6 +149,7 @@ class Settings:
     data_dir: str = "./onefold-data"
     host: str = "127.0.0.1"
     port: int = 8700
+    profile_api_port: int | None = None
     admin_token: str | None = None
     admin_email: str | None = None
     admin_password: str | None = None

@@ -53,6 +53,7 @@ from onefold.pipeline.identity_processor import IdentityProcessor
 from onefold.profiles.admin_api import profiles_router
 from onefold.profiles.precedence import load_precedence
 from onefold.profiles.profile_api import ProfileReader, profile_api_router
+from onefold.profiles.serving_process import ProfileServing, ServingOptions
 from onefold.store import DuckDBStore
 from onefold.store.privacy_tables import PrivacyTables
 
@@ -82,6 +83,7 @@ class Runtime:
     gate: Gate
     matching: MatchingService
     clock: Callable[[], datetime]
+    profile_serving: ProfileServing | None = None
     _closed: bool = False
 
     @classmethod
@@ -126,6 +128,7 @@ class Runtime:
         users = Users(store, clock)
         ensure_first_admin(users, settings)
         admin_token = ensure_admin_token(store, settings.admin_token)
+        access_tokens = AccessTokens(store, clock)
         return cls(
             settings=settings,
             store=store,
@@ -137,24 +140,29 @@ class Runtime:
             writer=writer,
             metrics=metrics,
             admin_token=admin_token,
-            access_tokens=AccessTokens(store, clock),
+            access_tokens=access_tokens,
             suppressions=Suppressions(store, clock),
             users=users,
             gate=Gate(admin_token, users),
             matching=MatchingService(identity, store, settle=lambda: wait_for_log(loader), clock=clock),
             clock=clock,
+            profile_serving=_profile_serving(settings, identity, access_tokens, admin_token),
         )
 
     def start(self) -> None:
-        _tune_interpreter()
+        tune_interpreter()
         self.metrics.watch_gc()
         self.loader.start()
         self.identity.start()
         self.audiences.start()
         self.writer.start()
+        if self.profile_serving is not None:
+            self.profile_serving.start()
 
     def stop(self) -> None:
         """Journal what is queued, load what is journaled; safe to call more than once."""
+        if self.profile_serving is not None:
+            self.profile_serving.stop()
         self.writer.stop()
         self.loader.stop()
         self.identity.stop()
@@ -169,7 +177,25 @@ class Runtime:
             self.store.close()
 
 
-def _tune_interpreter() -> None:
+def _profile_serving(
+    settings: Settings, identity: IdentityProcessor, tokens: AccessTokens, admin: AdminToken
+) -> ProfileServing | None:
+    if settings.profile_api_port is None:
+        return None
+    upstream_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    options = ServingOptions(
+        host=settings.host,
+        port=settings.profile_api_port,
+        upstream=f"http://{upstream_host}:{settings.port}",
+        space=PROFILE_SPACE,
+        admin=AdminToken(admin.digest, None),  # never the clear token
+        capacity=identity.committed.capacity,
+        card_bytes=settings.profile_cards_mb * 1024 * 1024,
+    )
+    return ProfileServing(options, identity.committed, tokens)
+
+
+def tune_interpreter() -> None:
     """Keep tail latency low in a server that parses on the event loop while other threads write.
 
     A thread coming back from DuckDB or fsync waits up to one switch interval for the GIL (5 ms by default).
@@ -183,7 +209,14 @@ def _tune_interpreter() -> None:
     gc.set_threshold(700, 50, 100)
 
 
-def _validation_error(request: Request, exc: Exception) -> Response:
+def _serving_failure(serving: ProfileServing | None) -> BaseException | None:
+    """A failure only once the server gave up starting the process again: a restart in progress is not one."""
+    if serving is None or serving.running():
+        return None
+    return serving.failure
+
+
+def validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = [
         {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body", "problem": e.get("msg", "")}
@@ -200,7 +233,7 @@ def _validation_error(request: Request, exc: Exception) -> Response:
     return json_response(error.to_json(), 422)
 
 
-def _onefold_error(_: Request, exc: Exception) -> Response:
+def onefold_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, OnefoldError)
     return error_response(exc)
 
@@ -219,10 +252,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(AuditApiChanges, record=PrivacyTables(runtime.store).record_audit)
-    app.add_exception_handler(OnefoldError, _onefold_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OnefoldError, onefold_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
     profiles = ProfileReader(
-        runtime.identity.tables,
         runtime.identity.profiles,
         lambda key: runtime.identity.graph.profile_of(key),
         runtime.identity.committed,
@@ -256,7 +288,9 @@ def create_app(runtime: Runtime) -> FastAPI:
             ),
         )
     )
-    app.include_router(profile_api_router(profiles, runtime.access_tokens, runtime.admin_token, PROFILE_SPACE))
+    app.include_router(
+        profile_api_router(profiles, runtime.access_tokens.authorize, runtime.admin_token, PROFILE_SPACE)
+    )
     privacy = Privacy(
         runtime.identity,
         runtime.suppressions,
@@ -274,6 +308,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                 ("loader", runtime.loader.failure),
                 ("identity processor", runtime.identity.failure),
                 ("audience processor", runtime.audiences.failure),
+                ("Profile API's serving process", _serving_failure(runtime.profile_serving)),
             )
             if failure is not None
         ]

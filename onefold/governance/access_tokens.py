@@ -52,12 +52,39 @@ def check_scopes(scopes: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(scopes))
 
 
+class ActiveTokens:
+    """The tokens that are not revoked, by the SHA-256 of their value: what checking a presented token needs.
+    Immutable, so it can be handed to readers in other threads (and processes) as a whole."""
+
+    def __init__(self, by_hash: dict[str, AccessToken]) -> None:
+        self._by_hash = by_hash
+
+    def authorize(self, presented: str | None, scope: str) -> AccessToken:
+        """The token presented, if it is active and carries ``scope``."""
+        if not presented:
+            raise Unauthorized(
+                "send an access token as the HTTP Basic user name (empty password); POST /api/tokens creates one",
+                code="authentication_error",
+            )
+        token = self._by_hash.get(hash_token(presented))
+        if token is None:
+            raise Unauthorized(
+                "the access token is unknown or revoked; create a new one with POST /api/tokens",
+                code="authentication_error",
+            )
+        if scope not in token.scopes:
+            raise Forbidden(f"the access token {token.name!r} lacks the scope {scope!r}; create one that has it")
+        return token
+
+
 class AccessTokens:
     def __init__(self, store: DuckDBStore, clock: Callable[[], datetime]) -> None:
         self._store = store
         self._clock = clock
         self._lock = threading.Lock()
-        self._active: dict[str, AccessToken] = {}  # hash -> token, for the hot path
+        self.active = ActiveTokens({})
+        # told the new active set after every change (the Profile API's serving process keeps a copy)
+        self.on_change: Callable[[ActiveTokens], None] | None = None
         self._reload()
 
     def _reload(self) -> None:
@@ -66,7 +93,9 @@ class AccessTokens:
             .execute("SELECT id, name, scopes, created_at, revoked_at, token_sha256 FROM access_tokens")
             .fetchall()
         )
-        self._active = {r[5]: _record(r) for r in rows if r[4] is None}
+        self.active = ActiveTokens({r[5]: _record(r) for r in rows if r[4] is None})
+        if self.on_change is not None:
+            self.on_change(self.active)
 
     def create(self, name: str, scopes: list[str]) -> tuple[AccessToken, str]:
         """A new token and its clear value (returned once)."""
@@ -112,20 +141,7 @@ class AccessTokens:
 
     def authorize(self, presented: str | None, scope: str) -> AccessToken:
         """The token presented, if it is active and carries ``scope``."""
-        if not presented:
-            raise Unauthorized(
-                "send an access token as the HTTP Basic user name (empty password); POST /api/tokens creates one",
-                code="authentication_error",
-            )
-        token = self._active.get(hash_token(presented))
-        if token is None:
-            raise Unauthorized(
-                "the access token is unknown or revoked; create a new one with POST /api/tokens",
-                code="authentication_error",
-            )
-        if scope not in token.scopes:
-            raise Forbidden(f"the access token {token.name!r} lacks the scope {scope!r}; create one that has it")
-        return token
+        return self.active.authorize(presented, scope)
 
 
 def _record(row: Any) -> AccessToken:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from onefold.profiles.cards import Card
 from onefold.profiles.state import State
@@ -47,6 +47,7 @@ class StateCache:
         self._states.clear()
 
 
+Entry = tuple[str, str, Card | None]  # profile id, its state's JSON, its serving card
 MAX_WANTED = 10_000  # cards asked for and not built yet; more requests wait for a later round
 
 
@@ -65,6 +66,15 @@ class CommittedStates:
         self._card_bytes = 0
         self._wanted: dict[str, None] = {}  # profiles a reader found without a card, for the processor to fill
         self._wanted_lock = threading.Lock()
+        self._listener: Callable[[Sequence[Entry], Sequence[str]], None] | None = None
+        self._publishing = threading.Lock()  # a new listener's snapshot and the publications after it stay in order
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    def size(self) -> int:
+        return len(self._entries)
 
     def get(self, profile_id: str) -> str | None:
         entry = self._entries.get(profile_id)
@@ -74,7 +84,25 @@ class CommittedStates:
         entry = self._entries.get(profile_id)
         return entry[1] if entry is not None else None
 
-    def publish(self, states: Iterable[tuple[str, str, Card | None]], gone: Iterable[str]) -> None:
+    def publish(self, states: Iterable[Entry], gone: Iterable[str]) -> None:
+        states, gone = list(states), list(gone)
+        with self._publishing:
+            self._publish(states, gone)
+            if self._listener is not None:
+                self._listener(states, gone)
+
+    def follow(self, listener: Callable[[Sequence[Entry], Sequence[str]], None] | None) -> list[Entry]:
+        """Tell ``listener`` every publication from now on (None stops), and return what is published so far:
+        applying the snapshot, then each publication in turn, rebuilds these entries elsewhere."""
+        with self._publishing:
+            self._listener = listener
+            return self.snapshot()
+
+    def snapshot(self) -> list[Entry]:
+        """Every entry, least recently published first."""
+        return [(pid, text, card) for pid, (text, card) in list(self._entries.items())]
+
+    def _publish(self, states: list[Entry], gone: list[str]) -> None:
         entries = self._entries
         for profile_id in gone:
             entries.pop(profile_id, None)

@@ -12,7 +12,7 @@ import base64
 import binascii
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -22,7 +22,6 @@ from starlette.concurrency import run_in_threadpool
 
 from onefold.collect.routes import error_response
 from onefold.errors import CollectError, NotFound, OnefoldError
-from onefold.governance.access_tokens import AccessTokens
 from onefold.governance.tokens import AdminToken
 from onefold.identity.api import parse_identifier
 from onefold.identity.rules import Key
@@ -36,7 +35,6 @@ from onefold.profiles.cards import (
     stored_identifier,
 )
 from onefold.profiles.view import computed_traits, custom_traits, iso
-from onefold.store.identity_tables import IdentityTables
 from onefold.store.profile_tables import ProfileTables
 
 MAX_CONCURRENT_READS = 4
@@ -82,23 +80,27 @@ class ProfileReader:
 
     def __init__(
         self,
-        identity: IdentityTables,
-        profiles: ProfileTables,
+        profiles: ProfileTables | None,
         resolve: Callable[[Key], str | None],
         committed: CommittedStates | None = None,
         memberships: Callable[[str], tuple[list[dict[str, Any]], dict[str, Any]]] | None = None,
     ):
-        self.identity = identity
         self._memberships = memberships
-        self.profiles = profiles
+        self._tables = profiles
         self._resolve = resolve
         # recently committed states and their serving cards, as the processor published them
         self._committed = committed or CommittedStates(0)
 
+    @property
+    def profiles(self) -> ProfileTables:
+        if self._tables is None:  # the Profile API's serving process reads memory only: the server answers
+            raise _NeedsStore
+        return self._tables
+
     def profile_id(self, external_id: str) -> str:
         if external_id.startswith("profile_id:"):
             profile_id = external_id.partition(":")[2]
-            if self.profiles.state(profile_id) is None:
+            if _store(self.profiles).state(profile_id) is None:
                 raise NotFound(f"no profile {profile_id!r}")
             return profile_id
         key = parse_identifier(external_id, "external_id")
@@ -144,10 +146,13 @@ class ProfileReader:
 
 def profile_api_router(
     reader: ProfileReader,
-    tokens: AccessTokens,
+    authorize: Callable[[str | None, str], object],
     admin: AdminToken,
     space: str,
+    forward: Callable[[Request], Awaitable[Response]] | None = None,
 ) -> APIRouter:
+    """The routes; ``authorize(token, scope)`` raises unless the token may read. Requests that memory cannot
+    answer are read from the store in a thread, or, given ``forward`` (the serving process), sent to it."""
     router = APIRouter(tags=["profile api"])
     # DuckDB reads at once: more only queue inside DuckDB and share its memory limit (measured: 40 concurrent
     # reads thrash and fail with out-of-memory under ingest); waiting here is cheap.
@@ -164,7 +169,7 @@ def profile_api_router(
         try:
             presented = basic_user(request)
             if not admin.verify(presented):
-                tokens.authorize(presented, "profiles:read")
+                authorize(presented, "profiles:read")
             if space_id != space:
                 raise NotFound(f"no space {space_id!r}; this workspace's space id is {space!r}")
             if collection != "users":
@@ -312,16 +317,20 @@ def profile_api_router(
         if reader.in_memory(external_id, card=card):
             with contextlib.suppress(_NeedsStore):
                 return guarded(request, space_id, collection, body, in_memory=True)
+        if forward is not None:
+            return await forward(request)
         return await run_in_threadpool(guarded, request, space_id, collection, body)
 
     @router.get(PREFIX + "/links")
-    def links(request: Request, space: str, collection: str, external_id: str) -> Response:
+    async def links(request: Request, space: str, collection: str, external_id: str) -> Response:
         def body() -> dict[str, Any]:
             groups = reader.profiles.groups(reader.profile_id(external_id), limit=20)
             data = [{"to_collection": "accounts", "external_ids": [{"id": g, "type": "group_id"} for g in groups]}]
             return {"data": data if groups else [], "cursor": _cursor(request, False, "", 20)}
 
-        return guarded(request, space, collection, body)
+        if forward is not None:
+            return await forward(request)
+        return await run_in_threadpool(guarded, request, space, collection, body)
 
     return router
 

@@ -1,0 +1,239 @@
+"""The Profile API's serving process (``profile_api_port``): a second OS process answering from a copy of the
+published states and cards, kept in step by the server; what it cannot answer goes to the server."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from onefold.errors import Unauthorized
+from onefold.governance.access_tokens import AccessToken, AccessTokens, ActiveTokens
+from onefold.governance.tokens import AdminToken, hash_token
+from onefold.profiles.cache import CommittedStates
+from onefold.profiles.cards import Card
+from onefold.profiles.replica import ProfileReplica, Published, TokensChanged
+from onefold.profiles.serving_process import ProfileServing, ServingOptions
+from onefold.store import DuckDBStore
+from tests.conftest import RunningServer, free_port, start_server, stop_server
+
+BASE = "/v1/spaces/default/collections/users/profiles"
+PATHS = {"/traits": {"limit": 200}, "/events": {}, "/external_ids": {}, "/metadata": {}}
+
+
+# --- the replica, pure -----------------------------------------------------------------------------------------
+def card(*keys: tuple[str, str]) -> Card:
+    return Card(1, (), {key: (n, b"{}") for n, key in enumerate(keys)})
+
+
+def test_an_identifier_resolves_to_the_profile_whose_newest_card_lists_it():
+    replica = ProfileReplica(100, 1 << 20)
+    replica.apply(Published([("p1", "{}", card(("user_id", "u1"), ("email", "a@x")))], ()))
+    assert replica.resolve(("email", "a@x")) == "p1"
+    # a split moves the e-mail to a new profile: whichever of the two is applied first, the index follows
+    replica.apply(Published([("p2", "{}", card(("email", "a@x"))), ("p1", "{}", card(("user_id", "u1")))], ()))
+    assert replica.resolve(("email", "a@x")) == "p2"
+    assert replica.resolve(("user_id", "u1")) == "p1"
+    # published without a complete card: its identifiers are no longer known here
+    replica.apply(Published([("p1", "{}", Card(3, (), None))], ()))
+    assert replica.resolve(("user_id", "u1")) is None
+    # merged away (or erased): gone
+    replica.apply(Published([], ["p2"]))
+    assert replica.resolve(("email", "a@x")) is None
+    assert replica.committed.get("p2") is None
+
+
+def test_the_index_forgets_profiles_the_bounded_copy_evicted():
+    replica = ProfileReplica(10, 1 << 20)
+    for n in range(100):
+        replica.apply(Published([(f"p{n}", "{}", card(("user_id", f"u{n}")))], ()))
+    assert replica.resolve(("user_id", "u99")) == "p99"
+    assert replica.resolve(("user_id", "u0")) is None  # evicted: the server answers
+    assert len(replica._listed) <= 20
+
+
+def test_tokens_are_replaced_as_a_whole():
+    replica = ProfileReplica(10, 1 << 20)
+    token = AccessToken("tok_1", "site", ("profiles:read",), datetime.now(UTC), None)
+    replica.apply(TokensChanged(ActiveTokens({hash_token("secret"): token})))
+    assert replica.tokens.authorize("secret", "profiles:read") == token
+    replica.apply(TokensChanged(ActiveTokens({})))
+    with pytest.raises(Unauthorized, match="unknown or revoked"):
+        replica.tokens.authorize("secret", "profiles:read")
+
+
+# --- end to end ------------------------------------------------------------------------------------------------
+def wait_until(check: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def get(url: str, secret: str, path: str, **params: Any) -> httpx.Response:
+    return httpx.get(url + BASE + path, params=params, auth=(secret, ""), timeout=30)
+
+
+def answer(url: str, secret: str, path: str, **params: Any) -> tuple[int, Any]:
+    response = get(url, secret, path, **params)
+    return response.status_code, response.json()
+
+
+def served(port: int) -> str:
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(url + "/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(healthy)
+    return url
+
+
+def load_people(server: RunningServer) -> str:
+    source = server.create_source("website")
+    batch: list[dict[str, Any]] = []
+    for n in range(3):
+        batch += [
+            {"type": "page", "anonymousId": f"anon-{n}", "name": "Home"},
+            {"type": "identify", "anonymousId": f"anon-{n}", "userId": f"u{n}", "traits": {"email": f"p{n}@x.io"}},
+            {"type": "track", "userId": f"u{n}", "event": "Product Viewed", "properties": {"sku": f"s{n}"}},
+            {"type": "identify", "anonymousId": f"tablet-{n}", "userId": f"u{n}", "traits": {"plan": "pro"}},
+        ]
+    response = httpx.post(server.url + "/v1/batch", json={"batch": batch}, auth=(source["write_key"], ""))
+    assert response.status_code == 200, response.text
+    with server.admin() as admin:
+        assert admin.get("/api/identity/stats").status_code == 200  # waits until every event is folded
+        created = admin.post("/api/tokens", json={"name": "site", "scopes": ["profiles:read"]})
+    return str(created.json()["token"])
+
+
+def same_answers(main: str, copy: str, secret: str, identifiers: list[str]) -> dict[tuple[str, str], Any]:
+    answers = {}
+    for identifier in identifiers:
+        for path, params in PATHS.items():
+            ours = answer(copy, secret, f"/{identifier}{path}", **params)
+            theirs = answer(main, secret, f"/{identifier}{path}", **params)
+            if ours != theirs:
+                return {}
+            answers[(identifier, path)] = ours
+    return answers
+
+
+def test_the_serving_process_answers_from_memory_as_the_server_would(tmp_path: Path):
+    port = free_port()
+    server, http, thread = start_server(tmp_path / "data", profile_api_port=port)
+    try:
+        copy = served(port)
+        secret = load_people(server)
+        identifiers = ["user_id:u0", "email:p1@x.io", "anonymous_id:tablet-2", "anonymous_id:anon-0"]
+        answers = wait_until(lambda: same_answers(server.url, copy, secret, identifiers))
+        assert answers[("user_id:u0", "/traits")][1]["traits"]["plan"] == "pro"
+        assert len(answers[("email:p1@x.io", "/external_ids")][1]["data"]) == 4  # two devices, user id, e-mail
+        events = answers[("anonymous_id:anon-0", "/events")][1]["data"]
+        assert [e["type"] for e in events] == ["identify", "track", "identify", "page"]  # newest first
+
+        for identifier, path in answers:  # answered from memory: not forwarded
+            assert "via" not in get(copy, secret, f"/{identifier}{path}", **PATHS[path]).headers
+        forwarded = get(copy, secret, "/user_id:u0/traits", **{"class": "audience"})
+        assert forwarded.status_code == 200
+        assert forwarded.headers["via"] == "1.1 onefold-profile-api"
+        status, body = answer(copy, "not-a-token", "/user_id:u0/traits")
+        assert status == 401
+        assert body["error"]["code"] == "authentication_error"
+
+        process = server.runtime.profile_serving.process
+        server.runtime.close()  # the pipe closes: the serving process exits on its own
+        wait_until(lambda: not process.is_alive(), timeout=20)
+    finally:
+        stop_server(http, thread, server.runtime)
+
+
+def test_forwarded_requests_revocations_and_erasures_answer_as_the_server_does(tmp_path: Path):
+    port = free_port()
+    server, http, thread = start_server(tmp_path / "data", profile_api_port=port)
+    try:
+        copy = served(port)
+        secret = load_people(server)
+        wait_until(lambda: same_answers(server.url, copy, secret, ["user_id:u1"]))
+        for path, params in (
+            ("/user_id:u1/traits", {"class": "audience"}),  # saved audiences: a query, so the server's
+            ("/user_id:u1/links", {}),
+            ("/user_id:nobody/traits", {}),  # known to no card: the server says why
+            ("/profile_id:nope/metadata", {}),
+            ("/user_id:u1/traits", {"limit": "0"}),  # a bad parameter: refused here, as the server does
+        ):
+            assert answer(copy, secret, path, **params) == answer(server.url, secret, path, **params), path
+
+        with server.admin() as admin:
+            erased = admin.post("/api/privacy/erase", json={"identifier": "user_id:u1", "reason": "request"})
+            assert erased.status_code == 200, erased.text
+            tokens = admin.get("/api/tokens").json()["data"]
+            assert admin.delete(f"/api/tokens/{tokens[0]['id']}").status_code == 200
+        wait_until(lambda: answer(copy, secret, "/user_id:u2/traits")[0] == 401)
+        assert answer(copy, secret, "/user_id:u2/traits") == answer(server.url, secret, "/user_id:u2/traits")
+        with server.admin() as admin:
+            fresh = admin.post("/api/tokens", json={"name": "again", "scopes": ["profiles:read"]}).json()["token"]
+        wait_until(lambda: answer(copy, fresh, "/user_id:u2/traits")[0] == 200)
+        status, body = answer(copy, fresh, "/email:p1@x.io/traits")
+        assert status == 404, body
+        assert (status, body) == answer(server.url, fresh, "/email:p1@x.io/traits")
+    finally:
+        stop_server(http, thread, server.runtime)
+
+
+def test_a_serving_process_that_dies_is_started_again(tmp_path: Path):
+    port = free_port()
+    server, http, thread = start_server(tmp_path / "data", profile_api_port=port)
+    try:
+        copy = served(port)
+        secret = load_people(server)
+        wait_until(lambda: same_answers(server.url, copy, secret, ["user_id:u0"]))
+        serving = server.runtime.profile_serving
+        serving.process.kill()
+        wait_until(lambda: serving.starts == 2)
+        served(port)
+        assert wait_until(lambda: same_answers(server.url, copy, secret, ["user_id:u0", "user_id:u2"]))
+        with server.admin() as admin:
+            assert admin.get("/health").status_code == 200
+    finally:
+        stop_server(http, thread, server.runtime)
+
+
+def test_when_the_server_does_not_answer_memory_still_does_and_the_rest_is_a_clear_503(tmp_path: Path):
+    store = DuckDBStore.open(tmp_path / "data" / "onefold.duckdb")
+    tokens = AccessTokens(store, lambda: datetime.now(UTC))
+    _, secret = tokens.create("site", ["profiles:read"])
+    committed = CommittedStates(10)
+    state = {"first_seen": 0, "last_seen": 0, "events": 1, "traits": {"plan": {"value": "pro", "ts": 0, "seq": 1}}}
+    committed.publish([("p1", json.dumps(state), card(("user_id", "u1")))], [])
+    port, dead = free_port(), free_port()
+    options = ServingOptions(
+        "127.0.0.1", port, f"http://127.0.0.1:{dead}", "default", AdminToken("x", None), 10, 1 << 20
+    )
+    serving = ProfileServing(options, committed, tokens)
+    serving.start()
+    try:
+        copy = served(port)
+        wait_until(lambda: get(copy, secret, "/user_id:u1/metadata").status_code == 200)
+        assert answer(copy, secret, "/user_id:u1/metadata")[1]["metadata"]["profile_id"] == "p1"
+        status, body = answer(copy, secret, "/user_id:u2/traits")
+        assert status == 503
+        assert body["error"]["code"] == "unavailable"
+        assert f"127.0.0.1:{dead} did not answer" in body["error"]["message"]
+        process = serving.process
+    finally:
+        serving.stop()
+        store.close()
+    assert not process.is_alive()
