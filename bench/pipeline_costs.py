@@ -38,7 +38,7 @@ from onefold.collect.writer import prepare
 from onefold.config import Settings
 from onefold.identity.rules_file import load_rules
 from onefold.pipeline.identity_processor import IdentityProcessor
-from onefold.server import _tune_interpreter
+from onefold.server import tune_interpreter
 from onefold.store import DuckDBStore
 from onefold.store.arrow_rows import rows_table
 
@@ -96,7 +96,7 @@ def identity_costs(people: int, live: int, batches: list[int]) -> tuple[dict[str
     while rows := processor.profiles.events_after(cur, processor.offset, 50_000):
         processor._process(cur, rows)
     setup = {"people": people, "history_events": len(history), "backlog_seconds": time.perf_counter() - started}
-    _tune_interpreter()  # as the server does at start: the heap built so far is frozen
+    tune_interpreter()  # as the server does at start: the heap built so far is frozen
     results = []
     for batch in batches:
         first = processor.offset + 1

@@ -526,6 +526,7 @@ class Phase:
     stats_end: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)  # waiting for the processor to catch up afterwards
     gc_pauses: dict[str, dict[str, float]] = field(default_factory=dict)  # during the measured seconds
+    forwarded: int | None = None  # requests the Profile API's serving process sent on to the server
 
 
 def run_phase(server: Server, args: argparse.Namespace, token: str, write_key: str | None, name: str) -> Phase:
@@ -550,7 +551,7 @@ def run_phase(server: Server, args: argparse.Namespace, token: str, write_key: s
             )
         client = pool.submit(
             profile_client,
-            server.port,
+            args.port + 1 if args.profile_api_process else server.port,
             token,
             args.people,
             args.rate,
@@ -563,6 +564,7 @@ def run_phase(server: Server, args: argparse.Namespace, token: str, write_key: s
             time.sleep(0.05)
         cpu_before, wall_before = server.cpu_seconds(), time.perf_counter()
         gc_before = server.gc_pauses()
+        forwarded_before = forwarded(args)
         next_sample = time.time() + args.lag_every
         while not client.done():
             time.sleep(0.05)
@@ -572,6 +574,7 @@ def run_phase(server: Server, args: argparse.Namespace, token: str, write_key: s
         cpu = (server.cpu_seconds() - cpu_before) / (time.perf_counter() - wall_before)
         gc_after = server.gc_pauses()
         rss = server.status("VmRSS")
+        forwarded_after = forwarded(args)
         profile = client.result()
         ingest_result = ingest.result() if ingest is not None else None
     stats = server.stats()
@@ -590,7 +593,15 @@ def run_phase(server: Server, args: argparse.Namespace, token: str, write_key: s
             gen: {k: round(v - gc_before.get(gen, {}).get(k, 0), 3) for k, v in totals.items()}
             for gen, totals in gc_after.items()
         },
+        forwarded=None if forwarded_after is None or forwarded_before is None else forwarded_after - forwarded_before,
     )
+
+
+def forwarded(args: argparse.Namespace) -> int | None:
+    """Requests the Profile API's serving process has forwarded to the server so far (None without one)."""
+    if not args.profile_api_process:
+        return None
+    return int(httpx.get(f"http://127.0.0.1:{args.port + 1}/health", timeout=30).json()["forwarded"])
 
 
 def report(console: Console, phases: list[Phase]) -> None:
@@ -618,6 +629,8 @@ def report(console: Console, phases: list[Phase]) -> None:
             f"server CPU {phase.server_cpu_cores:.2f} cores, processor_lag at end {phase.processor_lag_end:,}, "
             f"caught up {phase.after.get('caught_up')} after {phase.after.get('waited_s')} s"
         )
+        if phase.forwarded is not None:
+            line += f"; the serving process forwarded {phase.forwarded:,} requests to the server"
         if phase.ingest is not None:
             i = phase.ingest
             line += (
@@ -655,6 +668,11 @@ def main() -> None:
     parser.add_argument("--phases", default="baseline,ingest", help="comma-separated: baseline, ingest")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument(
+        "--profile-api-process",
+        action="store_true",
+        help="run the server with profile_api_port (port + 1) and send the Profile API requests there",
+    )
     parser.add_argument("--keep-data", action="store_true", help="keep the server's data directory")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "profile_api.json")
     parser.add_argument("--server-log", type=Path, default=ROOT / "bench" / "results" / "profile_api_server.log")
@@ -675,7 +693,8 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))
 
-    server = start_server(args.port, ADMIN, keep=args.keep_data, log=args.server_log)
+    env = {"ONEFOLD_PROFILE_API_PORT": str(args.port + 1)} if args.profile_api_process else None
+    server = start_server(args.port, ADMIN, keep=args.keep_data, log=args.server_log, env=env)
     phases: list[Phase] = []
     try:
         source = server.admin("POST", "/api/sources", json={"name": "web", "kind": "web", "default_region": "US"})
