@@ -11,7 +11,7 @@ import httpx
 import pytest
 import segment.analytics as segment_analytics
 
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import RunningServer, free_port, start_server, stop_server
 
 BASE = "/v1/spaces/default/collections/users/profiles"
 
@@ -285,32 +285,38 @@ def story(rng: random.Random, people: range) -> list[dict[str, Any]]:
     return events
 
 
-def answers(server: RunningServer, secret: str, identifiers: list[str]) -> dict[str, Any]:
-    """Every Profile API answer for the identifiers, paging /events three at a time to its end."""
+def answers(server: RunningServer, secret: str, identifiers: list[str], url: str | None = None) -> dict[str, Any]:
+    """Every Profile API answer for the identifiers, paging /events three at a time to its end (from ``url``, the
+    server's by default)."""
+
+    def get(path: str, **params: Any) -> Any:
+        return httpx.get((url or server.url) + BASE + path, params=params, auth=(secret, ""), timeout=30).json()
+
     out: dict[str, Any] = {}
     for ident in identifiers:
         for part in ("metadata", "external_ids", "traits", "events"):
-            out[f"{ident}/{part}"] = profile_get(server, secret, f"/{ident}/{part}").json()
-        out[f"{ident}/events?include"] = profile_get(
-            server, secret, f"/{ident}/events", include="Order Completed"
-        ).json()
-        out[f"{ident}/external_ids?include"] = profile_get(
-            server, secret, f"/{ident}/external_ids", include="anonymous_id", limit=2
-        ).json()
+            out[f"{ident}/{part}"] = get(f"/{ident}/{part}")
+        out[f"{ident}/events?include"] = get(f"/{ident}/events", include="Order Completed")
+        out[f"{ident}/external_ids?include"] = get(f"/{ident}/external_ids", include="anonymous_id", limit=2)
         cursor, pages = "", []
         while True:
-            page = profile_get(server, secret, f"/{ident}/events", limit=3, **({"next": cursor} if cursor else {}))
-            pages.append(page.json())
-            cursor = page.json().get("cursor", {}).get("next", "")
+            page = get(f"/{ident}/events", limit=3, **({"next": cursor} if cursor else {}))
+            pages.append(page)
+            cursor = page.get("cursor", {}).get("next", "")
             if not cursor:
                 break
         out[f"{ident}/events?pages"] = pages
     return out
 
 
-def test_answers_from_memory_equal_the_store_after_merges_splits_and_operations(server, source, reader):
+def test_answers_from_memory_equal_the_store_after_merges_splits_and_operations(make_server):
     """/events, /external_ids and /metadata answer from the processor's serving cards when it has them: each
-    answer must be the one DuckDB gives once the cards are gone."""
+    answer must be the one DuckDB gives once the cards are gone, and the one the Profile API's serving process
+    gives from its copy of the cards."""
+    serving_port = free_port()
+    server = make_server(profile_api_port=serving_port)
+    source = server.create_source("website", "web", "US")
+    reader = str(token(server, "profiles:read")["token"])
     rng = random.Random(11)
     early = story(rng, range(20))
     visitor = [{"type": "page", "anonymousId": "visitor-1", "name": f"Visit {n}"} for n in range(4)]
@@ -345,9 +351,19 @@ def test_answers_from_memory_equal_the_store_after_merges_splits_and_operations(
     assert len(carded) >= len(profiles) // 3  # many answers below come from memory...
     assert committed.card(str(graph.profile_of(("user_id", "user-25")))) is not None  # ...the manually merged too
     from_memory = answers(server, reader, identifiers)
+    serving = f"http://127.0.0.1:{serving_port}"
+    deadline = time.monotonic() + 20  # the serving process applies the last publications a moment later
+    while (from_serving := answers(server, reader, identifiers, serving)) != from_memory:
+        assert time.monotonic() < deadline, "the serving process's answers differ from the server's"
+        time.sleep(0.1)
+    health = httpx.get(serving + "/health", timeout=30).json()
+    manual = httpx.get(serving + BASE + "/user_id:user-25/metadata", auth=(reader, ""), timeout=30)
+    assert "via" not in manual.headers  # answered from the copy of its card, not forwarded to the server
     committed.clear()
     from_store = answers(server, reader, identifiers)
     assert from_memory == from_store
+    assert from_serving == from_store
+    assert health["profiles_in_memory"] >= len(carded)
     merged_events = from_store["user_id:user-25/events?pages"]
     assert len(merged_events) > 2  # paging crossed pages, from the card and past it
     assert "Visit 0" in [e["name"] for page in merged_events for e in page["data"]]
