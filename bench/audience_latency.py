@@ -154,11 +154,13 @@ def main() -> None:
     parser.add_argument("--poll-ms", type=float, default=20)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--port", type=int, default=8792)
+    parser.add_argument("--parse-processes", type=int, default=0, help="the server's parse_processes setting")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "audience_latency.json")
     parser.add_argument("--server-log", type=Path, default=ROOT / "bench" / "results" / "audience_latency_server.log")
     args = parser.parse_args()
     console = Console(width=150)
-    server = start_server(args.port, ADMIN, log=args.server_log)
+    env = {"ONEFOLD_PARSE_PROCESSES": str(args.parse_processes)}
+    server = start_server(args.port, ADMIN, log=args.server_log, env=env)
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version()},
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},

@@ -673,6 +673,7 @@ def main() -> None:
         action="store_true",
         help="run the server with profile_api_port (port + 1) and send the Profile API requests there",
     )
+    parser.add_argument("--parse-processes", type=int, default=0, help="the server's parse_processes setting")
     parser.add_argument("--keep-data", action="store_true", help="keep the server's data directory")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "profile_api.json")
     parser.add_argument("--server-log", type=Path, default=ROOT / "bench" / "results" / "profile_api_server.log")
@@ -693,7 +694,9 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))
 
-    env = {"ONEFOLD_PROFILE_API_PORT": str(args.port + 1)} if args.profile_api_process else None
+    env = {"ONEFOLD_PARSE_PROCESSES": str(args.parse_processes)}
+    if args.profile_api_process:
+        env["ONEFOLD_PROFILE_API_PORT"] = str(args.port + 1)
     server = start_server(args.port, ADMIN, keep=args.keep_data, log=args.server_log, env=env)
     phases: list[Phase] = []
     try:

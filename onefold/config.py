@@ -111,6 +111,13 @@ SETTINGS: tuple[Setting, ...] = (
         "How long the loader gathers a small trickle of events before loading it into DuckDB (each load is a "
         "transaction with a fixed cost); 0 loads every group commit at once.",
     ),
+    Setting(
+        "parse_processes",
+        _non_negative_int,
+        0,
+        "Worker processes that parse and validate big collector bodies (16 KB and more) outside the server's "
+        "interpreter, leaving it to loading and identity resolution under heavy ingest; 0 parses in threads.",
+    ),
     Setting("duckdb_memory_limit", str, "128MB", "DuckDB's memory_limit for the embedded store."),
     Setting(
         "profile_cards_mb",
@@ -164,6 +171,7 @@ class Settings:
     commit_max_events: int = 5_000
     loader_max_lag_bytes: int = 256 * 1024 * 1024
     loader_linger_ms: int = 100
+    parse_processes: int = 0
     duckdb_memory_limit: str = "128MB"
     profile_cards_mb: int = 256
     audience_refresh_seconds: int = 60

@@ -27,6 +27,7 @@ from onefold.collect.admin_api import admin_router, wait_for_log
 from onefold.collect.journal import Journal
 from onefold.collect.loader import LogLoader
 from onefold.collect.openapi import collector_paths
+from onefold.collect.parse_processes import ParseProcesses
 from onefold.collect.routes import Collector, error_response, json_response
 from onefold.collect.sources import SourceRegistry
 from onefold.collect.writer import EventWriter
@@ -84,6 +85,7 @@ class Runtime:
     matching: MatchingService
     clock: Callable[[], datetime]
     profile_serving: ProfileServing | None = None
+    parsers: ParseProcesses | None = None
     _closed: bool = False
 
     @classmethod
@@ -129,6 +131,8 @@ class Runtime:
         ensure_first_admin(users, settings)
         admin_token = ensure_admin_token(store, settings.admin_token)
         access_tokens = AccessTokens(store, clock)
+        suppressions = Suppressions(store, clock)
+        parsers = ParseProcesses(settings.parse_processes, settings, suppressions) if settings.parse_processes else None
         return cls(
             settings=settings,
             store=store,
@@ -141,7 +145,8 @@ class Runtime:
             metrics=metrics,
             admin_token=admin_token,
             access_tokens=access_tokens,
-            suppressions=Suppressions(store, clock),
+            suppressions=suppressions,
+            parsers=parsers,
             users=users,
             gate=Gate(admin_token, users),
             matching=MatchingService(identity, store, settle=lambda: wait_for_log(loader), clock=clock),
@@ -167,6 +172,8 @@ class Runtime:
         self.loader.stop()
         self.identity.stop()
         self.audiences.stop()
+        if self.parsers is not None:
+            self.parsers.close()
         self.metrics.unwatch_gc()
 
     def close(self) -> None:
@@ -261,7 +268,13 @@ def create_app(runtime: Runtime) -> FastAPI:
         runtime.audiences.service.tables.of_profile,
     )
     collector = Collector(
-        runtime.registry, runtime.writer, runtime.settings, runtime.metrics, runtime.clock, runtime.suppressions
+        runtime.registry,
+        runtime.writer,
+        runtime.settings,
+        runtime.metrics,
+        runtime.clock,
+        runtime.suppressions,
+        runtime.parsers,
     )
     app.router.routes.extend(collector.routes())
     app.include_router(

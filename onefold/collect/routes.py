@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.datastructures import Headers
@@ -33,9 +33,12 @@ from onefold.collect.wire import (
 from onefold.collect.writer import EventWriter, QuarantineRecord, Submission, prepare
 from onefold.config import Settings
 from onefold.errors import CollectError, OnefoldError, Overloaded, PayloadTooLarge, RequestTimeout, Unauthorized
-from onefold.governance.suppression import Suppressions
+from onefold.governance.suppression import SuppressionList, Suppressions
 from onefold.ids import random_uuid
 from onefold.metrics import Metrics
+
+if TYPE_CHECKING:
+    from onefold.collect.parse_processes import ParseProcesses
 
 UNAUTHENTICATED_SAMPLE_BYTES = 4096  # what quarantine keeps of a request without a valid write key
 # Bodies this big are examined in a worker thread. A 100-event batch takes milliseconds of parsing and validation;
@@ -72,7 +75,7 @@ def _cors(request: Request) -> dict[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Examined:
+class Examined:
     submission: Submission  # rows and quarantine records, encoded for the writer
     accepted: int
     rejections: list[Rejection]
@@ -103,8 +106,10 @@ class Collector:
         metrics: Metrics,
         clock: Callable[[], datetime],
         suppressions: Suppressions | None = None,
+        parsers: ParseProcesses | None = None,
     ) -> None:
         self._suppressions = suppressions
+        self._parsers = parsers
         self._registry = registry
         self._writer = writer
         self._settings = settings
@@ -196,10 +201,15 @@ class Collector:
 
     async def _accept(self, request: Request, call: _Call, raw: bytes) -> Response:
         headers = request.headers
+        examined: Examined | _Refused | None = None
         if len(raw) < OFF_LOOP_BYTES:
             examined = self._examine(headers, call, raw)
         else:  # a big batch takes milliseconds of Python: keep the event loop free for other requests meanwhile
-            examined = await asyncio.get_running_loop().run_in_executor(_EXAMINERS, self._examine, headers, call, raw)
+            if self._parsers is not None and (source := self._try_source(headers)) is not None:
+                examined = await self._parsers.examine(raw, call.endpoint, call.received_at, source)
+            if examined is None:
+                loop = asyncio.get_running_loop()
+                examined = await loop.run_in_executor(_EXAMINERS, self._examine, headers, call, raw)
         if isinstance(examined, _Refused):
             return await self._refuse(examined.error, call, source=examined.source, payload=examined.payload)
         result = await self._writer.submit(examined.submission)
@@ -217,31 +227,16 @@ class Collector:
             headers=call.cors,
         )
 
-    def _examine(self, headers: Headers, call: _Call, raw: bytes) -> _Examined | _Refused:
-        """Parse, authenticate and validate a body into rows and rejections. No I/O, so it may run in a thread."""
-        endpoint, received_at = call.endpoint, call.received_at
-        try:
-            data = parse_json(raw)
-        except CollectError as bad_json:
-            return _Refused(bad_json, self._try_source(headers), raw)
-        try:
-            source = self._registry.authenticate(write_key_from(headers, data))
-        except Unauthorized as refused:  # keep a capped sample: nobody vouched for this sender
-            known = refused.details.get("source_id")
-            owner = SourceInfo(id=known, kind="", default_region=None) if known else None
-            return _Refused(refused, owner, raw[:UNAUTHENTICATED_SAMPLE_BYTES])
-        try:
-            items, msg_type, envelope = self._unpack(data, endpoint, source, received_at, len(raw))
-        except CollectError as bad_request:
-            return _Refused(bad_request, source, raw)
-        rows, rejections = build_rows(items, msg_type, envelope, _new_message_id)
-        quarantine = [self._quarantined(r, source, endpoint, received_at) for r in rejections]
-        single = endpoint in SINGLE_PATHS or SHORT_PATHS.get(endpoint) is not None
-        return _Examined(prepare(rows, quarantine), len(rows), rejections, single)
-
-    def _suppressed(self) -> Callable[[str, str], str | None] | None:
-        """The erased-identifier check, or None while nobody has been erased (no cost on the hot path)."""
-        return self._suppressions.receipt_for if self._suppressions else None
+    def _examine(self, headers: Headers, call: _Call, raw: bytes) -> Examined | _Refused:
+        return examine(
+            raw,
+            call.endpoint,
+            call.received_at,
+            self._settings,
+            lambda data: self._registry.authenticate(write_key_from(headers, data)),
+            self._suppressions.current if self._suppressions else None,
+            lambda: self._try_source(headers),
+        )
 
     def _try_source(self, headers: Headers) -> SourceInfo | None:
         try:
@@ -249,72 +244,110 @@ class Collector:
         except Unauthorized:
             return None
 
-    def _unpack(
-        self, data: Any, endpoint: str, source: SourceInfo, received_at: datetime, body_size: int
-    ) -> tuple[list[Any], str | None, Envelope]:
-        settings = self._settings
-        if not isinstance(data, dict):
-            raise CollectError(f"the body must be a JSON object, got {type(data).__name__}", code="invalid_body")
-        is_batch = endpoint in BATCH_PATHS or (endpoint in SHORT_PATHS and SHORT_PATHS[endpoint] is None)
-        envelope = Envelope(
-            source=source,
-            received_at=received_at,
-            max_event_bytes=settings.max_event_bytes,
-            check_item_size=body_size > settings.max_event_bytes,
-            suppressed=self._suppressed(),
-        )
-        if not is_batch:
-            if body_size > settings.max_event_bytes:
-                raise PayloadTooLarge(
-                    f"the event is {body_size:,} bytes; the limit is {settings.max_event_bytes:,} bytes per event",
-                    limit="max_event_bytes",
-                    limit_bytes=settings.max_event_bytes,
-                )
-            msg_type = endpoint if endpoint in SINGLE_PATHS else SHORT_PATHS[endpoint]
-            return [data], msg_type, envelope
-        batch = data.get("batch")
-        if not isinstance(batch, list):
-            raise CollectError("field 'batch' must be a list of events", code="invalid_body", field="batch")
-        if len(batch) > settings.max_batch_events:
-            raise PayloadTooLarge(
-                f"the batch has {len(batch):,} events; the limit is {settings.max_batch_events:,} per request. "
-                "Split it into smaller batches",
-                limit="max_batch_events",
-                limit_events=settings.max_batch_events,
-            )
-        shared = {k: data.get(k) for k in ("context", "integrations")}
-        for key, value in shared.items():
-            if value is not None and not isinstance(value, dict):
-                raise CollectError(f"field '{key}' must be a JSON object", code="invalid_field", field=key)
-        sent_at = data.get("sentAt")
-        if sent_at is not None and not isinstance(sent_at, str):
-            raise CollectError("field 'sentAt' must be an ISO-8601 string", code="invalid_field", field="sentAt")
-        envelope = Envelope(
-            source=source,
-            received_at=received_at,
-            max_event_bytes=settings.max_event_bytes,
-            context=shared["context"],
-            integrations=shared["integrations"],
-            sent_at=sent_at,
-            check_item_size=envelope.check_item_size,
-            suppressed=envelope.suppressed,
-        )
-        return batch, None, envelope
 
-    @staticmethod
-    def _quarantined(
-        rejection: Rejection, source: SourceInfo, endpoint: str, received_at: datetime
-    ) -> QuarantineRecord:
-        return QuarantineRecord(
-            source_id=source.id,
-            received_at=received_at,
-            endpoint=endpoint,
-            code=rejection.code,
-            reason=rejection.reason,
-            message_id=rejection.message_id,
-            batch_index=rejection.index,
-            payload=rejection.payload,
+def examine(
+    raw: bytes,
+    endpoint: str,
+    received_at: datetime,
+    settings: Settings,
+    authenticate: Callable[[Any], SourceInfo],
+    suppressions: SuppressionList | None,
+    sender: Callable[[], SourceInfo | None],
+) -> Examined | _Refused:
+    """Parse, authenticate (``authenticate(body)``) and validate a body into rows and rejections; ``sender()``
+    names the source of a body that is not JSON, if the headers can. No I/O, so it may run in a thread or in
+    another process."""
+    try:
+        data = parse_json(raw)
+    except CollectError as bad_json:
+        return _Refused(bad_json, sender(), raw)
+    try:
+        source = authenticate(data)
+    except Unauthorized as refused:  # keep a capped sample: nobody vouched for this sender
+        known = refused.details.get("source_id")
+        owner = SourceInfo(id=known, kind="", default_region=None) if known else None
+        return _Refused(refused, owner, raw[:UNAUTHENTICATED_SAMPLE_BYTES])
+    # the erased-identifier check, or None while nobody has been erased (no cost on the hot path)
+    suppressed = suppressions.receipt_for if suppressions else None
+    try:
+        items, msg_type, envelope = _unpack(data, endpoint, source, received_at, len(raw), settings, suppressed)
+    except CollectError as bad_request:
+        return _Refused(bad_request, source, raw)
+    rows, rejections = build_rows(items, msg_type, envelope, _new_message_id)
+    quarantine = [_quarantined(r, source, endpoint, received_at) for r in rejections]
+    single = endpoint in SINGLE_PATHS or SHORT_PATHS.get(endpoint) is not None
+    return Examined(prepare(rows, quarantine), len(rows), rejections, single)
+
+
+def _unpack(
+    data: Any,
+    endpoint: str,
+    source: SourceInfo,
+    received_at: datetime,
+    body_size: int,
+    settings: Settings,
+    suppressed: Callable[[str, str], str | None] | None,
+) -> tuple[list[Any], str | None, Envelope]:
+    if not isinstance(data, dict):
+        raise CollectError(f"the body must be a JSON object, got {type(data).__name__}", code="invalid_body")
+    is_batch = endpoint in BATCH_PATHS or (endpoint in SHORT_PATHS and SHORT_PATHS[endpoint] is None)
+    envelope = Envelope(
+        source=source,
+        received_at=received_at,
+        max_event_bytes=settings.max_event_bytes,
+        check_item_size=body_size > settings.max_event_bytes,
+        suppressed=suppressed,
+    )
+    if not is_batch:
+        if body_size > settings.max_event_bytes:
+            raise PayloadTooLarge(
+                f"the event is {body_size:,} bytes; the limit is {settings.max_event_bytes:,} bytes per event",
+                limit="max_event_bytes",
+                limit_bytes=settings.max_event_bytes,
+            )
+        msg_type = endpoint if endpoint in SINGLE_PATHS else SHORT_PATHS[endpoint]
+        return [data], msg_type, envelope
+    batch = data.get("batch")
+    if not isinstance(batch, list):
+        raise CollectError("field 'batch' must be a list of events", code="invalid_body", field="batch")
+    if len(batch) > settings.max_batch_events:
+        raise PayloadTooLarge(
+            f"the batch has {len(batch):,} events; the limit is {settings.max_batch_events:,} per request. "
+            "Split it into smaller batches",
+            limit="max_batch_events",
+            limit_events=settings.max_batch_events,
         )
+    shared = {k: data.get(k) for k in ("context", "integrations")}
+    for key, value in shared.items():
+        if value is not None and not isinstance(value, dict):
+            raise CollectError(f"field '{key}' must be a JSON object", code="invalid_field", field=key)
+    sent_at = data.get("sentAt")
+    if sent_at is not None and not isinstance(sent_at, str):
+        raise CollectError("field 'sentAt' must be an ISO-8601 string", code="invalid_field", field="sentAt")
+    envelope = Envelope(
+        source=source,
+        received_at=received_at,
+        max_event_bytes=settings.max_event_bytes,
+        context=shared["context"],
+        integrations=shared["integrations"],
+        sent_at=sent_at,
+        check_item_size=envelope.check_item_size,
+        suppressed=envelope.suppressed,
+    )
+    return batch, None, envelope
+
+
+def _quarantined(rejection: Rejection, source: SourceInfo, endpoint: str, received_at: datetime) -> QuarantineRecord:
+    return QuarantineRecord(
+        source_id=source.id,
+        received_at=received_at,
+        endpoint=endpoint,
+        code=rejection.code,
+        reason=rejection.reason,
+        message_id=rejection.message_id,
+        batch_index=rejection.index,
+        payload=rejection.payload,
+    )
 
 
 def _new_message_id() -> str:

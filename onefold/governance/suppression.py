@@ -23,13 +23,11 @@ def identifier_hash(kind: str, value: str) -> str:
     return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
 
 
-class Suppressions:
-    def __init__(self, store: DuckDBStore, clock: Callable[[], datetime]) -> None:
-        self._store = store
-        self._clock = clock
-        self._lock = threading.Lock()
-        rows = store.cursor().execute("SELECT hash, receipt_id FROM suppressed_identifiers").fetchall()
-        self._receipts: dict[str, str] = {str(h): str(r) for h, r in rows}
+class SuppressionList:
+    """One version of the list: immutable, so it can be read without a lock and handed to another process."""
+
+    def __init__(self, receipts: dict[str, str]) -> None:
+        self._receipts = receipts  # identifier hash -> erasure receipt id
 
     def __bool__(self) -> bool:
         return bool(self._receipts)
@@ -37,6 +35,25 @@ class Suppressions:
     def receipt_for(self, kind: str, value: str) -> str | None:
         """The erasure receipt that suppressed this identifier, or None."""
         return self._receipts.get(identifier_hash(kind, value)) if self._receipts else None
+
+    def adding(self, hashes: Iterable[str], receipt_id: str) -> SuppressionList:
+        return SuppressionList({**self._receipts, **dict.fromkeys(hashes, receipt_id)})
+
+
+class Suppressions:
+    def __init__(self, store: DuckDBStore, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._clock = clock
+        self._lock = threading.Lock()
+        rows = store.cursor().execute("SELECT hash, receipt_id FROM suppressed_identifiers").fetchall()
+        self.current = SuppressionList({str(h): str(r) for h, r in rows})  # replaced, never changed, on add
+
+    def __bool__(self) -> bool:
+        return bool(self.current)
+
+    def receipt_for(self, kind: str, value: str) -> str | None:
+        """The erasure receipt that suppressed this identifier, or None."""
+        return self.current.receipt_for(kind, value)
 
     def add(self, keys: Iterable[tuple[str, str]], receipt_id: str) -> int:
         rows = {identifier_hash(kind, value): kind for kind, value in keys}
@@ -47,5 +64,5 @@ class Suppressions:
                     "INSERT OR IGNORE INTO suppressed_identifiers VALUES (?, ?, ?, ?)",
                     [digest, kind, receipt_id, self._clock()],
                 )
-            self._receipts = {**self._receipts, **dict.fromkeys(rows, receipt_id)}
+            self.current = self.current.adding(rows, receipt_id)
         return len(rows)
