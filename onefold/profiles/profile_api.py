@@ -152,7 +152,7 @@ def profile_api_router(
     forward: Callable[[Request], Awaitable[Response]] | None = None,
 ) -> APIRouter:
     """The routes; ``authorize(token, scope)`` raises unless the token may read. Requests that memory cannot
-    answer are read from the store in a thread, or, given ``forward`` (the serving process), sent to it."""
+    answer are read from the store in a thread, or, in the serving process, handed to ``forward``."""
     router = APIRouter(tags=["profile api"])
     # DuckDB reads at once: more only queue inside DuckDB and share its memory limit (measured: 40 concurrent
     # reads thrash and fail with out-of-memory under ingest); waiting here is cheap.

@@ -40,6 +40,7 @@ from onefold.profiles.replica import Message, ProfileReplica, Published, TokensC
 log = logging.getLogger(__name__)
 SNAPSHOT_CHUNK = 2_000  # states per message while the snapshot is sent
 MAX_RESTARTS = 5  # in a row, each after a wait that doubles; then /health reports the process as failed
+MAX_PENDING = 20_000  # messages not yet sent: a process this far behind is replaced and fed a fresh snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ class ProfileServing:
         self._tokens = tokens
         self._cond = threading.Condition()
         self._pending: deque[Message] = deque()
+        self._overflowed = False
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.process: multiprocessing.process.BaseProcess | None = None
@@ -95,7 +97,11 @@ class ProfileServing:
 
     def _enqueue(self, message: Message) -> None:
         with self._cond:
-            self._pending.append(message)
+            if len(self._pending) >= MAX_PENDING:  # the process stopped reading: memory must not grow with it
+                self._overflowed = True
+                self._pending.clear()
+            if not self._overflowed:
+                self._pending.append(message)
             self._cond.notify_all()
 
     # --- the feeding thread ---------------------------------------------------------------------------------
@@ -128,6 +134,7 @@ class ProfileServing:
         try:
             with self._cond:
                 self._pending.clear()
+                self._overflowed = False
             self._tokens.on_change = self._tokens_changed
             ours.send(TokensChanged(self._tokens.active))
             snapshot = self._committed.follow(self._published)
@@ -143,6 +150,8 @@ class ProfileServing:
                         return
                     if not process.is_alive():
                         raise EOFError(f"exit code {process.exitcode}")
+                    if self._overflowed:
+                        raise EOFError(f"it fell {MAX_PENDING:,} publications behind")
                     batch = list(self._pending)
                     self._pending.clear()
                 for message in batch:
