@@ -29,6 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
+from onefold.background import BackgroundWorker
 from onefold.collect.routes import json_response
 from onefold.errors import OnefoldError
 from onefold.governance.access_tokens import AccessTokens, ActiveTokens
@@ -54,27 +55,21 @@ class ServingOptions:
     card_bytes: int
 
 
-class ProfileServing:
+class ProfileServing(BackgroundWorker):
     """The server's side: starts the serving process, feeds it, and starts it again if it dies."""
 
     thread_name = "onefold-profile-feed"
 
     def __init__(self, options: ServingOptions, committed: CommittedStates, tokens: AccessTokens) -> None:
+        super().__init__()
         self.options = options
         self._committed = committed
         self._tokens = tokens
-        self._cond = threading.Condition()
         self._pending: deque[Message] = deque()
         self._overflowed = False
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         self.process: multiprocessing.process.BaseProcess | None = None
         self.failure: BaseException | None = None
         self.starts = 0  # processes started, the first included
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
-        self._thread.start()
 
     def running(self) -> bool:
         """Whether the server still keeps a serving process up (False once it gave up starting new ones)."""
@@ -84,9 +79,9 @@ class ProfileServing:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self.process is not None and self.process.is_alive():
+            self.process.terminate()  # also unblocks a send to a process that stopped reading
+        super().stop()
 
     # --- told by the identity processor and the token store (their threads) --------------------------------
     def _published(self, states: Sequence[Entry], gone: Sequence[str]) -> None:
@@ -144,7 +139,7 @@ class ProfileServing:
             self.failure = None
             while True:
                 with self._cond:
-                    while not self._pending and not self._stopping and process.is_alive():
+                    while not (self._pending or self._overflowed or self._stopping) and process.is_alive():
                         self._cond.wait(0.5)
                     if self._stopping:
                         return

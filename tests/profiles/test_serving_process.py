@@ -4,8 +4,10 @@ published states and cards, kept in step by the server; what it cannot answer go
 from __future__ import annotations
 
 import json
+import signal
 import time
 from datetime import UTC, datetime
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from onefold.profiles.cards import Card
 from onefold.profiles.replica import ProfileReplica, Published, TokensChanged
 from onefold.profiles.serving_process import ProfileServing, ServingOptions
 from onefold.store import DuckDBStore
-from tests.conftest import RunningServer, free_port, start_server, stop_server
+from tests.conftest import RunningServer, free_port, spawn_server, start_server, stop_server
 
 BASE = "/v1/spaces/default/collections/users/profiles"
 PATHS = {"/traits": {"limit": 200}, "/events": {}, "/external_ids": {}, "/metadata": {}}
@@ -68,6 +70,13 @@ def test_tokens_are_replaced_as_a_whole():
 
 
 # --- end to end ------------------------------------------------------------------------------------------------
+def running_process(serving: ProfileServing | None) -> BaseProcess:
+    assert serving is not None
+    assert serving.process is not None
+    assert serving.process.is_alive()
+    return serving.process
+
+
 def wait_until(check: Any, timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -153,8 +162,8 @@ def test_the_serving_process_answers_from_memory_as_the_server_would(tmp_path: P
         assert status == 401
         assert body["error"]["code"] == "authentication_error"
 
-        process = server.runtime.profile_serving.process
-        server.runtime.close()  # the pipe closes: the serving process exits on its own
+        process = running_process(server.runtime.profile_serving)
+        server.runtime.close()  # stopping the server stops its serving process
         wait_until(lambda: not process.is_alive(), timeout=20)
     finally:
         stop_server(http, thread, server.runtime)
@@ -201,7 +210,8 @@ def test_a_serving_process_that_dies_is_started_again(tmp_path: Path):
         secret = load_people(server)
         wait_until(lambda: same_answers(server.url, copy, secret, ["user_id:u0"]))
         serving = server.runtime.profile_serving
-        serving.process.kill()
+        assert serving is not None
+        running_process(serving).kill()
         wait_until(lambda: serving.starts == 2)
         served(port)
         assert wait_until(lambda: same_answers(server.url, copy, secret, ["user_id:u0", "user_id:u2"]))
@@ -232,8 +242,30 @@ def test_when_the_server_does_not_answer_memory_still_does_and_the_rest_is_a_cle
         assert status == 503
         assert body["error"]["code"] == "unavailable"
         assert f"127.0.0.1:{dead} did not answer" in body["error"]["message"]
-        process = serving.process
+        process = running_process(serving)
     finally:
         serving.stop()
         store.close()
     assert not process.is_alive()
+
+
+def test_the_serving_process_exits_when_the_server_is_killed(tmp_path: Path):
+    """No orphan goes on answering from a copy nobody updates: the end of its pipe stops it."""
+    port, serving_port = free_port(), free_port()
+    server = spawn_server(tmp_path / "data", port, ONEFOLD_PROFILE_API_PORT=str(serving_port))
+    try:
+        copy = served(serving_port)
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=30)
+
+        def refused() -> bool:
+            try:
+                httpx.get(copy + "/health", timeout=1)
+            except httpx.TransportError:
+                return True
+            return False
+
+        wait_until(refused)
+    finally:
+        if server.poll() is None:
+            server.kill()
