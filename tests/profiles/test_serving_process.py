@@ -22,7 +22,7 @@ from onefold.profiles.cards import Card
 from onefold.profiles.replica import ProfileReplica, Published, TokensChanged
 from onefold.profiles.serving_process import ProfileServing, ServingOptions
 from onefold.store import DuckDBStore
-from tests.conftest import RunningServer, free_port, spawn_server, start_server, stop_server
+from tests.conftest import RunningServer, free_port, spawn_server
 
 BASE = "/v1/spaces/default/collections/users/profiles"
 PATHS = {"/traits": {"limit": 200}, "/events": {}, "/external_ids": {}, "/metadata": {}}
@@ -97,16 +97,16 @@ def answer(url: str, secret: str, path: str, **params: Any) -> tuple[int, Any]:
     return response.status_code, response.json()
 
 
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(url + "/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def served(port: int) -> str:
     url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(url + "/health", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(healthy)
+    wait_until(lambda: healthy(url))
     return url
 
 
@@ -140,85 +140,76 @@ def same_answers(main: str, copy: str, secret: str, identifiers: list[str]) -> d
     return answers
 
 
-def test_the_serving_process_answers_from_memory_as_the_server_would(tmp_path: Path):
+@pytest.fixture
+def with_copy(make_server: Any) -> tuple[RunningServer, str, str]:
+    """A server with a serving process, three people loaded, and a token that reads them."""
     port = free_port()
-    server, http, thread = start_server(tmp_path / "data", profile_api_port=port)
-    try:
-        copy = served(port)
-        secret = load_people(server)
-        identifiers = ["user_id:u0", "email:p1@x.io", "anonymous_id:tablet-2", "anonymous_id:anon-0"]
-        answers = wait_until(lambda: same_answers(server.url, copy, secret, identifiers))
-        assert answers[("user_id:u0", "/traits")][1]["traits"]["plan"] == "pro"
-        assert len(answers[("email:p1@x.io", "/external_ids")][1]["data"]) == 4  # two devices, user id, e-mail
-        events = answers[("anonymous_id:anon-0", "/events")][1]["data"]
-        assert [e["type"] for e in events] == ["identify", "track", "identify", "page"]  # newest first
-
-        for identifier, path in answers:  # answered from memory: not forwarded
-            assert "via" not in get(copy, secret, f"/{identifier}{path}", **PATHS[path]).headers
-        forwarded = get(copy, secret, "/user_id:u0/traits", **{"class": "audience"})
-        assert forwarded.status_code == 200
-        assert forwarded.headers["via"] == "1.1 onefold-profile-api"
-        status, body = answer(copy, "not-a-token", "/user_id:u0/traits")
-        assert status == 401
-        assert body["error"]["code"] == "authentication_error"
-
-        process = running_process(server.runtime.profile_serving)
-        server.runtime.close()  # stopping the server stops its serving process
-        wait_until(lambda: not process.is_alive(), timeout=20)
-    finally:
-        stop_server(http, thread, server.runtime)
+    server = make_server(profile_api_port=port)
+    copy = served(port)
+    secret = load_people(server)
+    wait_until(lambda: same_answers(server.url, copy, secret, ["user_id:u0"]))
+    return server, copy, secret
 
 
-def test_forwarded_requests_revocations_and_erasures_answer_as_the_server_does(tmp_path: Path):
-    port = free_port()
-    server, http, thread = start_server(tmp_path / "data", profile_api_port=port)
-    try:
-        copy = served(port)
-        secret = load_people(server)
-        wait_until(lambda: same_answers(server.url, copy, secret, ["user_id:u1"]))
-        for path, params in (
-            ("/user_id:u1/traits", {"class": "audience"}),  # saved audiences: a query, so the server's
-            ("/user_id:u1/links", {}),
-            ("/user_id:nobody/traits", {}),  # known to no card: the server says why
-            ("/profile_id:nope/metadata", {}),
-            ("/user_id:u1/traits", {"limit": "0"}),  # a bad parameter: refused here, as the server does
-        ):
-            assert answer(copy, secret, path, **params) == answer(server.url, secret, path, **params), path
+def test_the_serving_process_answers_from_memory_as_the_server_would(with_copy):
+    server, copy, secret = with_copy
+    identifiers = ["user_id:u0", "email:p1@x.io", "anonymous_id:tablet-2", "anonymous_id:anon-0"]
+    answers = wait_until(lambda: same_answers(server.url, copy, secret, identifiers))
+    assert answers[("user_id:u0", "/traits")][1]["traits"]["plan"] == "pro"
+    assert len(answers[("email:p1@x.io", "/external_ids")][1]["data"]) == 4  # two devices, user id, e-mail
+    events = answers[("anonymous_id:anon-0", "/events")][1]["data"]
+    assert [e["type"] for e in events] == ["identify", "track", "identify", "page"]  # newest first
 
-        with server.admin() as admin:
-            erased = admin.post("/api/privacy/erase", json={"identifier": "user_id:u1", "reason": "request"})
-            assert erased.status_code == 200, erased.text
-            tokens = admin.get("/api/tokens").json()["data"]
-            assert admin.delete(f"/api/tokens/{tokens[0]['id']}").status_code == 200
-        wait_until(lambda: answer(copy, secret, "/user_id:u2/traits")[0] == 401)
-        assert answer(copy, secret, "/user_id:u2/traits") == answer(server.url, secret, "/user_id:u2/traits")
-        with server.admin() as admin:
-            fresh = admin.post("/api/tokens", json={"name": "again", "scopes": ["profiles:read"]}).json()["token"]
-        wait_until(lambda: answer(copy, fresh, "/user_id:u2/traits")[0] == 200)
-        status, body = answer(copy, fresh, "/email:p1@x.io/traits")
-        assert status == 404, body
-        assert (status, body) == answer(server.url, fresh, "/email:p1@x.io/traits")
-    finally:
-        stop_server(http, thread, server.runtime)
+    for identifier, path in answers:  # answered from memory: not forwarded
+        assert "via" not in get(copy, secret, f"/{identifier}{path}", **PATHS[path]).headers
+    forwarded = get(copy, secret, "/user_id:u0/traits", **{"class": "audience"})
+    assert forwarded.status_code == 200
+    assert forwarded.headers["via"] == "1.1 onefold-profile-api"
+    status, body = answer(copy, "not-a-token", "/user_id:u0/traits")
+    assert status == 401
+    assert body["error"]["code"] == "authentication_error"
+
+    process = running_process(server.runtime.profile_serving)
+    server.runtime.close()  # stopping the server stops its serving process
+    wait_until(lambda: not process.is_alive(), timeout=20)
 
 
-def test_a_serving_process_that_dies_is_started_again(tmp_path: Path):
-    port = free_port()
-    server, http, thread = start_server(tmp_path / "data", profile_api_port=port)
-    try:
-        copy = served(port)
-        secret = load_people(server)
-        wait_until(lambda: same_answers(server.url, copy, secret, ["user_id:u0"]))
-        serving = server.runtime.profile_serving
-        assert serving is not None
-        running_process(serving).kill()
-        wait_until(lambda: serving.starts == 2)
-        served(port)
-        assert wait_until(lambda: same_answers(server.url, copy, secret, ["user_id:u0", "user_id:u2"]))
-        with server.admin() as admin:
-            assert admin.get("/health").status_code == 200
-    finally:
-        stop_server(http, thread, server.runtime)
+def test_forwarded_requests_revocations_and_erasures_answer_as_the_server_does(with_copy):
+    server, copy, secret = with_copy
+    for path, params in (
+        ("/user_id:u1/traits", {"class": "audience"}),  # saved audiences: a query, so the server's
+        ("/user_id:u1/links", {}),
+        ("/user_id:nobody/traits", {}),  # known to no card: the server says why
+        ("/profile_id:nope/metadata", {}),
+        ("/user_id:u1/traits", {"limit": "0"}),  # a bad parameter: refused here, as the server does
+    ):
+        assert answer(copy, secret, path, **params) == answer(server.url, secret, path, **params), path
+
+    with server.admin() as admin:
+        erased = admin.post("/api/privacy/erase", json={"identifier": "user_id:u1", "reason": "request"})
+        assert erased.status_code == 200, erased.text
+        tokens = admin.get("/api/tokens").json()["data"]
+        assert admin.delete(f"/api/tokens/{tokens[0]['id']}").status_code == 200
+    wait_until(lambda: answer(copy, secret, "/user_id:u2/traits")[0] == 401)
+    assert answer(copy, secret, "/user_id:u2/traits") == answer(server.url, secret, "/user_id:u2/traits")
+    with server.admin() as admin:
+        fresh = admin.post("/api/tokens", json={"name": "again", "scopes": ["profiles:read"]}).json()["token"]
+    wait_until(lambda: answer(copy, fresh, "/user_id:u2/traits")[0] == 200)
+    status, body = answer(copy, fresh, "/email:p1@x.io/traits")
+    assert status == 404, body
+    assert (status, body) == answer(server.url, fresh, "/email:p1@x.io/traits")
+
+
+def test_a_serving_process_that_dies_is_started_again(with_copy):
+    server, copy, secret = with_copy
+    serving = server.runtime.profile_serving
+    assert serving is not None
+    running_process(serving).kill()
+    wait_until(lambda: serving.starts == 2)
+    wait_until(lambda: healthy(copy))
+    assert wait_until(lambda: same_answers(server.url, copy, secret, ["user_id:u0", "user_id:u2"]))
+    with server.admin() as admin:
+        assert admin.get("/health").status_code == 200
 
 
 def test_when_the_server_does_not_answer_memory_still_does_and_the_rest_is_a_clear_503(tmp_path: Path):
@@ -258,14 +249,7 @@ def test_the_serving_process_exits_when_the_server_is_killed(tmp_path: Path):
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=30)
 
-        def refused() -> bool:
-            try:
-                httpx.get(copy + "/health", timeout=1)
-            except httpx.TransportError:
-                return True
-            return False
-
-        wait_until(refused)
+        wait_until(lambda: not healthy(copy))
     finally:
         if server.poll() is None:
             server.kill()
