@@ -41,9 +41,9 @@ if TYPE_CHECKING:
     from onefold.collect.parse_processes import ParseProcesses
 
 UNAUTHENTICATED_SAMPLE_BYTES = 4096  # what quarantine keeps of a request without a valid write key
-# Bodies this big are examined in a worker thread (or a worker process: ``parse_processes``). A 100-event batch takes milliseconds of parsing and validation;
-# on the event loop every other request (Profile API reads included) would wait behind it. Small bodies stay on
-# the loop, where a thread hand-off would cost more than the work.
+# Bodies this big are examined in a worker thread (or a worker process: ``parse_processes``). A 100-event batch
+# takes milliseconds of parsing and validation; on the event loop every other request (Profile API reads
+# included) would wait behind it. Small bodies stay on the loop, where a hand-off would cost more than the work.
 OFF_LOOP_BYTES = 16_384
 _EXAMINERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="onefold-collect")
 _CORS_ALLOWED_HEADERS = "Content-Type, Authorization, X-Write-Key, Content-Encoding"

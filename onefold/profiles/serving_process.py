@@ -186,6 +186,16 @@ def serve(conn: Connection, options: ServingOptions) -> None:
         )
     )
 
+    async def elsewhere(request: Request, _: Exception) -> Response:
+        message = (
+            f"{request.url.path} is not served here: this port serves only the Profile API "
+            f"(/v1/spaces/{options.space}/collections/users/profiles/...); the collector, the admin API and the "
+            f"console are at {options.upstream}"
+        )
+        return json_response({"error": {"code": "not_found", "message": message}}, 404)
+
+    app.add_exception_handler(404, elsewhere)
+
     @app.get("/health", include_in_schema=False)
     async def health() -> Response:
         return json_response(

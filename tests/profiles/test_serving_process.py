@@ -168,6 +168,9 @@ def test_the_serving_process_answers_from_memory_as_the_server_would(with_copy):
     status, body = answer(copy, "not-a-token", "/user_id:u0/traits")
     assert status == 401
     assert body["error"]["code"] == "authentication_error"
+    elsewhere = httpx.get(copy + "/v1/batch", timeout=30)
+    assert elsewhere.status_code == 404
+    assert f"are at {server.url}" in elsewhere.json()["error"]["message"]
 
     process = running_process(server.runtime.profile_serving)
     server.runtime.close()  # stopping the server stops its serving process
