@@ -51,12 +51,16 @@ class ParseProcesses:
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._serves: SuppressionList | None = None  # the list the current workers were started with
+        self._closed = False
         self.examined = 0  # bodies the workers examined (their refusals and failures not counted)
         self.restarts = 0
 
     async def examine(self, raw: bytes, endpoint: str, received_at: datetime, source: SourceInfo) -> Examined | None:
-        """The examined body, or None when the server must examine it (a refusal, or a worker that died)."""
+        """The examined body, or None when the server must examine it (a refusal, a worker that died, or the
+        workers are closed: the server is stopping)."""
         pool = self._current()
+        if pool is None:
+            return None
         try:
             examined = await asyncio.get_running_loop().run_in_executor(
                 pool, _examine, raw, endpoint, received_at, source
@@ -75,13 +79,16 @@ class ParseProcesses:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=True)
 
-    def _current(self) -> ProcessPoolExecutor:
-        suppressions = self._suppressions.current if self._suppressions else _NOBODY
+    def _current(self) -> ProcessPoolExecutor | None:
+        suppressions = self._suppressions.current if self._suppressions is not None else _NOBODY
         with self._lock:
+            if self._closed:
+                return None
             old = None
             if self._pool is not None and self._serves is not suppressions:  # someone was erased since
                 old, self._pool = self._pool, None

@@ -234,7 +234,7 @@ class Collector:
             call.received_at,
             self._settings,
             lambda data: self._registry.authenticate(write_key_from(headers, data)),
-            self._suppressions.current if self._suppressions else None,
+            self._suppressions.current if self._suppressions is not None else None,
             lambda: self._try_source(headers),
         )
 

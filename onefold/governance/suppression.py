@@ -48,13 +48,6 @@ class Suppressions:
         rows = store.cursor().execute("SELECT hash, receipt_id FROM suppressed_identifiers").fetchall()
         self.current = SuppressionList({str(h): str(r) for h, r in rows})  # replaced, never changed, on add
 
-    def __bool__(self) -> bool:
-        return bool(self.current)
-
-    def receipt_for(self, kind: str, value: str) -> str | None:
-        """The erasure receipt that suppressed this identifier, or None."""
-        return self.current.receipt_for(kind, value)
-
     def add(self, keys: Iterable[tuple[str, str]], receipt_id: str) -> int:
         rows = {identifier_hash(kind, value): kind for kind, value in keys}
         with self._lock:
