@@ -4,6 +4,7 @@ published states and cards, kept in step by the server; what it cannot answer go
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from datetime import UTC, datetime
@@ -213,6 +214,33 @@ def test_a_serving_process_that_dies_is_started_again(with_copy):
     assert wait_until(lambda: same_answers(server.url, copy, secret, ["user_id:u0", "user_id:u2"]))
     with server.admin() as admin:
         assert admin.get("/health").status_code == 200
+
+
+def test_a_feed_too_far_behind_is_dropped_for_a_fresh_start(monkeypatch, tmp_path: Path):
+    """A process that stops reading must not make the server's memory grow: past ``MAX_PENDING`` unsent
+    messages the feed is dropped, and the process is replaced and fed a fresh snapshot."""
+    monkeypatch.setattr("onefold.profiles.serving_process.MAX_PENDING", 3)
+    store = DuckDBStore.open(tmp_path / "data" / "onefold.duckdb")
+    port = free_port()
+    options = ServingOptions("127.0.0.1", port, "http://127.0.0.1:1", "default", AdminToken("x", None), 10, 1 << 20)
+    committed = CommittedStates(10)
+    serving = ProfileServing(options, committed, AccessTokens(store, lambda: datetime.now(UTC)))
+    serving.start()
+    try:
+        copy = served(port)
+        stopped = running_process(serving)
+        pid = stopped.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # reads nothing more: the pipe fills, then the queue
+        for n in range(500):
+            committed.publish([(f"p{n}", json.dumps({"pad": "x" * 2000}), card(("user_id", f"u{n}")))], [])
+        os.kill(pid, signal.SIGCONT)
+        wait_until(lambda: serving.starts == 2)
+        wait_until(lambda: healthy(copy) and httpx.get(copy + "/health").json()["profiles_in_memory"] == 10)
+        assert not stopped.is_alive()
+    finally:
+        serving.stop()
+        store.close()
 
 
 def test_when_the_server_does_not_answer_memory_still_does_and_the_rest_is_a_clear_503(tmp_path: Path):
