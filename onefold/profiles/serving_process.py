@@ -20,10 +20,8 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
 
 import httpx
-import orjson
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -238,14 +236,11 @@ async def _forward(client: httpx.AsyncClient, upstream: str, request: Request) -
     try:
         answer = await client.get(path, headers=headers)
     except httpx.TransportError as exc:
-        body: dict[str, Any] = {
-            "error": {
-                "code": "unavailable",
-                "message": f"the Onefold server at {upstream} did not answer ({exc.__class__.__name__}); "
-                "this profile is not in the serving process's memory. Retry, or check that the server is up.",
-            }
-        }
-        return Response(orjson.dumps(body), 503, media_type="application/json")
+        message = (
+            f"the Onefold server at {upstream} did not answer ({exc.__class__.__name__}); this profile is not in "
+            "the serving process's memory. Retry, or check that the server is up."
+        )
+        return json_response({"error": {"code": "unavailable", "message": message}}, 503)
     kept = {name: answer.headers[name] for name in ("request-id",) if name in answer.headers}
     kept["via"] = f"{answer.http_version.removeprefix('HTTP/')} onefold-profile-api"  # as a proxy says it forwarded
     return Response(answer.content, answer.status_code, headers=kept, media_type=answer.headers.get("content-type"))
