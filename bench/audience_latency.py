@@ -67,7 +67,14 @@ AUDIENCES: dict[str, dict[str, Any]] = {
 
 
 def prober(
-    port: int, write_key: str, token: str, rate: float, poll_ms: float, start_wall: float, seconds: float
+    port: int,
+    intake_port: int,
+    write_key: str,
+    token: str,
+    rate: float,
+    poll_ms: float,
+    start_wall: float,
+    seconds: float,
 ) -> dict[str, Any]:
     """Sends ``rate`` probes/s for ``seconds`` s and waits (up to 60 s each) to see each one's membership.
 
@@ -85,7 +92,9 @@ def prober(
         user = f"probe-{os.getpid()}-{n}"
         body = {"batch": [{"type": "track", "userId": user, "event": "Latency Probe", "messageId": user}]}
         sent = time.perf_counter()
-        answer = await client.post("/v1/batch", json=body, headers={"Authorization": write_auth})
+        answer = await client.post(
+            f"http://127.0.0.1:{intake_port}/v1/batch", json=body, headers={"Authorization": write_auth}
+        )
         if answer.status_code == 200:
             outstanding[user] = (sent, time.perf_counter())
         else:
@@ -155,11 +164,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--port", type=int, default=8792)
     parser.add_argument("--parse-processes", type=int, default=0, help="the server's parse_processes setting")
+    parser.add_argument(
+        "--intake-process",
+        action="store_true",
+        help="run the server with intake_port (port + 2) and send the ingest and the probes there",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "audience_latency.json")
     parser.add_argument("--server-log", type=Path, default=ROOT / "bench" / "results" / "audience_latency_server.log")
     args = parser.parse_args()
     console = Console(width=150)
     env = {"ONEFOLD_PARSE_PROCESSES": str(args.parse_processes)}
+    intake_port = args.port + 2 if args.intake_process else args.port
+    if args.intake_process:
+        env["ONEFOLD_INTAKE_PORT"] = str(intake_port)
     server = start_server(args.port, ADMIN, log=args.server_log, env=env)
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version()},
@@ -184,7 +201,7 @@ def main() -> None:
             run_for = args.ingest_warmup + args.seconds + 5
             ingest = pool.submit(
                 ingest_generator,
-                server.port,
+                intake_port,
                 write_key,
                 args.people,
                 args.ingest_rate,
@@ -198,6 +215,7 @@ def main() -> None:
             probes = pool.submit(
                 prober,
                 server.port,
+                intake_port,
                 write_key,
                 token,
                 args.probes_per_s,

@@ -160,7 +160,10 @@ async def _connection(
         writer.close()
 
 
-def run_phase(server: Server, key: str, batch_size: int, connections: int, seconds: float) -> PhaseResult:
+def run_phase(
+    server: Server, key: str, batch_size: int, connections: int, seconds: float, port: int | None = None
+) -> PhaseResult:
+    """``port``: where to send (the server's, unless its intake process has its own)."""
     template = batch_template(batch_size, seed=batch_size)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -169,7 +172,10 @@ def run_phase(server: Server, key: str, batch_size: int, connections: int, secon
         deadline = time.perf_counter() + seconds
         started = time.perf_counter()
         await asyncio.gather(
-            *(_connection(server.port, key, template, deadline, w, latencies, statuses) for w in range(connections))
+            *(
+                _connection(port or server.port, key, template, deadline, w, latencies, statuses)
+                for w in range(connections)
+            )
         )
         return time.perf_counter() - started
 
@@ -247,7 +253,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--port", type=int, default=8790)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "collector.json")
+    parser.add_argument(
+        "--intake-process", action="store_true", help="run the server with intake_port (port + 2) and send there"
+    )
     args = parser.parse_args()
+    intake = args.port + 2 if args.intake_process else None
+    env = {"ONEFOLD_INTAKE_PORT": str(intake)} if intake else {}
 
     results: dict[str, Any] = {
         "machine": {
@@ -259,20 +270,20 @@ def main() -> None:
         "phases": [],
     }
     for batch_size, connections in ((1, 32), (20, 16), (100, 8)):
-        server = start_server(args.port, TOKEN)
+        server = start_server(args.port, TOKEN, env=env)
         try:
             key = create_source(server)
-            run_phase(server, key, batch_size, connections, 2)  # warm-up
-            phase = run_phase(server, key, batch_size, connections, args.seconds)
+            run_phase(server, key, batch_size, connections, 2, intake)  # warm-up
+            phase = run_phase(server, key, batch_size, connections, args.seconds, intake)
         finally:
             server.stop()
         results["phases"].append(asdict(phase))
         print(json.dumps(asdict(phase)), flush=True)
 
-    server = start_server(args.port, TOKEN, env={"ONEFOLD_QUEUE_MAX_EVENTS": "5000"})
+    server = start_server(args.port, TOKEN, env={**env, "ONEFOLD_QUEUE_MAX_EVENTS": "5000"})
     try:
         key = create_source(server)
-        overload = run_phase(server, key, 100, 200, args.seconds)
+        overload = run_phase(server, key, 100, 200, args.seconds, intake)
     finally:
         server.stop()
     results["overload"] = asdict(overload)

@@ -65,6 +65,9 @@ def _banner(runtime: Runtime, extra: list[tuple[str, str]] | None = None) -> Non
             "or start it with ONEFOLD_ADMIN_EMAIL and ONEFOLD_ADMIN_PASSWORD",
         )
     table.add_row("API docs", f"{url}/docs")
+    if s.intake_port is not None:
+        intake_url = f"http://{s.host}:{s.intake_port}/v1/batch"
+        table.add_row("Collector", f"{intake_url}  (its own process; also on the main port)")
     if s.profile_api_port is not None:
         profiles_url = f"http://{s.host}:{s.profile_api_port}/v1/spaces/default/collections/users/profiles"
         table.add_row("Profile API", f"{profiles_url}  (its own process; also on the main port)")
@@ -101,9 +104,20 @@ def main() -> None:
     default=None,
     help="Also serve the Profile API from a second process on this port, fast under heavy ingest [default: off].",
 )
-def serve(data_dir: str | None, host: str | None, port: int | None, profile_api_port: int | None) -> None:
-    """Serve the collector and the APIs (and, if asked, the Profile API from a second process)."""
-    settings = _settings(data_dir=data_dir, host=host, port=port, profile_api_port=profile_api_port)
+@click.option(
+    "--intake-port",
+    type=int,
+    default=None,
+    help="Also serve the collector from a second process on this port, for heavy ingest [default: off].",
+)
+def serve(
+    data_dir: str | None, host: str | None, port: int | None, profile_api_port: int | None, intake_port: int | None
+) -> None:
+    """Serve the collector and the APIs (and, if asked, the collector or the Profile API from their own
+    processes)."""
+    settings = _settings(
+        data_dir=data_dir, host=host, port=port, profile_api_port=profile_api_port, intake_port=intake_port
+    )
     try:
         runtime = Runtime.open(settings)
     except OnefoldError as exc:

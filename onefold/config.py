@@ -54,6 +54,15 @@ SETTINGS: tuple[Setting, ...] = (
         "of the profiles in memory, so reads stay fast under heavy ingest. Unset: the Profile API is served on "
         "the main port only (it always is served there too).",
     ),
+    Setting(
+        "intake_port",
+        _positive_int,
+        None,
+        "Port of the intake process: a second process serving the collector (Segment's and RudderStack's "
+        "endpoints), which acknowledges events by journaling them, so the server's interpreter is left to "
+        "profiles and audiences under heavy ingest. Unset: the collector is served by the server itself (the "
+        "main port always serves it too).",
+    ),
     Setting("admin_token", str, None, "Admin API token; generated on first start when unset.", secret=True),
     Setting("admin_email", str, None, "Email of the console's first admin, created at start when no user exists."),
     Setting(
@@ -157,6 +166,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8700
     profile_api_port: int | None = None
+    intake_port: int | None = None
     admin_token: str | None = None
     admin_email: str | None = None
     admin_password: str | None = None

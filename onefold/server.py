@@ -24,16 +24,17 @@ from onefold import __version__
 from onefold.audiences.api import audiences_router
 from onefold.audiences.service import AudienceService
 from onefold.collect.admin_api import admin_router, wait_for_log
+from onefold.collect.intake_process import IntakeOptions, IntakeProcess
 from onefold.collect.journal import Journal
 from onefold.collect.loader import LogLoader
 from onefold.collect.openapi import collector_paths
 from onefold.collect.parse_processes import ParseProcesses
 from onefold.collect.routes import Collector, error_response, json_response
 from onefold.collect.sources import SourceRegistry
-from onefold.collect.writer import EventWriter
+from onefold.collect.writer import EventWriter, WriterStart
 from onefold.config import Settings
 from onefold.console.app import console_routes
-from onefold.errors import CollectError, OnefoldError
+from onefold.errors import CollectError, OnefoldError, StoreError
 from onefold.governance.access import Gate
 from onefold.governance.access_tokens import AccessTokens
 from onefold.governance.api import tokens_router
@@ -71,7 +72,7 @@ class Runtime:
     settings: Settings
     store: DuckDBStore
     registry: SourceRegistry
-    writer: EventWriter
+    writer: EventWriter | IntakeProcess  # the intake process when ``intake_port`` is set
     journal: Journal
     loader: LogLoader
     identity: IdentityProcessor
@@ -101,23 +102,15 @@ class Runtime:
             linger_seconds=settings.loader_linger_ms / 1000,
         )
         loader.recover()  # whatever was acknowledged before a crash reaches DuckDB before we serve
-        writer = EventWriter(
-            store,
-            journal,
-            dedup_window_seconds=settings.dedup_window_seconds,
-            queue_max_events=settings.queue_max_events,
-            commit_max_events=settings.commit_max_events,
-            loader_overdue_bytes=loader.overdue_bytes,
-            metrics=metrics,
-            clock=clock,
-        )
-        writer.on_durable = loader.notify
         precedence = load_precedence(settings.trait_precedence_file, settings.data_path)
         identity = IdentityProcessor(
             store,
             load_rules(settings),
             rank=precedence.ranker(store.source_name_and_kind),
             card_bytes=settings.profile_cards_mb * 1024 * 1024,
+            # with an intake process, acknowledgements do not wait for this interpreter: no need to step back
+            pause_ratio=0.0 if settings.intake_port else 1.0,
+            flood_pause_ratio=0.0 if settings.intake_port else 3.0,
         )
         identity.recover()  # the graph is in memory: rebuild it from the log up to the processor's offset
         identity.backfill_facts()  # profiles stored before they carried what audiences read
@@ -132,6 +125,36 @@ class Runtime:
         admin_token = ensure_admin_token(store, settings.admin_token)
         access_tokens = AccessTokens(store, clock)
         suppressions = Suppressions(store, clock)
+        registry = SourceRegistry(store, clock)
+        writer: EventWriter | IntakeProcess
+        if settings.intake_port is None:
+            writer = EventWriter(
+                journal,
+                WriterStart.from_store(store, settings.dedup_window_seconds, clock()),
+                queue_max_events=settings.queue_max_events,
+                commit_max_events=settings.commit_max_events,
+                loader_overdue_bytes=loader.overdue_bytes,
+                metrics=metrics,
+                clock=clock,
+            )
+            writer.on_durable = loader.notify
+        else:
+            writer = IntakeProcess(
+                IntakeOptions(
+                    host=settings.host,
+                    port=settings.intake_port,
+                    main_url=_local_url(settings, settings.port),
+                    settings=settings,
+                    journal_dir=journal.directory,
+                ),
+                store=store,
+                journal=journal,
+                loader=loader,
+                registry=registry,
+                suppressions=suppressions,
+                clock=clock,
+            )
+            loader.on_loaded = _both(identity.notify, writer.loaded)
         parsers = ParseProcesses(settings.parse_processes, settings, suppressions) if settings.parse_processes else None
         return cls(
             settings=settings,
@@ -140,7 +163,7 @@ class Runtime:
             loader=loader,
             identity=identity,
             audiences=audiences,
-            registry=SourceRegistry(store, clock),
+            registry=registry,
             writer=writer,
             metrics=metrics,
             admin_token=admin_token,
@@ -189,17 +212,29 @@ def _profile_serving(
 ) -> ProfileServing | None:
     if settings.profile_api_port is None:
         return None
-    upstream_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     options = ServingOptions(
         host=settings.host,
         port=settings.profile_api_port,
-        upstream=f"http://{upstream_host}:{settings.port}",
+        upstream=_local_url(settings, settings.port),
         space=PROFILE_SPACE,
         admin=AdminToken(admin.digest, None),  # never the clear token
         capacity=identity.committed.capacity,
         card_bytes=settings.profile_cards_mb * 1024 * 1024,
     )
     return ProfileServing(options, identity.committed, tokens)
+
+
+def _local_url(settings: Settings, port: int) -> str:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{port}"
+
+
+def _both(first: Callable[[], None], then: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        first()
+        then()
+
+    return both
 
 
 def tune_interpreter() -> None:
@@ -221,6 +256,12 @@ def _serving_failure(serving: ProfileServing | None) -> BaseException | None:
     if serving is None or serving.running():
         return None
     return serving.failure
+
+
+def _intake_failure(writer: EventWriter | IntakeProcess) -> BaseException | None:
+    if not isinstance(writer, IntakeProcess) or writer.running():
+        return None
+    return writer.failure or StoreError("the intake process stopped")
 
 
 def validation_error(request: Request, exc: Exception) -> Response:
@@ -322,6 +363,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                 ("identity processor", runtime.identity.failure),
                 ("audience processor", runtime.audiences.failure),
                 ("Profile API's serving process", _serving_failure(runtime.profile_serving)),
+                ("intake process", _intake_failure(runtime.writer)),
             )
             if failure is not None
         ]

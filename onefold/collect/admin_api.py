@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from onefold.collect.loader import LogLoader
 from onefold.collect.sources import SOURCE_KINDS, SourceRegistry
-from onefold.collect.writer import EventWriter, QuarantineRecord
+from onefold.collect.writer import Intake, QuarantineRecord
 from onefold.errors import StoreError
 from onefold.governance.access import Gate
 from onefold.store import DuckDBStore, EventFilter, SourceRecord
@@ -118,7 +118,7 @@ def wait_for_log(loader: LogLoader) -> None:
 def admin_router(
     store: DuckDBStore,
     registry: SourceRegistry,
-    writer: EventWriter,
+    writer: Intake,
     loader: LogLoader,
     gate: Gate,
     clock: Callable[[], datetime],

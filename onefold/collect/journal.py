@@ -54,6 +54,11 @@ def decode(data: bytes) -> tuple[list[bytes], int]:
     return records, offset
 
 
+def bytes_between(start: Position, end: Position) -> int:
+    """About how many journal bytes lie from ``start`` to ``end`` (segments counted at their full size)."""
+    return (end[0] - start[0]) * SEGMENT_BYTES + end[1] - start[1] if end > start else 0
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -89,6 +94,18 @@ class Journal:
                 "journal files were replaced or restored from an older copy. Put the right journal back, or "
                 "move the journal directory away to start a new one (unloaded events in it would be lost)"
             )
+
+    def rescan(self) -> Position:
+        """Find the durable end again after another process (the intake process) wrote and stopped: cut a torn
+        tail it left and return the new end. Only while nobody else appends."""
+        numbers = self.segments()
+        if numbers and numbers[-1] != self._number:
+            os.close(self._fd)
+            self._number = numbers[-1]
+            self._fd = os.open(self.directory / _segment_name(self._number), os.O_WRONLY | os.O_APPEND)
+        self._size = self._truncate_torn_tail(self.directory / _segment_name(self._number))
+        self.end = (self._number, self._size)
+        return self.end
 
     def segments(self) -> list[int]:
         return sorted(int(p.stem) for p in self.directory.glob("*.log") if p.stem.isdigit())

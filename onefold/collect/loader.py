@@ -17,7 +17,7 @@ import orjson
 import pyarrow as pa
 
 from onefold.background import BackgroundWorker
-from onefold.collect.journal import SEGMENT_BYTES, Journal, JournalCorrupt, Position
+from onefold.collect.journal import Journal, JournalCorrupt, Position, bytes_between
 from onefold.collect.writer import DEDUPLICATED, EVENT, QUARANTINE
 from onefold.metrics import Metrics
 from onefold.store import DuckDBStore
@@ -70,20 +70,21 @@ class LogLoader(BackgroundWorker):
         self.position: Position = store.journal_position() or (segments[0] if segments else 1, 0)
         self.failure: BaseException | None = None
         self.on_loaded: Callable[[], None] = lambda: None  # wakes the stages that tail the event log
+        # where the journal durably ends now; with an intake process, only that process knows for sure
+        self.durable_end: Callable[[], Position] = lambda: journal.end
 
     # --- called from other threads ----------------------------------------------------------------------------
     def lag_bytes(self) -> int:
-        end, pos = self._journal.end, self.position
-        return (end[0] - pos[0]) * SEGMENT_BYTES + end[1] - pos[1] if end > pos else 0
+        return bytes_between(self.position, self._journal.end)
 
     def overdue_bytes(self) -> int:
         """Bytes behind beyond the allowed lag (the writer refuses new work while this is positive)."""
         lag = self.lag_bytes()
         return lag if lag > self._max_lag else 0
 
-    def wait_visible(self, timeout: float = 30.0) -> bool:
-        """Wait until everything journaled before this call is in DuckDB."""
-        target = self._journal.end
+    def wait_visible(self, timeout: float = 30.0, target: Position | None = None) -> bool:
+        """Wait until everything journaled before this call (or up to ``target``) is in DuckDB."""
+        target = target or self.durable_end()
         deadline = time.monotonic() + timeout
         with self._cond:
             self._hurry += 1

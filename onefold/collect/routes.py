@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from starlette.datastructures import Headers
@@ -20,7 +20,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onefold.collect.messages import Envelope, Rejection, SourceInfo, build_rows
-from onefold.collect.sources import SourceRegistry
 from onefold.collect.wire import (
     BATCH_PATHS,
     SHORT_PATHS,
@@ -30,10 +29,10 @@ from onefold.collect.wire import (
     read_body,
     write_key_from,
 )
-from onefold.collect.writer import EventWriter, QuarantineRecord, Submission, prepare
+from onefold.collect.writer import Intake, QuarantineRecord, Submission, prepare
 from onefold.config import Settings
 from onefold.errors import CollectError, OnefoldError, Overloaded, PayloadTooLarge, RequestTimeout, Unauthorized
-from onefold.governance.suppression import SuppressionList, Suppressions
+from onefold.governance.suppression import SuppressionList
 from onefold.ids import random_uuid
 from onefold.metrics import Metrics
 
@@ -74,6 +73,15 @@ def _cors(request: Request) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
 
 
+class Authenticator(Protocol):
+    def authenticate(self, write_key: str | None) -> SourceInfo: ...
+
+
+class CurrentSuppressions(Protocol):
+    @property
+    def current(self) -> SuppressionList: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Examined:
     submission: Submission  # rows and quarantine records, encoded for the writer
@@ -100,12 +108,12 @@ class _Call:
 class Collector:
     def __init__(
         self,
-        registry: SourceRegistry,
-        writer: EventWriter,
+        registry: Authenticator,
+        writer: Intake,
         settings: Settings,
         metrics: Metrics,
         clock: Callable[[], datetime],
-        suppressions: Suppressions | None = None,
+        suppressions: CurrentSuppressions | None = None,
         parsers: ParseProcesses | None = None,
     ) -> None:
         self._suppressions = suppressions

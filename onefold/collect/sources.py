@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import phonenumbers
@@ -43,23 +43,19 @@ def validate_source_fields(name: str, kind: str, default_region: str | None) -> 
     return region
 
 
-class SourceRegistry:
-    def __init__(self, store: DuckDBStore, clock: Callable[[], datetime]) -> None:
-        self._store = store
-        self._clock = clock
-        self._lock = threading.RLock()
-        self._by_key: dict[str, SourceRecord] = {}
-        self.refresh()
+class SourceKeys:
+    """The sources by write key (current and, during a rotation's grace period, previous): one version, never
+    changed, so the collector reads it without a lock and the intake process can be handed a copy."""
 
-    def refresh(self) -> None:
-        """Rebuild the key cache; changes and refreshes are serialized so an older read never wins."""
-        with self._lock:
-            by_key: dict[str, SourceRecord] = {}
-            for record in self._store.list_sources():
-                by_key[record.write_key] = record
-                if record.previous_write_key:
-                    by_key[record.previous_write_key] = record
-            self._by_key = by_key
+    def __init__(self, records: Sequence[SourceRecord], clock: Callable[[], datetime]) -> None:
+        self.records = tuple(records)
+        self._clock = clock
+        by_key: dict[str, SourceRecord] = {}
+        for record in self.records:
+            by_key[record.write_key] = record
+            if record.previous_write_key:
+                by_key[record.previous_write_key] = record
+        self._by_key = by_key
 
     def authenticate(self, write_key: str | None) -> SourceInfo:
         if not write_key:
@@ -83,6 +79,26 @@ class SourceRegistry:
                 source_id=record.id,
             )
         return SourceInfo(id=record.id, kind=record.kind, default_region=record.default_region)
+
+
+class SourceRegistry:
+    def __init__(self, store: DuckDBStore, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._clock = clock
+        self._lock = threading.RLock()
+        self.keys = SourceKeys((), clock)
+        self.on_change: Callable[[SourceKeys], None] | None = None  # told of every new version (intake process)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Rebuild the key cache; changes and refreshes are serialized so an older read never wins."""
+        with self._lock:
+            self.keys = SourceKeys(self._store.list_sources(), self._clock)
+            if self.on_change is not None:
+                self.on_change(self.keys)
+
+    def authenticate(self, write_key: str | None) -> SourceInfo:
+        return self.keys.authenticate(write_key)
 
     def create(self, name: str, kind: str, default_region: str | None) -> SourceRecord:
         region = validate_source_fields(name, kind, default_region)

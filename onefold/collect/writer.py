@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -94,6 +94,34 @@ def prepare(rows: list[tuple[Any, ...]], quarantine: list[QuarantineRecord]) -> 
     )
 
 
+@dataclass(slots=True)
+class WriterStart:
+    """Where a writer starts: the next sequence number and quarantine id, and the dedup window's keys. Built from
+    the store once the loader has loaded the whole journal; plain data, so it can be handed to another process."""
+
+    next_seq: int
+    next_quarantine_id: int
+    dedup: DedupIndex
+
+    @classmethod
+    def from_store(cls, store: DuckDBStore, window_seconds: int, now: datetime) -> WriterStart:
+        next_seq, next_quarantine_id = store.next_ids()
+        dedup = DedupIndex(window_seconds)
+        dedup.load(store.recent_message_keys(now - timedelta(seconds=window_seconds)))
+        return cls(next_seq, next_quarantine_id, dedup)
+
+
+class Intake(Protocol):
+    """Where the collector's submissions go: the writer thread here, or the intake process's."""
+
+    @property
+    def depth(self) -> int: ...
+
+    async def write(self, rows: list[tuple[Any, ...]], quarantine: list[QuarantineRecord]) -> CommitResult: ...
+
+    async def submit(self, submission: Submission) -> CommitResult: ...
+
+
 def _with_id(number: int, encoded: bytes) -> bytes:
     """Prepend a number to an encoded JSON array: b'[1,2]' -> b'[7,1,2]'."""
     return b"[" + str(number).encode() + (b"," + encoded[1:] if encoded != b"[]" else b"]")
@@ -104,10 +132,9 @@ class EventWriter(BackgroundWorker):
 
     def __init__(
         self,
-        store: DuckDBStore,
         journal: Journal,
+        start: WriterStart,
         *,
-        dedup_window_seconds: int,
         queue_max_events: int,
         commit_max_events: int,
         loader_overdue_bytes: Callable[[], int],
@@ -115,19 +142,16 @@ class EventWriter(BackgroundWorker):
         clock: Callable[[], datetime],
     ) -> None:
         super().__init__()
-        self._store = store
         self._journal = journal
         self._metrics = metrics
         self._clock = clock
         self._queue_max = queue_max_events
         self._commit_max = commit_max_events
         self._loader_overdue = loader_overdue_bytes
-        self._window = timedelta(seconds=dedup_window_seconds)
-        self._dedup = DedupIndex(dedup_window_seconds)
+        self._dedup = start.dedup
         self._queue: deque[Submission] = deque()
         self._depth = 0
-        self._next_seq, self._next_quarantine_id = store.next_ids()
-        self._dedup.load(store.recent_message_keys(clock() - self._window))
+        self._next_seq, self._next_quarantine_id = start.next_seq, start.next_quarantine_id
         self.on_durable: Callable[[], None] = lambda: None
 
     @property
@@ -135,7 +159,9 @@ class EventWriter(BackgroundWorker):
         return self._depth
 
     # --- submitting ---------------------------------------------------------------------------------------
-    def _enqueue(self, submission: Submission) -> None:
+    def enqueue(self, submission: Submission) -> None:
+        """Queue a prepared submission (its ``done`` set); raises ``Overloaded`` when the queue or the loader is
+        too far behind."""
         with self._cond:
             if self._stopping:
                 raise Overloaded("the server is shutting down; retry against a running server", retry_after=5)
@@ -166,7 +192,7 @@ class EventWriter(BackgroundWorker):
             loop.call_soon_threadsafe(_settle, future, outcome)
 
         submission.done = resolve
-        self._enqueue(submission)
+        self.enqueue(submission)
         return await future
 
     # --- the writer thread --------------------------------------------------------------------------------

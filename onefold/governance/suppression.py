@@ -47,6 +47,8 @@ class Suppressions:
         self._lock = threading.Lock()
         rows = store.cursor().execute("SELECT hash, receipt_id FROM suppressed_identifiers").fetchall()
         self.current = SuppressionList({str(h): str(r) for h, r in rows})  # replaced, never changed, on add
+        # told of every new version before ``add`` returns (the intake process must refuse the erased at once)
+        self.on_change: Callable[[SuppressionList], None] | None = None
 
     def add(self, keys: Iterable[tuple[str, str]], receipt_id: str) -> int:
         rows = {identifier_hash(kind, value): kind for kind, value in keys}
@@ -58,4 +60,6 @@ class Suppressions:
                     [digest, kind, receipt_id, self._clock()],
                 )
             self.current = self.current.adding(rows, receipt_id)
+            if self.on_change is not None:
+                self.on_change(self.current)
         return len(rows)
