@@ -307,6 +307,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         lambda key: runtime.identity.graph.profile_of(key),
         runtime.identity.committed,
         runtime.audiences.service.tables.of_profile,
+        runtime.audiences.service.saved.get,
+        lambda profile_id: profile_id in runtime.identity.building,
     )
     collector = Collector(
         runtime.registry,
@@ -351,7 +353,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         PrivacyTables(runtime.store),
         settle=lambda: wait_for_log(runtime.loader),
         clock=runtime.clock,
-        derived_data_lock=runtime.audiences.service.lock,
+        derived_data_lock=runtime.audiences.service.erasing,
     )
     app.include_router(privacy_router(privacy, profiles, runtime.access_tokens, runtime.admin_token))
 

@@ -19,6 +19,7 @@ from onefold.audiences.explain import explain
 from onefold.audiences.model import Catalog, references, time_relative
 from onefold.audiences.parse import fail, parse_computed_trait, parse_condition, reference_path
 from onefold.audiences.reference import Event, Profile
+from onefold.audiences.saved_values import Saved, SavedValues
 from onefold.errors import Conflict, NotFound
 from onefold.ids import random_uuid
 from onefold.store import DuckDBStore
@@ -58,14 +59,45 @@ class Definitions:
         return [i for i, r in self.rows.items() if r["kind"] == "computed_trait"]
 
 
+class _Erasing:
+    """The evaluation lock, for an erasure: the saved values in memory are dropped once it is done."""
+
+    def __init__(self, lock: threading.Lock, saved: SavedValues) -> None:
+        self._lock = lock
+        self._saved = saved
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            self._saved.clear()
+        finally:
+            self._lock.release()
+
+
 class AudienceService:
-    def __init__(self, store: DuckDBStore, identity_offset: Callable[[], int], clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: DuckDBStore,
+        identity_offset: Callable[[], int],
+        clock: Callable[[], datetime],
+        *,
+        saved_in_memory: int = 100_000,
+    ) -> None:
         self.tables = AudienceTables(store)
         self._store = store
         self._identity_offset = identity_offset
         self._clock = clock
         self.lock = threading.Lock()  # every evaluation, and erasures, hold it
+        self.saved = SavedValues(saved_in_memory)  # the touched profiles' values after incremental rounds
+        self.erasing = _Erasing(self.lock, self.saved)
         self._cache: dict[tuple[Any, ...], str] = {}
+
+    def of_profile(self, profile_id: str) -> Saved:
+        """The profile's audiences (name, entered_at) and saved computed trait values by name."""
+        cached = self.saved.get(profile_id)
+        return cached if cached is not None else self.tables.of_profile(profile_id)
 
     # --- definitions --------------------------------------------------------------------------------------
     def create(self, kind: str, name: str, description: str, definition: Any) -> dict[str, Any]:
@@ -93,6 +125,7 @@ class AudienceService:
             )
         with self.lock:
             self.tables.delete(self._store.cursor(), row["id"], self._clock(), self._identity_offset())
+            self.saved.clear()
 
     def definitions(self) -> Definitions:
         rows = {r["id"]: r for kind in ("audience", "computed_trait") for r in self.tables.all(kind)}
@@ -185,7 +218,10 @@ class AudienceService:
         """Evaluate audiences and computed traits over every profile (all of them when ``ids`` is None)."""
         with self.lock:
             cur = self._store.cursor()
-            return self._evaluate(cur, self.definitions(), set(ids) if ids is not None else None, FULL, reason)
+            try:
+                return self._evaluate(cur, self.definitions(), set(ids) if ids is not None else None, FULL, reason)
+            finally:
+                self.saved.clear()
 
     def evaluate_profiles(self, profile_ids: Iterable[str], upto: int, *, reason: str) -> dict[str, Any]:
         """Evaluate everything again for ``profile_ids`` only (the profiles new events, merges or splits
@@ -195,7 +231,9 @@ class AudienceService:
             profiles, events = self.tables.scoped_relations(cur, profile_ids)
             try:
                 relations = Relations(profiles=profiles, events=events)
-                return self._evaluate(cur, self.definitions(), None, relations, reason, upto=upto, scoped=True)
+                result = self._evaluate(cur, self.definitions(), None, relations, reason, upto=upto, scoped=True)
+                self.saved.put(self.tables.of_scope(cur))  # every value of these profiles is fresh
+                return result
             finally:
                 cur.unregister(SCOPE)
 
@@ -206,7 +244,10 @@ class AudienceService:
             changing = {i for i, row in found.rows.items() if _changes_with_time(row, found.catalog)}
             if not changing:
                 return {"audiences": {}, "traits": 0}
-            return self._evaluate(self._store.cursor(), found, changing, FULL, reason)
+            try:
+                return self._evaluate(self._store.cursor(), found, changing, FULL, reason)
+            finally:
+                self.saved.clear()
 
     def catch_up(self) -> int:
         """At startup: when profiles changed since the last evaluation recorded, evaluate everything. Returns
@@ -215,6 +256,7 @@ class AudienceService:
         if self.tables.offset() != upto:
             with self.lock:
                 self._evaluate(self._store.cursor(), self.definitions(), None, FULL, "evaluated at startup", upto=upto)
+                self.saved.clear()
         return upto
 
     def _evaluate(

@@ -78,6 +78,8 @@ class IdentityProcessor(BackgroundWorker):
         self.offset = self.tables.offset(NAME)
         self.failure: BaseException | None = None
         self._exclusive: list[tuple[Callable[[Any], Any], Future[Any]]] = []
+        # profiles the batch in progress created: known to the graph, with no state anywhere until it commits
+        self.building: frozenset[str] = frozenset()
         # told after each commit which profiles it changed or removed (the audience processor)
         self.on_commit: Callable[[set[str], int], None] | None = None
 
@@ -215,7 +217,11 @@ class IdentityProcessor(BackgroundWorker):
             keys = self._keys(row)
             decision = self.graph.observe(row[0], keys, row[5] / 1000)  # event time drives the rules' windows
             items.append(Item(_profile_event(row), keys, decision))
-        self._commit(cur, items, int(rows[-1][0]), rows={row[0]: row for row in rows})
+        self.building = frozenset(i.decision.profile_id for i in items if i.decision.created and i.decision.profile_id)
+        try:
+            self._commit(cur, items, int(rows[-1][0]), rows={row[0]: row for row in rows})
+        finally:
+            self.building = frozenset()
 
     def _commit(
         self,

@@ -84,8 +84,12 @@ class ProfileReader:
         resolve: Callable[[Key], str | None],
         committed: CommittedStates | None = None,
         memberships: Callable[[str], tuple[list[dict[str, Any]], dict[str, Any]]] | None = None,
+        memberships_in_memory: Callable[[str], tuple[list[dict[str, Any]], dict[str, Any]] | None] | None = None,
+        building: Callable[[str], bool] = lambda _: False,
     ):
+        self._building = building  # a profile the processor's batch in progress created: no state stored yet
         self._memberships = memberships
+        self._memberships_in_memory = memberships_in_memory
         self._tables = profiles
         self._resolve = resolve
         # recently committed states and their serving cards, as the processor published them
@@ -123,6 +127,8 @@ class ProfileReader:
             return False
         if profile_id is None:
             return False
+        if self._building(profile_id):
+            return True  # answered "still being built" without a query
         return (self._committed.card(profile_id) if card else self._committed.get(profile_id)) is not None
 
     def card(self, profile_id: str) -> Card | None:
@@ -133,11 +139,15 @@ class ProfileReader:
 
     def memberships(self, profile_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """The profile's audiences (name, entered_at) and its computed trait values by name."""
+        if self._memberships_in_memory is not None and (saved := self._memberships_in_memory(profile_id)) is not None:
+            return saved
         _store(self.profiles)  # a query: never on the event loop
         return self._memberships(profile_id) if self._memberships else ([], {})
 
     def state(self, profile_id: str) -> dict[str, Any]:
         cached = self._committed.get(profile_id)
+        if cached is None and self._building(profile_id):
+            raise NotFound(f"profile {profile_id!r} is still being built; retry in a moment")
         state = dict(orjson.loads(cached)) if cached is not None else _store(self.profiles).state(profile_id)
         if state is None:  # identifiers are linked before the profile's first batch commits its state
             raise NotFound(f"profile {profile_id!r} is still being built; retry in a moment")

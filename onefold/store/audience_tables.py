@@ -233,6 +233,25 @@ class AudienceTables:
         )
         return audiences, {row["name"]: orjson.loads(row["value"]) for row in values}
 
+    def of_scope(self, cur: duckdb.DuckDBPyConnection) -> dict[str, tuple[list[dict[str, Any]], dict[str, Any]]]:
+        """``of_profile`` for every profile of the registered scope at once (the profiles of a round)."""
+        found: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {
+            str(pid): ([], {}) for (pid,) in cur.execute(f"SELECT profile_id FROM {SCOPE}").fetchall()
+        }
+        rows = cur.execute(
+            "SELECT m.profile_id, a.name, m.entered_at FROM audience_members m JOIN audiences a ON a.id = m.audience_id"
+            f" WHERE m.profile_id IN (SELECT profile_id FROM {SCOPE}) ORDER BY a.name"
+        ).fetchall()
+        for pid, name, entered_at in rows:
+            found[pid][0].append({"name": name, "entered_at": entered_at})
+        rows = cur.execute(
+            "SELECT v.profile_id, a.name, v.value FROM trait_values v JOIN audiences a ON a.id = v.trait_id"
+            f" WHERE v.profile_id IN (SELECT profile_id FROM {SCOPE}) ORDER BY a.name"
+        ).fetchall()
+        for pid, name, value in rows:
+            found[pid][1][name] = orjson.loads(value)
+        return found
+
     def profile_data(self, profile_id: str) -> tuple[dict[str, Any], list[tuple[int, str | None, Any, Any]]] | None:
         """A profile's facts and its timeline (seq, event, ts, properties), or None if there is no such profile."""
         cur = self._store.cursor()

@@ -143,6 +143,32 @@ def test_audience_and_computed_trait_end_to_end(shop):
     assert bob not in members(server.admin(), "big_spenders")
 
 
+def test_saved_values_of_the_profiles_a_round_touched_are_answered_from_memory(shop):
+    server, key = shop
+    service = server.runtime.audiences.service
+    with server.admin() as admin:
+        create(admin, "/api/computed-traits", "ltv", {"kind": "sum", "event": "Order Completed", "property": "revenue"})
+        create(admin, "/api/audiences", "big_spenders", {"computed_trait": "ltv", "op": ">=", "value": 500})
+        ann, bob = profile_of(admin, "ann"), profile_of(admin, "bob")
+        assert service.saved.get(ann) is None  # a full evaluation (here: at creation) leaves memory empty
+        order = {"revenue": 600, "order_id": "b9"}
+        send(server, key, [{"type": "track", "userId": "bob", "event": "Order Completed", "properties": order}])
+        settle(server)
+        in_memory = service.saved.get(bob)
+        assert in_memory is not None
+        assert in_memory == service.tables.of_profile(bob)  # whole, and what the store holds
+        assert ([a["name"] for a in in_memory[0]], in_memory[1]) == (["big_spenders"], {"ltv": 640})
+        assert service.saved.get(ann) is None
+        reader = admin.post("/api/tokens", json={"name": "app", "scopes": ["profiles:read"]}).json()["token"]
+        for user, expected in (("bob", {"big_spenders": True}), ("ann", {"big_spenders": True})):
+            answer = httpx.get(
+                server.url + BASE + f"/user_id:{user}/traits", params={"class": "audience"}, auth=(reader, "")
+            )
+            assert answer.json()["traits"] == expected
+        assert admin.post("/api/privacy/erase", json={"identifier": "user_id:bob"}).status_code == 200
+        assert service.saved.get(bob) is None  # an erasure empties memory
+
+
 def test_new_events_and_merges_change_membership_at_once_with_history(shop, clock):
     server, key = shop
     with server.admin() as admin:
