@@ -58,7 +58,9 @@ def test_quarantine_shows_each_rejected_payload_with_its_reason_to_admins_only(s
     source = server.create_source("website")
     response = httpx.post(
         server.url + "/v1/batch",
-        json={"batch": [{"type": "track", "userId": "rejected-user"}, {"type": "track", "userId": "u2", "event": "Ok"}]},
+        json={
+            "batch": [{"type": "track", "userId": "rejected-user"}, {"type": "track", "userId": "u2", "event": "Ok"}]
+        },
         auth=(source["write_key"], ""),
     )
     assert response.status_code == 200
