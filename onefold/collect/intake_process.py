@@ -179,6 +179,7 @@ class IntakeProcess(BackgroundWorker):
         self.process: multiprocessing.process.BaseProcess | None = None
         self.failure: BaseException | None = None
         self.starts = 0
+        self.restart_limit = MAX_RESTARTS  # failures in a row (a death, or a start that failed) before giving up
 
     @property
     def depth(self) -> int:
@@ -248,36 +249,39 @@ class IntakeProcess(BackgroundWorker):
         failures = 0
         while True:
             started = time.monotonic()
-            conn = self._conn
-            assert conn is not None
-            try:
-                while True:
-                    self._dispatch(conn.recv())
-            except (EOFError, OSError) as exc:
-                self.failure = exc
-            with self._asks_lock:  # first wake whoever waits for this process (it may hold the launch lock)
-                asks, self._asks = self._asks or {}, None
-            gone = _Reply(0, error=("overloaded", "the intake process stopped; retry the request", 1))
-            for resolve in asks.values():
-                resolve(gone)
-            with self._launch_lock:
-                self._conn = None
+            if self._conn is not None:
+                self._relay(self._conn)
+                log.warning("the intake process stopped (exit code %s)", self._exit_code())
             if self._stopping:
                 return
             failures = 1 if time.monotonic() - started > 60 else failures + 1
-            if failures > MAX_RESTARTS:
-                log.error("the intake process failed %d times in a row; giving up", MAX_RESTARTS)
+            if failures > self.restart_limit:
+                log.error("the intake process failed %d times in a row; giving up", self.restart_limit)
                 return
-            log.warning("the intake process stopped (exit code %s); starting a new one", self._exit_code())
             with self._cond:
                 self._cond.wait(min(30.0, 0.25 * 2**failures))
             try:
                 self._relaunch()
-            except Exception as exc:
+            except Exception as exc:  # counted as a failure: tried again after a longer wait, then given up
                 log.exception("starting a new intake process failed")
                 self.failure = exc
-                return
-            self.failure = None
+            else:
+                self.failure = None
+
+    def _relay(self, conn: Connection) -> None:
+        """Apply what the process says until it is gone; then fail whatever still waited for it."""
+        try:
+            while True:
+                self._dispatch(conn.recv())
+        except (EOFError, OSError) as exc:
+            self.failure = exc
+        with self._asks_lock:  # first wake whoever waits for this process (it may hold the launch lock)
+            asks, self._asks = self._asks or {}, None
+        gone = _Reply(0, error=("overloaded", "the intake process stopped; retry the request", 1))
+        for resolve in asks.values():
+            resolve(gone)
+        with self._launch_lock:
+            self._conn = None
 
     def _exit_code(self) -> int | None:
         if self.process is None:
@@ -320,7 +324,12 @@ class IntakeProcess(BackgroundWorker):
     def _ask(self, make: Callable[[int], Any], resolve: Callable[[_Reply], None]) -> None:
         with self._asks_lock:
             if self._asks is None:
-                raise Overloaded("the intake process is starting again; retry after the Retry-After delay")
+                raise Overloaded(
+                    "the intake process is starting again; retry after the Retry-After delay"
+                    if self.running()
+                    else "the intake process failed and was not started again (GET /health says why); restart "
+                    "the server"
+                )
             ask = next(self._next_ask)
             self._asks[ask] = resolve
         try:

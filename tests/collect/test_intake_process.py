@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -154,3 +155,39 @@ def test_a_journal_the_loader_does_not_load_is_answered_503(make_server):
     assert refused, [a.status_code for a in answers]
     assert "bytes behind the journal" in refused[0].json()["error"]["message"]
     assert refused[0].headers["retry-after"] == "1"
+
+
+def test_an_intake_process_that_cannot_start_again_is_reported(make_server):
+    server, intake = with_intake(make_server)
+    key = server.create_source("website")["write_key"]
+    assert post(intake, key, track("u", "before")).status_code == 200
+    intake_process = server.runtime.writer
+    assert isinstance(intake_process, IntakeProcess)
+    assert intake_process.process is not None
+    assert intake_process.process.pid is not None
+    intake_process.restart_limit = 1  # give up after one failed start
+    os.kill(intake_process.process.pid, signal.SIGKILL)
+    port = int(intake.rsplit(":", 1)[1])
+
+    def port_free() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return True
+        return False
+
+    assert wait_until(port_free)
+    with socket.socket() as squatter:  # something else takes the port before the new process can
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        with server.admin() as admin:
+            health = wait_until(lambda: admin.get("/health").status_code == 503 and admin.get("/health"))
+            assert health
+            problem = health.json()["problem"]
+            assert "intake process stopped" in problem
+            assert "Address already in use" in problem
+        refused = post(server.url, key, track("u", "after"))
+        assert refused.status_code == 503
+        assert "was not started again" in refused.json()["error"]["message"]
+    assert [e["message_id"] for e in server.events()] == ["before"]  # what it acknowledged was loaded
