@@ -230,16 +230,16 @@ class IntakeProcess(BackgroundWorker):
             )
             process.start()
             theirs.close()
-            if not ours.poll(START_TIMEOUT):
-                process.terminate()
-                raise StoreError(f"the intake process did not start within {START_TIMEOUT:.0f} s")
             try:
-                first = ours.recv()
-            except EOFError as exc:
-                raise StoreError(f"the intake process exited at start (exit code {process.exitcode})") from exc
-            if isinstance(first, _Failed):
+                first = ours.recv() if ours.poll(START_TIMEOUT) else None
+            except EOFError:
+                first = _Failed(f"the intake process exited at start (exit code {process.exitcode})")
+            if not isinstance(first, _Ready):
+                ours.close()
+                process.terminate()
                 process.join(timeout=10)
-                raise StoreError(first.message)
+                message = f"the intake process did not start within {START_TIMEOUT:.0f} s"
+                raise StoreError(first.message if isinstance(first, _Failed) else message)
             self.process, self._conn = process, ours
             with self._asks_lock:
                 self._asks = {}

@@ -12,9 +12,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 import segment.analytics as segment_analytics
 
 from onefold.collect.intake_process import IntakeProcess
+from onefold.config import Settings
+from onefold.errors import StoreError
+from onefold.server import Runtime
 from tests.conftest import RunningServer, free_port
 
 T = TypeVar("T")
@@ -191,3 +195,17 @@ def test_an_intake_process_that_cannot_start_again_is_reported(make_server):
         assert refused.status_code == 503
         assert "was not started again" in refused.json()["error"]["message"]
     assert [e["message_id"] for e in server.events()] == ["before"]  # what it acknowledged was loaded
+
+
+def test_a_taken_intake_port_stops_the_start_with_a_clear_error(tmp_path):
+    port = free_port()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        settings = Settings(data_dir=str(tmp_path / "data"), port=free_port(), intake_port=port, admin_token="t" * 24)
+        runtime = Runtime.open(settings)
+        try:
+            with pytest.raises(StoreError, match=f"cannot start on 127.0.0.1:{port}: Address already in use"):
+                runtime.start()
+        finally:
+            runtime.close()
