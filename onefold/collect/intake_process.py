@@ -251,9 +251,9 @@ class IntakeProcess(BackgroundWorker):
             started = time.monotonic()
             if self._conn is not None:
                 self._relay(self._conn)
-                log.warning("the intake process stopped (exit code %s)", self._exit_code())
             if self._stopping:
                 return
+            log.warning("the intake process stopped (exit code %s)", self._exit_code())
             failures = 1 if time.monotonic() - started > 60 else failures + 1
             if failures > self.restart_limit:
                 log.error("the intake process failed %d times in a row; giving up", self.restart_limit)
