@@ -10,7 +10,7 @@ import gc
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -144,7 +144,7 @@ class Runtime:
                     host=settings.host,
                     port=settings.intake_port,
                     main_url=_local_url(settings, settings.port),
-                    settings=settings,
+                    settings=replace(settings, admin_token=None, admin_password=None),  # it needs no secret
                     journal_dir=journal.directory,
                 ),
                 store=store,
