@@ -538,7 +538,7 @@ def run_phase(server: Server, args: argparse.Namespace, token: str, write_key: s
         if write_key is not None:
             ingest = pool.submit(
                 ingest_generator,
-                server.port,
+                args.port + 2 if args.intake_process else server.port,
                 write_key,
                 args.people,
                 args.ingest_rate,
@@ -674,6 +674,11 @@ def main() -> None:
         help="run the server with profile_api_port (port + 1) and send the Profile API requests there",
     )
     parser.add_argument("--parse-processes", type=int, default=0, help="the server's parse_processes setting")
+    parser.add_argument(
+        "--intake-process",
+        action="store_true",
+        help="run the server with intake_port (port + 2) and send the ingest there",
+    )
     parser.add_argument("--keep-data", action="store_true", help="keep the server's data directory")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "profile_api.json")
     parser.add_argument("--server-log", type=Path, default=ROOT / "bench" / "results" / "profile_api_server.log")
@@ -697,6 +702,8 @@ def main() -> None:
     env = {"ONEFOLD_PARSE_PROCESSES": str(args.parse_processes)}
     if args.profile_api_process:
         env["ONEFOLD_PROFILE_API_PORT"] = str(args.port + 1)
+    if args.intake_process:
+        env["ONEFOLD_INTAKE_PORT"] = str(args.port + 2)
     server = start_server(args.port, ADMIN, keep=args.keep_data, log=args.server_log, env=env)
     phases: list[Phase] = []
     try:
