@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -22,6 +22,19 @@ from onefold.config import Settings
 from onefold.server import Runtime, create_app
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], timeout: float = 30.0) -> T:
+    """The first truthy result of ``check()``, polled every 50 ms; fails the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {getattr(check, '__name__', check)}")
+        time.sleep(0.05)
 
 
 def free_port() -> int:

@@ -7,9 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -19,18 +17,7 @@ from onefold.collect.intake_process import IntakeProcess
 from onefold.config import Settings
 from onefold.errors import StoreError
 from onefold.server import Runtime
-from tests.conftest import RunningServer, free_port
-
-T = TypeVar("T")
-
-
-def wait_until(check: Callable[[], T], timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.05)
+from tests.conftest import RunningServer, free_port, wait_until
 
 
 def with_intake(make_server: Any, **settings: Any) -> tuple[RunningServer, str]:

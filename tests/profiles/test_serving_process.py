@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -23,7 +22,7 @@ from onefold.profiles.cards import Card
 from onefold.profiles.replica import ProfileReplica, Published, TokensChanged
 from onefold.profiles.serving_process import ProfileServing, ServingOptions
 from onefold.store import DuckDBStore
-from tests.conftest import RunningServer, free_port, spawn_server
+from tests.conftest import RunningServer, free_port, spawn_server, wait_until
 
 BASE = "/v1/spaces/default/collections/users/profiles"
 PATHS = {"/traits": {"limit": 200}, "/events": {}, "/external_ids": {}, "/metadata": {}}
@@ -76,17 +75,6 @@ def running_process(serving: ProfileServing | None) -> BaseProcess:
     assert serving.process is not None
     assert serving.process.is_alive()
     return serving.process
-
-
-def wait_until(check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 def get(url: str, secret: str, path: str, **params: Any) -> httpx.Response:
