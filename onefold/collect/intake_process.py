@@ -25,7 +25,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -550,5 +550,5 @@ def _intake_app(collector: Collector, metrics: Metrics, options: IntakeOptions, 
         )
         return json_response({"error": {"code": "not_found", "message": message}}, 404)
 
-    routes: Sequence[Route] = [*collector.routes(), Route("/health", health), Route("/metrics", metrics_page)]
-    return Starlette(routes=list(routes), exception_handlers={404: elsewhere})
+    routes = [*collector.routes(), Route("/health", health), Route("/metrics", metrics_page)]
+    return Starlette(routes=routes, exception_handlers={404: elsewhere})
