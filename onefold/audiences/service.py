@@ -19,7 +19,7 @@ from onefold.audiences.explain import explain
 from onefold.audiences.model import Catalog, references, time_relative
 from onefold.audiences.parse import fail, parse_computed_trait, parse_condition, reference_path
 from onefold.audiences.reference import Event, Profile
-from onefold.audiences.saved_values import Saved, SavedValues
+from onefold.audiences.saved_values import SavedValues
 from onefold.errors import Conflict, NotFound
 from onefold.ids import random_uuid
 from onefold.store import DuckDBStore
@@ -93,11 +93,6 @@ class AudienceService:
         self.saved = SavedValues(saved_in_memory)  # the touched profiles' values after incremental rounds
         self.erasing = _Erasing(self.lock, self.saved)
         self._cache: dict[tuple[Any, ...], str] = {}
-
-    def of_profile(self, profile_id: str) -> Saved:
-        """The profile's audiences (name, entered_at) and saved computed trait values by name."""
-        cached = self.saved.get(profile_id)
-        return cached if cached is not None else self.tables.of_profile(profile_id)
 
     # --- definitions --------------------------------------------------------------------------------------
     def create(self, kind: str, name: str, description: str, definition: Any) -> dict[str, Any]:
@@ -218,10 +213,7 @@ class AudienceService:
         """Evaluate audiences and computed traits over every profile (all of them when ``ids`` is None)."""
         with self.lock:
             cur = self._store.cursor()
-            try:
-                return self._evaluate(cur, self.definitions(), set(ids) if ids is not None else None, FULL, reason)
-            finally:
-                self.saved.clear()
+            return self._evaluate(cur, self.definitions(), set(ids) if ids is not None else None, FULL, reason)
 
     def evaluate_profiles(self, profile_ids: Iterable[str], upto: int, *, reason: str) -> dict[str, Any]:
         """Evaluate everything again for ``profile_ids`` only (the profiles new events, merges or splits
@@ -244,10 +236,7 @@ class AudienceService:
             changing = {i for i, row in found.rows.items() if _changes_with_time(row, found.catalog)}
             if not changing:
                 return {"audiences": {}, "traits": 0}
-            try:
-                return self._evaluate(self._store.cursor(), found, changing, FULL, reason)
-            finally:
-                self.saved.clear()
+            return self._evaluate(self._store.cursor(), found, changing, FULL, reason)
 
     def catch_up(self) -> int:
         """At startup: when profiles changed since the last evaluation recorded, evaluate everything. Returns
@@ -256,7 +245,6 @@ class AudienceService:
         if self.tables.offset() != upto:
             with self.lock:
                 self._evaluate(self._store.cursor(), self.definitions(), None, FULL, "evaluated at startup", upto=upto)
-                self.saved.clear()
         return upto
 
     def _evaluate(
@@ -291,7 +279,11 @@ class AudienceService:
             )
         if upto is not None:
             statements.append(self.tables.offset_statement(upto))
-        counts = self.tables.run_round(cur, statements) if statements else {}
+        try:
+            counts = self.tables.run_round(cur, statements) if statements else {}
+        finally:
+            if not scoped:  # a round over every profile may change any profile's values: memory forgets them all
+                self.saved.clear()
         changed = {
             found.rows[i]["name"]: {"entered": counts[i][0], "exited": counts[i][1]}
             for i in audience_ids

@@ -358,16 +358,17 @@ class IntakeProcess(BackgroundWorker):
         return replies[0]
 
     def _sources_changed(self, keys: SourceKeys) -> None:
+        self._tell(lambda ask: _Sources(ask, keys.records))
+
+    def _suppressions_changed(self, current: SuppressionList) -> None:
+        self._tell(lambda ask: _Suppressed(ask, current))
+
+    def _tell(self, make: Callable[[int], Any]) -> None:
+        """Give the running process a new version and wait until it has it."""
         with self._launch_lock:  # not between a boot's snapshot and the new connection
             if self._conn is not None:
                 with contextlib.suppress(Overloaded):  # gone: its successor boots with the new version
-                    self._ask_and_wait(lambda ask: _Sources(ask, keys.records))
-
-    def _suppressions_changed(self, current: SuppressionList) -> None:
-        with self._launch_lock:
-            if self._conn is not None:
-                with contextlib.suppress(Overloaded):
-                    self._ask_and_wait(lambda ask: _Suppressed(ask, current))
+                    self._ask_and_wait(make)
 
     def loaded(self) -> None:
         """Tell the process how far the loader got (called after each load)."""

@@ -146,9 +146,12 @@ class ProfileReader:
 
     def state(self, profile_id: str) -> dict[str, Any]:
         cached = self._committed.get(profile_id)
-        if cached is None and self._building(profile_id):
-            raise NotFound(f"profile {profile_id!r} is still being built; retry in a moment")
-        state = dict(orjson.loads(cached)) if cached is not None else _store(self.profiles).state(profile_id)
+        if cached is not None:
+            state = dict(orjson.loads(cached))
+        elif self._building(profile_id):  # the processor's batch in progress created it: nothing stored yet
+            state = None
+        else:
+            state = _store(self.profiles).state(profile_id)
         if state is None:  # identifiers are linked before the profile's first batch commits its state
             raise NotFound(f"profile {profile_id!r} is still being built; retry in a moment")
         return state
