@@ -6,8 +6,6 @@ lifespan starts the writer and, on shutdown, commits whatever is still queued be
 
 from __future__ import annotations
 
-import gc
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -49,6 +47,7 @@ from onefold.identity.matching_api import matching_router
 from onefold.identity.matching_service import MatchingService
 from onefold.identity.rules_file import load_rules
 from onefold.ids import random_uuid
+from onefold.interpreter import SURVIVORS, tune_interpreter
 from onefold.metrics import Metrics
 from onefold.pipeline.audience_processor import AudienceProcessor
 from onefold.pipeline.identity_processor import IdentityProcessor
@@ -120,6 +119,7 @@ class Runtime:
             refresh_seconds=settings.audience_refresh_seconds,
         )
         identity.on_commit = audiences.touched
+        identity.round_took = audiences.round_took = metrics.round_took
         users = Users(store, clock)
         ensure_first_admin(users, settings)
         admin_token = ensure_admin_token(store, settings.admin_token)
@@ -179,6 +179,7 @@ class Runtime:
 
     def start(self) -> None:
         tune_interpreter()
+        SURVIVORS.freeze_from_now()
         self.metrics.watch_gc()
         self.loader.start()
         self.identity.start()
@@ -198,6 +199,7 @@ class Runtime:
         if self.parsers is not None:
             self.parsers.close()
         self.metrics.unwatch_gc()
+        SURVIVORS.stop()
 
     def close(self) -> None:
         self.stop()
@@ -235,20 +237,6 @@ def _both(first: Callable[[], None], then: Callable[[], None]) -> Callable[[], N
         then()
 
     return both
-
-
-def tune_interpreter() -> None:
-    """Keep tail latency low in a server that parses on the event loop while other threads write.
-
-    A thread coming back from DuckDB or fsync waits up to one switch interval for the GIL (5 ms by default).
-    Every collection pauses every thread, for a time that grows with the generation's size: the startup heap
-    is frozen (never scanned again), the young generation stays at CPython's 700 objects (0.5 ms pauses; at
-    50,000 each pause took 25 ms, and in back-to-back runs under ingest the Profile API's p99 was 110 ms
-    against 26 ms at 700), and the older generations are collected rarely.
-    """
-    sys.setswitchinterval(0.001)
-    gc.freeze()
-    gc.set_threshold(700, 50, 100)
 
 
 def _serving_failure(serving: ProfileServing | None) -> BaseException | None:

@@ -47,6 +47,7 @@ from onefold.collect.writer import CommitResult, EventWriter, QuarantineRecord, 
 from onefold.config import Settings
 from onefold.errors import OnefoldError, Overloaded, StoreError
 from onefold.governance.suppression import SuppressionList, Suppressions
+from onefold.interpreter import SURVIVORS, tune_interpreter
 from onefold.metrics import Metrics
 from onefold.store import DuckDBStore, SourceRecord
 
@@ -444,8 +445,6 @@ def _listen(host: str, port: int) -> socket.socket:
 def run_intake(conn: Connection, options: IntakeOptions, boot: _Boot) -> None:
     """The intake process's main: serve the collector, journal, and keep the server told; exit when it says so
     or is gone."""
-    from onefold.server import tune_interpreter
-
     settings = options.settings
     try:
         sock = _listen(options.host, options.port)
@@ -520,6 +519,7 @@ def run_intake(conn: Connection, options: IntakeOptions, boot: _Boot) -> None:
         server.should_exit = True
 
     tune_interpreter()
+    SURVIVORS.freeze_from_now()
     writer.start()
     threading.Thread(target=receive, name="onefold-intake-link", daemon=True).start()
     send(_Ready())

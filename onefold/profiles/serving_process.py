@@ -32,6 +32,7 @@ from onefold.collect.routes import json_response
 from onefold.errors import OnefoldError
 from onefold.governance.access_tokens import AccessTokens, ActiveTokens
 from onefold.governance.tokens import AdminToken
+from onefold.interpreter import SURVIVORS, tune_interpreter
 from onefold.profiles.cache import CommittedStates, Entry
 from onefold.profiles.profile_api import ProfileReader, profile_api_router
 from onefold.profiles.replica import Message, ProfileReplica, Published, TokensChanged
@@ -163,7 +164,7 @@ class ProfileServing(BackgroundWorker):
 # --- the serving process --------------------------------------------------------------------------------------
 def serve(conn: Connection, options: ServingOptions) -> None:
     """The serving process's main: apply what the server sends, answer requests; exit when the server is gone."""
-    from onefold.server import onefold_error, tune_interpreter, validation_error
+    from onefold.server import onefold_error, validation_error
 
     replica = ProfileReplica(options.capacity, options.card_bytes)
     client = httpx.AsyncClient(base_url=options.upstream, timeout=30)
@@ -227,6 +228,7 @@ def serve(conn: Connection, options: ServingOptions) -> None:
 
     threading.Thread(target=receive, name="onefold-profile-replica", daemon=True).start()
     tune_interpreter()
+    SURVIVORS.freeze_from_now()
     server.run()
 
 
