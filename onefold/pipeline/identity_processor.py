@@ -260,7 +260,7 @@ class IdentityProcessor(BackgroundWorker):
             changes = project(
                 graph,
                 items,
-                lambda ids: self._states.load(ids, lambda missing: self.profiles.states(cur, missing)),
+                lambda ids: self._states.load(ids, lambda missing: self._stored_states(cur, missing)),
                 lambda ids: [(_profile_event(r), self._keys(r), str(r[-1])) for r in self.profiles.events_of(cur, ids)],
                 self._rank,
             )
@@ -270,13 +270,24 @@ class IdentityProcessor(BackgroundWorker):
             self._states.clear()  # cached states were folded into in place: they may hold uncommitted events
             raise
         self._states.store(changes.states, changes.deleted)
-        cards = cards_after(changes, BatchFacts(rows or {}), self.committed, self.graph)
+        took_identifiers = {
+            changes.renamed.get(pid, pid)
+            for item in items
+            if (pid := item.decision.profile_id) and (item.decision.attached or item.decision.merges)
+        }
+        cards = cards_after(changes, BatchFacts(rows or {}), self.committed, self.graph, took_identifiers)
         self.committed.publish(((pid, text, cards.get(pid)) for pid, text, _, _ in batch.states), changes.deleted)
         with self._cond:
             self.offset = offset
             self._cond.notify_all()
         if self.on_commit is not None:
             self.on_commit({*changes.states, *changes.deleted, *changes.dissolved}, offset)
+
+    def _stored_states(self, cur: Any, ids: list[str]) -> dict[str, Any]:
+        """The stored states of ``ids``; the profiles this batch created have none yet, and the lookup scans
+        every stored profile, so a batch whose other profiles are all cached skips it."""
+        stored = [pid for pid in ids if pid not in self.building]
+        return self.profiles.states(cur, stored) if stored else {}
 
     # --- operator operations ------------------------------------------------------------------------------
     def operate(self, kind: str, args: dict[str, Any], actor: str) -> dict[str, Any]:

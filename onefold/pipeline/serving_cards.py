@@ -16,8 +16,8 @@ from onefold.profiles.cards import (
     RECENT_EVENTS,
     Card,
     EventFacts,
+    batch_event,
     combine_cards,
-    event_facts,
     extend,
     stored_card,
 )
@@ -28,10 +28,16 @@ FILL_SECONDS = 0.05  # building cards readers asked for, per round between batch
 
 
 def cards_after(
-    changes: ProfileChanges, facts: BatchFacts, committed: CommittedStates, graph: IdentityGraph
+    changes: ProfileChanges,
+    facts: BatchFacts,
+    committed: CommittedStates,
+    graph: IdentityGraph,
+    grown: set[str],
 ) -> dict[str, Card]:
     """Serving cards of the profiles the batch touched, where provably complete (see ``profiles/cards.py``).
     Called after the commit, before publishing: ``committed`` still holds the cards of merged-away profiles.
+    ``grown``: the profiles (ids after the batch's merges) that took identifiers or merged in this batch; the
+    others keep their card's identifiers.
 
     A card is kept only if it counts as many events as the state. Published cards are complete, and a missing
     one counts as empty, so the counts differ whenever the card lacks an event: a profile not published
@@ -51,9 +57,11 @@ def cards_after(
         seqs = new.get(pid, [])
         if card.events + len(seqs) != changes.states[pid]["events"]:
             continue  # the card would lack events
-        first_seen = _first_seen(graph, pid)
-        if first_seen is None:
-            continue
+        first_seen = None  # unchanged: the card's own
+        if pid in grown or card.identifiers == {}:
+            first_seen = _first_seen(graph, pid)
+            if first_seen is None:
+                continue
         cards[pid] = extend(card, [facts.get(seq) for seq in seqs], first_seen, facts.get)
     return cards
 
@@ -110,19 +118,7 @@ class BatchFacts:
 
 
 def _event_facts(row: Any) -> EventFacts:
-    """A row of ``ProfileTables.events_after`` as the Profile API shows it (``SERVING_COLUMNS`` come last). The
-    stored JSON texts are embedded as they are: the collector wrote them with orjson, as the API would."""
+    """A row of ``ProfileTables.events_after`` as the Profile API shows it (``SERVING_COLUMNS`` come last)."""
     message_id, name, properties, traits, timestamp = row[-5:]
-    stored = {
-        "seq": row[0],
-        "source_id": row[1],
-        "type": row[3],
-        "event": row[4],
-        "channel": row[6],
-        "message_id": message_id,
-        "name": name,
-        "properties": orjson.Fragment(properties) if properties else {},
-        "traits": orjson.Fragment(traits) if traits else {},
-        "timestamp": timestamp,
-    }
-    return event_facts(stored, row[5])
+    fields = (row[3], row[4], name, timestamp, properties, traits, row[6])
+    return batch_event(row[0], row[1], row[5], message_id, fields)

@@ -21,15 +21,26 @@ from onefold.profiles.view import iso
 RECENT_EVENTS = 10  # newest events a card keeps: Segment's default page
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class EventFacts:
-    """One event of a batch, as the API shows it in /events and in an identifier's first sighting."""
+    """One event, as the API shows it in /events and in an identifier's first sighting.
+
+    The processor makes one for every event of a carded profile and the API reads few, so an event of a batch
+    keeps its columns (``fields``) and its /events item is built on first use (``json``)."""
 
     seq: int
-    json: bytes  # the /events item
     source_id: str | None
     ts_ms: int | None
     message_id: str | None
+    size: int  # approximate bytes held, for the memory budget
+    fields: tuple[Any, ...] | None = None  # type, event, name, timestamp, properties JSON, traits JSON, channel
+    built: bytes | None = None  # the /events item
+
+    @property
+    def json(self) -> bytes:
+        if self.built is None:  # two readers may both build it: the same bytes either way
+            self.built = _item_json(self)
+        return self.built
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,18 +49,25 @@ class Card:
     recent: tuple[EventFacts, ...]  # newest first, at most RECENT_EVENTS
     # identifier -> (sequence number of its first event, its /external_ids item); None when not all are known
     identifiers: dict[Key, tuple[int, bytes]] | None
+    size: int  # approximate bytes held, for the memory budget (objects cost about 200 bytes beyond their JSON)
 
-    @property
-    def size(self) -> int:
-        """Approximate bytes held, for the memory budget (objects cost about 200 bytes beyond their JSON)."""
-        ids = self.identifiers or {}
-        return 200 + sum(len(e.json) + 200 for e in self.recent) + sum(len(v[1]) + 200 for v in ids.values())
+    @staticmethod
+    def of(events: int, recent: tuple[EventFacts, ...], identifiers: dict[Key, tuple[int, bytes]] | None) -> Card:
+        return Card(events, recent, identifiers, _recent_size(recent) + _identifiers_size(identifiers))
 
     def holds_all_events(self) -> bool:
         return self.events == len(self.recent)
 
 
-EMPTY = Card(0, (), {})
+def _recent_size(recent: tuple[EventFacts, ...]) -> int:
+    return 200 + sum(e.size for e in recent)
+
+
+def _identifiers_size(identifiers: dict[Key, tuple[int, bytes]] | None) -> int:
+    return sum(len(v[1]) + 200 for v in identifiers.values()) if identifiers else 0
+
+
+EMPTY = Card.of(0, (), {})
 
 
 def _kept(data: bytes) -> bytes:
@@ -74,7 +92,35 @@ def event_facts(row: dict[str, Any], ts_ms: int | None) -> EventFacts:
         "channel": row["channel"],
         "seq": row["seq"],
     }
-    return EventFacts(row["seq"], _kept(orjson.dumps(item)), row["source_id"], ts_ms, row["message_id"])
+    data = _kept(orjson.dumps(item))
+    return EventFacts(row["seq"], row["source_id"], ts_ms, row["message_id"], 200 + len(data), built=data)
+
+
+def batch_event(
+    seq: int, source_id: str | None, ts_ms: int | None, message_id: str | None, fields: tuple[Any, ...]
+) -> EventFacts:
+    """An event of a batch from its columns (see ``EventFacts.fields``; the stored JSON texts as they are)."""
+    size = 350 + sum(len(f) for f in fields if isinstance(f, str))
+    return EventFacts(seq, source_id, ts_ms, message_id, size, fields)
+
+
+def _item_json(event: EventFacts) -> bytes:
+    assert event.fields is not None
+    kind, name_of_event, name, timestamp, properties, traits, channel = event.fields
+    item = {
+        "message_id": event.message_id,
+        "source_id": event.source_id,
+        "type": kind,
+        "event": name_of_event,
+        "name": name,
+        "timestamp": timestamp.isoformat() if timestamp is not None else None,
+        # the collector wrote these texts with orjson, as the API would: embedded as they are
+        "properties": orjson.Fragment(properties) if properties else {},
+        "traits": orjson.Fragment(traits) if traits else {},
+        "channel": channel,
+        "seq": event.seq,
+    }
+    return _kept(orjson.dumps(item))
 
 
 def external_id_json(key: Key, first: EventFacts | None) -> bytes:
@@ -96,7 +142,7 @@ def external_id_json(key: Key, first: EventFacts | None) -> bytes:
 def stored_identifier(row: dict[str, Any]) -> tuple[Key, bytes]:
     """An identifier and its /external_ids item from a row of ``ProfileTables.external_ids``."""
     key = (row["type"], row["value"])
-    first = EventFacts(0, b"", row.get("source_id"), row.get("first_ms"), row.get("message_id"))
+    first = EventFacts(0, row.get("source_id"), row.get("first_ms"), row.get("message_id"), 0, built=b"")
     return key, external_id_json(key, first)
 
 
@@ -104,21 +150,27 @@ def combine_cards(a: Card, b: Card) -> Card:
     """The card of two profiles merged into one."""
     recent = tuple(sorted((*a.recent, *b.recent), key=lambda e: -e.seq)[:RECENT_EVENTS])
     ids = None if a.identifiers is None or b.identifiers is None else {**a.identifiers, **b.identifiers}
-    return Card(a.events + b.events, recent, ids)
+    return Card.of(a.events + b.events, recent, ids)
 
 
 def extend(
     card: Card,
     new: list[EventFacts | None],
-    identifiers: dict[Key, int],
+    identifiers: dict[Key, int] | None,
     batch: Callable[[int], EventFacts | None],
 ) -> Card:
     """``card`` after the batch's ``new`` events (any order) and with the profile's ``identifiers`` now (key ->
-    sequence number of its first event); ``batch`` finds the batch's events by sequence number."""
+    sequence number of its first event; None when they are the card's own); ``batch`` finds the batch's events
+    by sequence number."""
     added = [e for e in new if e is not None]
     recent = card.recent
+    recent_size = card.size - _identifiers_size(card.identifiers)
     if added:
         recent = tuple(sorted((*recent, *added), key=lambda e: -e.seq)[:RECENT_EVENTS])
+        recent_size = _recent_size(recent)
+    events = card.events + len(added)
+    if identifiers is None:
+        return Card(events, recent, card.identifiers, recent_size + _identifiers_size(card.identifiers))
     known = card.identifiers or {}
     ids: dict[Key, tuple[int, bytes]] = {}
     for key, first_seq in identifiers.items():
@@ -126,10 +178,10 @@ def extend(
         if entry is None or entry[0] != first_seq:
             first = batch(first_seq)
             if first is None:  # first seen before this batch, in an event this card does not describe
-                return Card(card.events + len(added), recent, None)
+                return Card(events, recent, None, recent_size)
             entry = (first_seq, external_id_json(key, first))
         ids[key] = entry
-    return Card(card.events + len(added), recent, ids)
+    return Card(events, recent, ids, recent_size + _identifiers_size(ids))
 
 
 def stored_card(
@@ -145,7 +197,7 @@ def stored_card(
         ids[key] = (first_seen[key], item)
     if set(ids) != set(first_seen):
         return None
-    return Card(events, tuple(event_facts(row, None) for row in recent), ids)
+    return Card.of(events, tuple(event_facts(row, None) for row in recent), ids)
 
 
 def page_of_events(card: Card, limit: int, before_seq: int | None) -> tuple[list[EventFacts], bool] | None:

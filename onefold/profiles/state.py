@@ -9,8 +9,7 @@ on which events arrived first, and a profile rebuilt from its events after a spl
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 State = dict[str, Any]
 # (trait, source_id) -> rank; lower wins before event time is compared (per-trait and per-source precedence)
@@ -47,9 +46,8 @@ CONSENT_HISTORY_LIMIT = 100
 PROPERTY_EVENTS = PRODUCT_VIEWS | CART_ADD | CART_REMOVE  # the only events whose properties the fold reads
 
 
-@dataclass(frozen=True, slots=True)
-class ProfileEvent:
-    """What the fold reads of one event-log row."""
+class ProfileEvent(NamedTuple):
+    """What the fold reads of one event-log row (a named tuple: immutable, and cheap to make for every event)."""
 
     seq: int
     source_id: str

@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import date, timedelta
 from typing import Any
 
 from onefold.profiles.state import State, computed
 
 TIME_FIELDS = frozenset({"first_seen", "last_seen", "first_order_at", "last_order_at"})
+_EPOCH = date(1970, 1, 1)
+_DAY_MS = 86_400_000
+# The identity processor formats every touched profile's times in each batch, most of them unchanged since the
+# last batch (first seen, orders, engagement): remembered, they cost a lookup. Cleared when full.
+_formatted: dict[int, str] = {}
+_FORMATTED_MAX = 200_000
 
 
 def iso(ms: int | None) -> str | None:
+    """Epoch milliseconds as ISO-8601 in UTC with milliseconds and a Z, computed exactly (no float seconds)."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    text = _formatted.get(ms)
+    if text is None:
+        day, in_day = divmod(ms, _DAY_MS)
+        seconds, millis = divmod(in_day, 1000)
+        minutes, second = divmod(seconds, 60)
+        hour, minute = divmod(minutes, 60)
+        day_text = (_EPOCH + timedelta(days=day)).isoformat()
+        text = f"{day_text}T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
+        if len(_formatted) >= _FORMATTED_MAX:
+            _formatted.clear()
+        _formatted[ms] = text
+    return text
 
 
 def computed_traits(state: State) -> dict[str, Any]:

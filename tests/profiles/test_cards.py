@@ -7,7 +7,7 @@ from onefold.profiles.cards import EMPTY, RECENT_EVENTS, Card, EventFacts, combi
 
 
 def facts(seq: int) -> EventFacts:
-    return EventFacts(seq, b'{"seq":%d}' % seq, "src", seq * 1000, f"m{seq}")
+    return EventFacts(seq, "src", seq * 1000, f"m{seq}", 300, built=b'{"seq":%d}' % seq)
 
 
 def card_of(seqs: list[int]) -> Card:
@@ -34,7 +34,7 @@ def test_merged_cards_keep_the_newest_events_and_all_identifiers():
     merged = combine_cards(card_of([1, 5, 9]), card_of([2, 3, 20]))
     assert merged.events == 6
     assert [e.seq for e in merged.recent] == [20, 9, 5, 3, 2, 1]
-    unknown = combine_cards(card_of([1]), Card(1, (facts(2),), None))
+    unknown = combine_cards(card_of([1]), Card.of(1, (facts(2),), None))
     assert unknown.identifiers is None
 
 

@@ -30,7 +30,7 @@ PATHS = {"/traits": {"limit": 200}, "/events": {}, "/external_ids": {}, "/metada
 
 # --- the replica, pure -----------------------------------------------------------------------------------------
 def card(*keys: tuple[str, str]) -> Card:
-    return Card(1, (), {key: (n, b"{}") for n, key in enumerate(keys)})
+    return Card.of(1, (), {key: (n, b"{}") for n, key in enumerate(keys)})
 
 
 def test_an_identifier_resolves_to_the_profile_whose_newest_card_lists_it():
@@ -42,7 +42,7 @@ def test_an_identifier_resolves_to_the_profile_whose_newest_card_lists_it():
     assert replica.resolve(("email", "a@x")) == "p2"
     assert replica.resolve(("user_id", "u1")) == "p1"
     # published without a complete card: its identifiers are no longer known here
-    replica.apply(Published([("p1", "{}", Card(3, (), None))], ()))
+    replica.apply(Published([("p1", "{}", Card.of(3, (), None))], ()))
     assert replica.resolve(("user_id", "u1")) is None
     # merged away (or erased): gone
     replica.apply(Published([], ["p2"]))
