@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 from profile_api_load import ADMIN, ingest_generator, percentiles, preload, start_clock, wait_processed
 from rich.console import Console
-from served import cpu_model, start_server
+from served import cpu_model, grown_by, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_POLLS_PER_TICK = 4
@@ -197,6 +197,7 @@ def main() -> None:
         console.print(json.dumps(sizes))
         start_wall = time.time() + 3
         lag: list[dict[str, int]] = []
+        gc_before, rounds_before = server.gc_pauses(), server.rounds()
         with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
             run_for = args.ingest_warmup + args.seconds + 5
             ingest = pool.submit(
@@ -230,6 +231,8 @@ def main() -> None:
             results["ingest"] = ingest.result()
             results["latency"] = probes.result()
         results["lag_samples"] = lag
+        results["gc_pauses"] = grown_by(gc_before, server.gc_pauses())
+        results["rounds"] = grown_by(rounds_before, server.rounds())
         results["server_peak_rss_mb"] = round(server.status("VmHWM"), 1)
         results["after"] = wait_processed(server)
     finally:
@@ -241,6 +244,18 @@ def main() -> None:
         f"probes {latency['seen']}/{latency['probes']} seen; from ack p50 {latency['from_ack']['p50_ms']:.0f} ms, "
         f"p95 {latency['from_ack']['p95_ms']:.0f} ms, p99 {latency['from_ack']['p99_ms']:.0f} ms, "
         f"max {latency['from_ack']['max_ms']:.0f} ms; ingest {results['ingest']['events_per_s']} ev/s"
+    )
+    console.print(
+        "server GC during the run: "
+        + ", ".join(f"gen {g}: {p['count']:.0f} x, {p['seconds']:.2f} s" for g, p in results["gc_pauses"].items())
+    )
+    console.print(
+        "pipeline rounds during the run: "
+        + ", ".join(
+            f"{stage}: {r['count']:.0f} x, mean {r['seconds'] / max(r['count'], 1) * 1000:.0f} ms,"
+            f" {r['over_0.5s']:.0f} over 0.5 s"
+            for stage, r in results["rounds"].items()
+        )
     )
     console.print(f"results written to {args.out}")
 

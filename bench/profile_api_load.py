@@ -47,7 +47,7 @@ import httpx
 import orjson
 from rich.console import Console
 from rich.table import Table
-from served import Server, cpu_model, start_server
+from served import Server, cpu_model, grown_by, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "bench-admin-token"
@@ -589,10 +589,7 @@ def run_phase(server: Server, args: argparse.Namespace, token: str, write_key: s
         processor_lag_end=int(stats.get("processor_lag", -1)),
         processor_lag_samples=lag_samples,
         stats_end=stats,
-        gc_pauses={
-            gen: {k: round(v - gc_before.get(gen, {}).get(k, 0), 3) for k, v in totals.items()}
-            for gen, totals in gc_after.items()
-        },
+        gc_pauses=grown_by(gc_before, gc_after),
         forwarded=None if forwarded_after is None or forwarded_before is None else forwarded_after - forwarded_before,
     )
 
@@ -639,7 +636,7 @@ def report(console: Console, phases: list[Phase]) -> None:
                 f"lag samples {phase.processor_lag_samples}"
             )
         pauses = ", ".join(
-            f"gen{gen} {p['count']:.0f}x {p['seconds']:.2f} s ({p['over_100ms']:.0f} over 100 ms)"
+            f"gen{gen} {p['count']:.0f}x {p['seconds']:.2f} s ({p['over_0.1s']:.0f} over 100 ms)"
             for gen, p in sorted(phase.gc_pauses.items())
         )
         console.print(line + f"; GC pauses: {pauses or 'none'}")

@@ -77,21 +77,30 @@ class Server:
     def gc_pauses(self) -> dict[str, dict[str, float]]:
         """Garbage-collector pauses so far, by generation, from /metrics: count, total seconds and how many
         took over 100 ms (every thread of the server waits during one)."""
+        return self.histogram("onefold_gc_pause_seconds", "generation", over="0.1")
+
+    def rounds(self) -> dict[str, dict[str, float]]:
+        """The pipeline stages' rounds so far, by stage: count, total seconds and how many took over 0.5 s."""
+        return self.histogram("onefold_pipeline_round_seconds", "stage", over="0.5")
+
+    def histogram(self, name: str, label: str, *, over: str) -> dict[str, dict[str, float]]:
+        """A histogram of /metrics by ``label``: count, total seconds, and how many exceeded the bucket ``over``."""
         found: dict[str, dict[str, float]] = {}
+        over_key = f"over_{over}s"
         for line in httpx.get(self.url + "/metrics", timeout=30).text.splitlines():
-            if not line.startswith("onefold_gc_pause_seconds"):
+            if not line.startswith(name):
                 continue
             name_labels, value = line.rsplit(" ", 1)
             labels = dict(part.split("=") for part in name_labels.split("{", 1)[1].rstrip("}").split(","))
-            entry = found.setdefault(labels["generation"].strip('"'), {"count": 0, "seconds": 0.0, "over_100ms": 0})
-            if name_labels.startswith("onefold_gc_pause_seconds_count"):
+            entry = found.setdefault(labels[label].strip('"'), {"count": 0, "seconds": 0.0, over_key: 0})
+            if name_labels.startswith(name + "_count"):
                 entry["count"] = float(value)
-            elif name_labels.startswith("onefold_gc_pause_seconds_sum"):
+            elif name_labels.startswith(name + "_sum"):
                 entry["seconds"] = round(float(value), 3)
-            elif 'le="0.1"' in name_labels:
-                entry["over_100ms"] = -float(value)  # completed below with the count
+            elif f'le="{over}"' in name_labels:
+                entry[over_key] = -float(value)  # completed below with the count
         for entry in found.values():
-            entry["over_100ms"] += entry["count"]
+            entry[over_key] += entry["count"]
         return found
 
     def stop(self) -> None:
@@ -136,3 +145,11 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+def grown_by(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """What a ``Server.histogram`` reading (GC pauses, rounds) grew by between two readings."""
+    return {
+        gen: {k: round(v - before.get(gen, {}).get(k, 0), 3) for k, v in totals.items()}
+        for gen, totals in after.items()
+    }

@@ -61,6 +61,14 @@ class Metrics:
             buckets=(1, 5, 20, 100, 500, 1000, 2500, 5000),
             registry=self.registry,
         )
+        self.round_seconds = Histogram(
+            "onefold_pipeline_round_seconds",
+            "Time a pipeline stage took for one round: an identity batch, or an audience evaluation (of the"
+            " profiles a batch touched, of what time changed, or of everything).",
+            ["stage"],
+            buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
+            registry=self.registry,
+        )
         self.gc_pause = Histogram(
             "onefold_gc_pause_seconds",
             "Garbage-collector pauses (every thread waits), by generation.",
@@ -84,6 +92,9 @@ class Metrics:
             self._gc_started = time.perf_counter()
         else:
             self.gc_pause.labels(str(info["generation"])).observe(time.perf_counter() - self._gc_started)
+
+    def round_took(self, stage: str, seconds: float) -> None:
+        self.round_seconds.labels(stage).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -6,12 +6,19 @@ An incremental round evaluates every audience and computed trait over the profil
 commits their values are known whole and are put here. Any other change (a full or scheduled round, a new or
 changed definition, an erasure) empties the cache: those rounds touch profiles nobody is watching, and reading
 them whole would cost more than the queries it saves. Misses are read from the store as before.
+
+A profile the identity processor has just created has no values stored until its first round, so it is put here
+empty at once (``put_new``): the API answers "no audiences yet" from memory while the profile waits for that
+round, instead of querying for each poll. One interleaving can leave that answer stale for a round: a round over
+every profile that starts after the profile's commit and finishes before ``put_new``; the profile's own round,
+already due, corrects it.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 Saved = tuple[list[dict[str, Any]], dict[str, Any]]  # (audiences: name and entered_at, trait values by name)
@@ -33,6 +40,16 @@ class SavedValues:
             for profile_id, saved in entries.items():
                 self._entries[profile_id] = saved
                 self._entries.move_to_end(profile_id)
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+
+    def put_new(self, profile_ids: Iterable[str]) -> None:
+        """Profiles just created, with no values stored yet: known empty until their first round (kept if
+        already known)."""
+        with self._lock:
+            for profile_id in profile_ids:
+                if profile_id not in self._entries:
+                    self._entries[profile_id] = ([], {})
             while len(self._entries) > self._capacity:
                 self._entries.popitem(last=False)
 

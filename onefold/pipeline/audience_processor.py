@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 
 from onefold.audiences.service import AudienceService
 from onefold.background import BackgroundWorker
@@ -33,8 +34,11 @@ class AudienceProcessor(BackgroundWorker):
         self._busy = False
         self.failure: BaseException | None = None
 
-    def touched(self, profile_ids: Iterable[str], upto: int) -> None:
-        """Called by the identity processor after each commit."""
+    def touched(self, profile_ids: Iterable[str], upto: int, created: AbstractSet[str] = frozenset()) -> None:
+        """Called by the identity processor after each commit; ``created``: the profiles it made, with no values
+        stored yet."""
+        if created:
+            self.service.saved.put_new(created)
         with self._cond:
             self._pending.update(profile_ids)
             self._upto = max(self._upto, upto)
@@ -78,13 +82,18 @@ class AudienceProcessor(BackgroundWorker):
                 self._busy = True
             try:
                 if pending or upto > self.evaluated_upto:
+                    started = time.perf_counter()
                     self.service.evaluate_profiles(pending, upto, reason=f"profiles changed (log up to seq {upto})")
+                    self.round_took("audiences_touched", time.perf_counter() - started)
                 if time.monotonic() >= next_refresh:
                     rounds += 1
+                    started = time.perf_counter()
                     if rounds % FULL_EVERY == 0:
                         self.service.evaluate(reason="scheduled full evaluation")
+                        self.round_took("audiences_full", time.perf_counter() - started)
                     else:
                         self.service.refresh(reason="time passed (scheduled evaluation)")
+                        self.round_took("audiences_refresh", time.perf_counter() - started)
                     next_refresh = time.monotonic() + self._refresh_seconds
             except Exception:  # evaluated again at the next round or at startup: nothing is lost
                 log.exception("audience evaluation failed; it is retried")

@@ -80,8 +80,9 @@ class IdentityProcessor(BackgroundWorker):
         self._exclusive: list[tuple[Callable[[Any], Any], Future[Any]]] = []
         # profiles the batch in progress created: known to the graph, with no state anywhere until it commits
         self.building: frozenset[str] = frozenset()
-        # told after each commit which profiles it changed or removed (the audience processor)
-        self.on_commit: Callable[[set[str], int], None] | None = None
+        # told after each commit which profiles it changed or removed, and which of them it created (the audience
+        # processor)
+        self.on_commit: Callable[[set[str], int, set[str]], None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     def recover(self) -> int:
@@ -166,6 +167,7 @@ class IdentityProcessor(BackgroundWorker):
                 rows = self.profiles.events_after(cur, self.offset, size)
                 if rows:
                     self._process(cur, rows)
+                    self.round_took("identity", time.perf_counter() - started)
                 fill_wanted(self.committed, self.graph, self.profiles, cur)
                 failures = 0
             except Exception as exc:  # DuckDB out of memory, an I/O error: nothing past the stored offset counts
@@ -281,7 +283,11 @@ class IdentityProcessor(BackgroundWorker):
             self.offset = offset
             self._cond.notify_all()
         if self.on_commit is not None:
-            self.on_commit({*changes.states, *changes.deleted, *changes.dissolved}, offset)
+            created = {pid for item in items if item.decision.created and (pid := item.decision.profile_id)}
+            created.update(pid for item in items for split in item.decision.splits for pid in split.new_profiles)
+            self.on_commit(
+                {*changes.states, *changes.deleted, *changes.dissolved}, offset, created & changes.states.keys()
+            )
 
     def _stored_states(self, cur: Any, ids: list[str]) -> dict[str, Any]:
         """The stored states of ``ids``; the profiles this batch created have none yet, and the lookup scans

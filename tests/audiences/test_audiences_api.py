@@ -16,7 +16,7 @@ import segment.analytics as segment_analytics
 
 from onefold.audiences.reference import Event, Profile
 from tests.audiences.engines import open_engine
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, wait_until
 
 BASE = "/v1/spaces/default/collections/users/profiles"
 
@@ -167,6 +167,29 @@ def test_saved_values_of_the_profiles_a_round_touched_are_answered_from_memory(s
             assert answer.json()["traits"] == expected
         assert admin.post("/api/privacy/erase", json={"identifier": "user_id:bob"}).status_code == 200
         assert service.saved.get(bob) is None  # an erasure empties memory
+
+
+def test_a_new_profile_is_known_empty_from_memory_until_its_first_round(shop):
+    server, key = shop
+    service, identity = server.runtime.audiences.service, server.runtime.identity
+    with server.admin() as admin:
+        create(admin, "/api/audiences", "buyers", {"event": "Order Completed"})
+        reader = admin.post("/api/tokens", json={"name": "app", "scopes": ["profiles:read"]}).json()["token"]
+    with service.lock:  # no audience round can run meanwhile
+        order = {"revenue": 90, "order_id": "c1"}
+        send(server, key, [{"type": "track", "userId": "cara", "event": "Order Completed", "properties": order}])
+        cara = wait_until(lambda: identity.graph.profile_of(("user_id", "cara")))
+        assert wait_until(lambda: service.saved.get(cara) is not None)
+        assert service.saved.get(cara) == ([], {})
+        assert service.tables.of_profile(cara) == ([], {})  # what the store holds, too
+        answer = httpx.get(server.url + BASE + "/user_id:cara/traits", params={"class": "audience"}, auth=(reader, ""))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["traits"] == {}
+    settle(server)  # its first round: now a member, in memory as in the store
+    saved = service.saved.get(cara)
+    assert saved is not None
+    assert [a["name"] for a in saved[0]] == ["buyers"]
+    assert saved == service.tables.of_profile(cara)
 
 
 def test_new_events_and_merges_change_membership_at_once_with_history(shop, clock):

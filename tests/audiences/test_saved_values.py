@@ -16,3 +16,13 @@ def test_entries_are_replaced_whole_and_the_oldest_evicted() -> None:
     saved.clear()
     assert len(saved) == 0
     assert saved.get("p1") is None
+
+
+def test_new_profiles_are_known_empty_and_never_replace_known_values() -> None:
+    saved = SavedValues(capacity=3)
+    saved.put({"p1": ([{"name": "a", "entered_at": 1}], {})})
+    saved.put_new({"p1", "p2"})
+    assert saved.get("p1") == ([{"name": "a", "entered_at": 1}], {})  # evaluated already: kept
+    assert saved.get("p2") == ([], {})
+    saved.put_new({"p3", "p4"})
+    assert len(saved) == 3  # bounded like put
