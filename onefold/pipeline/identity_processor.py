@@ -272,12 +272,13 @@ class IdentityProcessor(BackgroundWorker):
             self._states.clear()  # cached states were folded into in place: they may hold uncommitted events
             raise
         self._states.store(changes.states, changes.deleted)
-        took_identifiers = {
+        regrouped = {  # profiles whose identifiers the batch changed: the others' cards keep theirs
             changes.renamed.get(pid, pid)
             for item in items
-            if (pid := item.decision.profile_id) and (item.decision.attached or item.decision.merges)
+            if (pid := item.decision.profile_id)
+            and (item.decision.attached or item.decision.merges or item.decision.detached)
         }
-        cards = cards_after(changes, BatchFacts(rows or {}), self.committed, self.graph, took_identifiers)
+        cards = cards_after(changes, BatchFacts(rows or {}), self.committed, self.graph, regrouped)
         self.committed.publish(((pid, text, cards.get(pid)) for pid, text, _, _ in batch.states), changes.deleted)
         with self._cond:
             self.offset = offset

@@ -32,12 +32,12 @@ def cards_after(
     facts: BatchFacts,
     committed: CommittedStates,
     graph: IdentityGraph,
-    grown: set[str],
+    regrouped: set[str],
 ) -> dict[str, Card]:
     """Serving cards of the profiles the batch touched, where provably complete (see ``profiles/cards.py``).
     Called after the commit, before publishing: ``committed`` still holds the cards of merged-away profiles.
-    ``grown``: the profiles (ids after the batch's merges) that took identifiers or merged in this batch; the
-    others keep their card's identifiers.
+    ``regrouped``: the profiles (ids after the batch's merges) whose identifiers the batch changed (taken,
+    merged in, or excluded by an operator); the others keep their card's identifiers.
 
     A card is kept only if it counts as many events as the state. Published cards are complete, and a missing
     one counts as empty, so the counts differ whenever the card lacks an event: a profile not published
@@ -58,7 +58,7 @@ def cards_after(
         if card.events + len(seqs) != changes.states[pid]["events"]:
             continue  # the card would lack events
         first_seen = None  # unchanged: the card's own
-        if pid in grown or card.identifiers == {}:
+        if pid in regrouped or card.identifiers == {}:
             first_seen = _first_seen(graph, pid)
             if first_seen is None:
                 continue

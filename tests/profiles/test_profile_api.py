@@ -369,6 +369,31 @@ def test_answers_from_memory_equal_the_store_after_merges_splits_and_operations(
     assert "Visit 0" in [e["name"] for page in merged_events for e in page["data"]]
 
 
+def test_an_excluded_identifier_leaves_the_card_of_the_profile_that_kept_the_rest(server, source, reader):
+    """An operator's exclusion that splits nothing still changes the profile's identifiers: the card the
+    processor republishes must drop the excluded one, as the store does."""
+    send(server, source["write_key"], [{"type": "identify", "userId": "kim", "anonymousId": "kim-phone"}])
+    settle(server)
+    identity = server.runtime.identity
+    profile_id = str(identity.graph.profile_of(("anonymous_id", "kim-phone")))
+    assert identity.committed.card(profile_id) is not None
+    with server.admin() as admin:
+        excluded = admin.post(
+            "/api/identity/operations", json={"kind": "exclude_identifier", "identifier": "user_id:kim"}
+        )
+        assert excluded.status_code == 201, excluded.text
+    send(server, source["write_key"], [{"type": "page", "anonymousId": "kim-phone", "name": "Home"}])
+    settle(server)
+    assert identity.graph.profile_of(("anonymous_id", "kim-phone")) == profile_id  # kept its id: no split
+    card = identity.committed.card(profile_id)
+    assert card is not None
+    from_memory = profile_get(server, reader, "/anonymous_id:kim-phone/external_ids").json()
+    identity.committed.clear()
+    from_store = profile_get(server, reader, "/anonymous_id:kim-phone/external_ids").json()
+    assert [item["type"] for item in from_store["data"]] == ["anonymous_id"]
+    assert from_memory == from_store
+
+
 def test_after_a_restart_cards_are_built_from_the_store_when_asked_for_and_then_kept_current(tmp_path):
     data = tmp_path / "restart"
     first, server, thread = start_server(data)
