@@ -164,13 +164,12 @@ def extend(
     by sequence number."""
     added = [e for e in new if e is not None]
     recent = card.recent
-    recent_size = card.size - _identifiers_size(card.identifiers)
     if added:
         recent = tuple(sorted((*recent, *added), key=lambda e: -e.seq)[:RECENT_EVENTS])
-        recent_size = _recent_size(recent)
     events = card.events + len(added)
     if identifiers is None:
-        return Card(events, recent, card.identifiers, recent_size + _identifiers_size(card.identifiers))
+        size = card.size - _recent_size(card.recent) + _recent_size(recent)
+        return Card(events, recent, card.identifiers, size)
     known = card.identifiers or {}
     ids: dict[Key, tuple[int, bytes]] = {}
     for key, first_seq in identifiers.items():
@@ -178,10 +177,10 @@ def extend(
         if entry is None or entry[0] != first_seq:
             first = batch(first_seq)
             if first is None:  # first seen before this batch, in an event this card does not describe
-                return Card(events, recent, None, recent_size)
+                return Card.of(events, recent, None)
             entry = (first_seq, external_id_json(key, first))
         ids[key] = entry
-    return Card(events, recent, ids, recent_size + _identifiers_size(ids))
+    return Card.of(events, recent, ids)
 
 
 def stored_card(
