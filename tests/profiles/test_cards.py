@@ -67,11 +67,12 @@ def test_cards_beyond_the_budget_go_oldest_first_and_their_states_stay():
 
 def test_a_card_whose_identifiers_did_not_change_keeps_them_and_its_size_stays_exact():
     card = card_of(list(range(1, 12)))  # full: the oldest events fall out as new ones come
-    later = extend(card, [facts(40), facts(41)], None, {}.get)
+    no_batch: dict[int, EventFacts] = {}
+    later = extend(card, [facts(40), facts(41)], None, no_batch.get)
     assert later.identifiers is card.identifiers
     assert [e.seq for e in later.recent][:2] == [41, 40]
     assert later.events == card.events + 2
     assert later.size == Card.of(later.events, later.recent, later.identifiers).size
-    unknown = extend(Card.of(3, (facts(3),), None), [facts(4)], None, {}.get)
+    unknown = extend(Card.of(3, (facts(3),), None), [facts(4)], None, no_batch.get)
     assert unknown.identifiers is None
     assert unknown.size == Card.of(4, unknown.recent, None).size
