@@ -37,7 +37,7 @@ from onefold.collect.messages import Envelope, SourceInfo, build_rows
 from onefold.collect.writer import prepare
 from onefold.config import Settings
 from onefold.identity.rules_file import load_rules
-from onefold.interpreter import SURVIVORS, tune_interpreter
+from onefold.interpreter import tune_interpreter
 from onefold.pipeline.identity_processor import IdentityProcessor
 from onefold.store import DuckDBStore
 from onefold.store.arrow_rows import rows_table
@@ -97,7 +97,6 @@ def identity_costs(people: int, live: int, batches: list[int]) -> tuple[dict[str
         processor._process(cur, rows)
     setup = {"people": people, "history_events": len(history), "backlog_seconds": time.perf_counter() - started}
     tune_interpreter()  # as the server does at start: the heap built so far is frozen, and survivors from now on
-    SURVIVORS.freeze_from_now()
     results = []
     for batch in batches:
         first = processor.offset + 1

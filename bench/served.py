@@ -150,6 +150,6 @@ def cpu_model() -> str:
 def grown_by(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     """What a ``Server.histogram`` reading (GC pauses, rounds) grew by between two readings."""
     return {
-        gen: {k: round(v - before.get(gen, {}).get(k, 0), 3) for k, v in totals.items()}
-        for gen, totals in after.items()
+        key: {k: round(v - before.get(key, {}).get(k, 0), 3) for k, v in totals.items()}
+        for key, totals in after.items()
     }

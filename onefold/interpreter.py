@@ -27,10 +27,12 @@ def tune_interpreter() -> None:
     Every collection pauses every thread, for a time that grows with the generation's size: the startup heap is
     frozen, the young generation stays at CPython's 700 objects (0.5 ms pauses; at 50,000 each pause took
     25 ms, and in back-to-back runs under ingest the Profile API's p99 was 110 ms against 26 ms at 700), and
-    the older generations are collected rarely."""
+    the older generations are collected rarely, and survivors are frozen from now on (``SURVIVORS``; a caller
+    that stops before its process ends calls ``SURVIVORS.stop()``)."""
     sys.setswitchinterval(0.001)
     gc.freeze()
     gc.set_threshold(700, 50, 100)
+    SURVIVORS.freeze_from_now()
 
 
 class SurvivorFreezing:

@@ -179,7 +179,6 @@ class Runtime:
 
     def start(self) -> None:
         tune_interpreter()
-        SURVIVORS.freeze_from_now()
         self.metrics.watch_gc()
         self.loader.start()
         self.identity.start()

@@ -47,7 +47,7 @@ from onefold.collect.writer import CommitResult, EventWriter, QuarantineRecord, 
 from onefold.config import Settings
 from onefold.errors import OnefoldError, Overloaded, StoreError
 from onefold.governance.suppression import SuppressionList, Suppressions
-from onefold.interpreter import SURVIVORS, tune_interpreter
+from onefold.interpreter import tune_interpreter
 from onefold.metrics import Metrics
 from onefold.store import DuckDBStore, SourceRecord
 
@@ -519,7 +519,6 @@ def run_intake(conn: Connection, options: IntakeOptions, boot: _Boot) -> None:
         server.should_exit = True
 
     tune_interpreter()
-    SURVIVORS.freeze_from_now()
     writer.start()
     threading.Thread(target=receive, name="onefold-intake-link", daemon=True).start()
     send(_Ready())

@@ -32,7 +32,7 @@ from onefold.collect.routes import json_response
 from onefold.errors import OnefoldError
 from onefold.governance.access_tokens import AccessTokens, ActiveTokens
 from onefold.governance.tokens import AdminToken
-from onefold.interpreter import SURVIVORS, tune_interpreter
+from onefold.interpreter import tune_interpreter
 from onefold.profiles.cache import CommittedStates, Entry
 from onefold.profiles.profile_api import ProfileReader, profile_api_router
 from onefold.profiles.replica import Message, ProfileReplica, Published, TokensChanged
@@ -228,7 +228,6 @@ def serve(conn: Connection, options: ServingOptions) -> None:
 
     threading.Thread(target=receive, name="onefold-profile-replica", daemon=True).start()
     tune_interpreter()
-    SURVIVORS.freeze_from_now()
     server.run()
 
 
