@@ -151,12 +151,6 @@ def prober(
     }
 
 
-def folded(server: Any) -> int:
-    """Events the identity processor has folded so far (those stored, less its lag)."""
-    stats = server.stats()
-    return int(stats["events_stored"]) - int(stats["processor_lag"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--people", type=int, default=10_000)
@@ -203,7 +197,7 @@ def main() -> None:
         console.print(json.dumps(sizes))
         start_wall = time.time() + 3
         lag: list[dict[str, int]] = []
-        gc_before, rounds_before, folded_before = server.gc_pauses(), server.rounds(), folded(server)
+        gc_before, rounds_before = server.gc_pauses(), server.rounds()
         with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
             run_for = args.ingest_warmup + args.seconds + 5
             ingest = pool.submit(
@@ -239,7 +233,6 @@ def main() -> None:
         results["lag_samples"] = lag
         results["gc_pauses"] = grown_by(gc_before, server.gc_pauses())
         results["rounds"] = grown_by(rounds_before, server.rounds())
-        results["identity_folded"] = folded(server) - folded_before
         results["server_peak_rss_mb"] = round(server.status("VmHWM"), 1)
         results["after"] = wait_processed(server)
     finally:
@@ -263,11 +256,6 @@ def main() -> None:
             f" {r['over_0.5s']:.0f} over 0.5 s"
             for stage, r in results["rounds"].items()
         )
-    )
-    busy = results["rounds"].get("identity", {}).get("seconds", 0.0)
-    console.print(  # the processor's rate while working: a steadier figure than the latency to compare versions by
-        f"identity: {results['identity_folded']:,} events folded in {busy:.1f} s of rounds, "
-        f"{results['identity_folded'] / max(busy, 1e-9):,.0f} events per busy second"
     )
     console.print(f"results written to {args.out}")
 
