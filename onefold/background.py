@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 
-def _untimed(stage: str, seconds: float) -> None:
+def untimed(stage: str, seconds: float) -> None:
     pass
 
 
@@ -18,7 +18,7 @@ class BackgroundWorker:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self.round_took: Callable[[str, float], None] = _untimed  # told how long each round of work took
+        self.round_took: Callable[[str, float], None] = untimed  # told how long each round of work took
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -69,6 +70,20 @@ class Metrics:
             buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
             registry=self.registry,
         )
+        self.step_seconds = Histogram(
+            "onefold_identity_step_seconds",
+            "Time each step of an identity round took: fetching the batch, stitching identifiers, folding"
+            " states, serializing states and facts, the DuckDB commit, publishing serving cards. A fetch or"
+            " commit far slower than usual waited for a DuckDB checkpoint (see onefold_duckdb_wal_bytes).",
+            ["step"],
+            buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
+            registry=self.registry,
+        )
+        self.wal_bytes = Gauge(
+            "onefold_duckdb_wal_bytes",
+            "Size of DuckDB's write-ahead log; it drops to zero at each checkpoint (16 MB by default).",
+            registry=self.registry,
+        )
         self.gc_pause = Histogram(
             "onefold_gc_pause_seconds",
             "Garbage-collector pauses (every thread waits), by generation.",
@@ -95,6 +110,21 @@ class Metrics:
 
     def round_took(self, stage: str, seconds: float) -> None:
         self.round_seconds.labels(stage).observe(seconds)
+
+    def step_took(self, step: str, seconds: float) -> None:
+        self.step_seconds.labels(step).observe(seconds)
+
+    def watch_wal(self, database: Path) -> None:
+        """Report the size of ``database``'s write-ahead log at each scrape (none is zero)."""
+        wal = database.with_name(database.name + ".wal")
+
+        def size() -> float:
+            try:
+                return float(wal.stat().st_size)
+            except FileNotFoundError:
+                return 0.0
+
+        self.wal_bytes.set_function(size)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -120,6 +120,8 @@ class Runtime:
         )
         identity.on_commit = audiences.touched
         identity.round_took = audiences.round_took = metrics.round_took
+        identity.step_took = metrics.step_took
+        metrics.watch_wal(store.path)
         users = Users(store, clock)
         ensure_first_admin(users, settings)
         admin_token = ensure_admin_token(store, settings.admin_token)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from onefold.background import BackgroundWorker
+from onefold.background import BackgroundWorker, untimed
 from onefold.collect.normalize import canonicalize_traits
 from onefold.errors import StoreError
 from onefold.identity.graph import Decision, IdentityGraph
@@ -83,6 +83,8 @@ class IdentityProcessor(BackgroundWorker):
         # told after each commit which profiles it changed or removed, and which of them it created (the audience
         # processor)
         self.on_commit: Callable[[set[str], int, set[str]], None] | None = None
+        # told how long each step of a round took (fetch, stitch, fold, serialize, commit, publish)
+        self.step_took: Callable[[str, float], None] = untimed
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     def recover(self) -> int:
@@ -164,8 +166,10 @@ class IdentityProcessor(BackgroundWorker):
             try:
                 if self._exclusive:
                     self._run_exclusive(cur)
+                fetching = time.perf_counter()
                 rows = self.profiles.events_after(cur, self.offset, size)
                 if rows:
+                    self._lap("fetch", fetching)
                     self._process(cur, rows)
                     self.round_took("identity", time.perf_counter() - started)
                 fill_wanted(self.committed, self.graph, self.profiles, cur)
@@ -215,10 +219,12 @@ class IdentityProcessor(BackgroundWorker):
 
     def _process(self, cur: Any, rows: list[Any]) -> None:
         items: list[Item] = []
+        lap = time.perf_counter()
         for row in rows:
             keys = self._keys(row)
             decision = self.graph.observe(row[0], keys, row[5] / 1000)  # event time drives the rules' windows
             items.append(Item(_profile_event(row), keys, decision))
+        self._lap("stitch", lap)
         self.building = frozenset(i.decision.profile_id for i in items if i.decision.created and i.decision.profile_id)
         try:
             self._commit(cur, items, int(rows[-1][0]), rows={row[0]: row for row in rows})
@@ -258,6 +264,7 @@ class IdentityProcessor(BackgroundWorker):
                 rows_for.append((key[0], key[1], owner, graph.first_seen[key]))
         if operation is not None:
             batch.operations.append(operation)
+        lap = time.perf_counter()
         try:
             changes = project(
                 graph,
@@ -266,8 +273,11 @@ class IdentityProcessor(BackgroundWorker):
                 lambda ids: [(_profile_event(r), self._keys(r), str(r[-1])) for r in self.profiles.events_of(cur, ids)],
                 self._rank,
             )
+            lap = self._lap("fold", lap)
             _record_profiles(batch, changes, offset)
+            lap = self._lap("serialize", lap)
             self.tables.commit(cur, NAME, batch, offset)
+            lap = self._lap("commit", lap)
         except Exception:
             self._states.clear()  # cached states were folded into in place: they may hold uncommitted events
             raise
@@ -280,6 +290,7 @@ class IdentityProcessor(BackgroundWorker):
         }
         cards = cards_after(changes, BatchFacts(rows or {}), self.committed, self.graph, regrouped)
         self.committed.publish(((pid, text, cards.get(pid)) for pid, text, _, _ in batch.states), changes.deleted)
+        self._lap("publish", lap)
         with self._cond:
             self.offset = offset
             self._cond.notify_all()
@@ -289,6 +300,12 @@ class IdentityProcessor(BackgroundWorker):
             self.on_commit(
                 {*changes.states, *changes.deleted, *changes.dissolved}, offset, created & changes.states.keys()
             )
+
+    def _lap(self, step: str, since: float) -> float:
+        """Report the step that began at ``since`` (``time.perf_counter``); returns now, the next one's start."""
+        now = time.perf_counter()
+        self.step_took(step, now - since)
+        return now
 
     def _stored_states(self, cur: Any, ids: list[str]) -> dict[str, Any]:
         """The stored states of ``ids``; the profiles this batch created have none yet, and the lookup scans

@@ -395,16 +395,44 @@ def test_health_and_metrics(server, source):
     assert "onefold_write_queue_events" in text
 
 
+def metric(server: RunningServer, name: str) -> float | None:
+    for line in httpx.get(server.url + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
 def test_metrics_count_garbage_collector_pauses(server):
     def full_collections() -> float:
-        for line in httpx.get(server.url + "/metrics").text.splitlines():
-            if line.startswith('onefold_gc_pause_seconds_count{generation="2"}'):
-                return float(line.split()[1])
-        return 0.0
+        return metric(server, 'onefold_gc_pause_seconds_count{generation="2"}') or 0.0
 
     before = full_collections()
     gc.collect()  # the server runs in this process: a full collection pauses it too
     assert full_collections() >= before + 1
+
+
+def test_metrics_time_each_identity_step_and_show_the_write_ahead_log(server, source):
+    post(
+        server,
+        "/v1/batch",
+        {"batch": [{"type": "track", "userId": f"u{i}", "event": "e"} for i in range(20)]},
+        key=source["write_key"],
+    )
+    steps = ("fetch", "stitch", "fold", "serialize", "commit", "publish")
+    deadline = time.monotonic() + 30
+    counts = {}
+    while time.monotonic() < deadline:
+        counts = {step: metric(server, f'onefold_identity_step_seconds_count{{step="{step}"}}') for step in steps}
+        if all(counts.values()):
+            break
+        time.sleep(0.05)
+    assert all(count and count >= 1 for count in counts.values()), counts
+    # the gauge reads DuckDB's own file: the writes since the last checkpoint are in it, and a checkpoint empties it
+    wal = metric(server, "onefold_duckdb_wal_bytes")
+    assert wal is not None
+    assert wal > 0
+    server.runtime.store.cursor().execute("CHECKPOINT")
+    assert metric(server, "onefold_duckdb_wal_bytes") == 0
 
 
 def test_requests_beyond_inflight_capacity_get_503_with_retry_after(make_server):
