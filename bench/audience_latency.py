@@ -197,7 +197,7 @@ def main() -> None:
         console.print(json.dumps(sizes))
         start_wall = time.time() + 3
         lag: list[dict[str, int]] = []
-        gc_before, rounds_before = server.gc_pauses(), server.rounds()
+        gc_before, rounds_before, steps_before = server.gc_pauses(), server.rounds(), server.identity_steps()
         with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
             run_for = args.ingest_warmup + args.seconds + 5
             ingest = pool.submit(
@@ -233,6 +233,7 @@ def main() -> None:
         results["lag_samples"] = lag
         results["gc_pauses"] = grown_by(gc_before, server.gc_pauses())
         results["rounds"] = grown_by(rounds_before, server.rounds())
+        results["identity_steps"] = grown_by(steps_before, server.identity_steps())
         results["server_peak_rss_mb"] = round(server.status("VmHWM"), 1)
         results["after"] = wait_processed(server)
     finally:
@@ -255,6 +256,14 @@ def main() -> None:
             f"{stage}: {r['count']:.0f} x, mean {r['seconds'] / max(r['count'], 1) * 1000:.0f} ms,"
             f" {r['over_0.5s']:.0f} over 0.5 s"
             for stage, r in results["rounds"].items()
+        )
+    )
+    identity_rounds = max(results["rounds"].get("identity", {}).get("count", 0), 1)
+    console.print(
+        "identity steps, mean per round: "
+        + ", ".join(
+            f"{step} {s['seconds'] / identity_rounds * 1000:.0f} ms ({s['over_0.2s']:.0f} over 0.2 s)"
+            for step, s in results["identity_steps"].items()
         )
     )
     console.print(f"results written to {args.out}")

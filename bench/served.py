@@ -83,6 +83,11 @@ class Server:
         """The pipeline stages' rounds so far, by stage: count, total seconds and how many took over 0.5 s."""
         return self.histogram("onefold_pipeline_round_seconds", "stage", over="0.5")
 
+    def identity_steps(self) -> dict[str, dict[str, float]]:
+        """The identity processor's steps so far (fetch, stitch, fold, serialize, commit, publish): count, total
+        seconds and how many took over 0.2 s (a fetch or commit that long waited for a DuckDB checkpoint)."""
+        return self.histogram("onefold_identity_step_seconds", "step", over="0.2")
+
     def histogram(self, name: str, label: str, *, over: str) -> dict[str, dict[str, float]]:
         """A histogram of /metrics by ``label``: count, total seconds, and how many exceeded the bucket ``over``."""
         found: dict[str, dict[str, float]] = {}
