@@ -9,6 +9,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+ROUND_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # seconds, for rounds and their steps
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -67,7 +69,7 @@ class Metrics:
             "Time a pipeline stage took for one round: an identity batch, or an audience evaluation (of the"
             " profiles a batch touched, of what time changed, or of everything).",
             ["stage"],
-            buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
+            buckets=ROUND_BUCKETS,
             registry=self.registry,
         )
         self.step_seconds = Histogram(
@@ -76,7 +78,7 @@ class Metrics:
             " states, serializing states and facts, the DuckDB commit, publishing serving cards. A fetch or"
             " commit far slower than usual waited for a DuckDB checkpoint (see onefold_duckdb_wal_bytes).",
             ["step"],
-            buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
+            buckets=ROUND_BUCKETS,
             registry=self.registry,
         )
         self.wal_bytes = Gauge(
@@ -115,7 +117,7 @@ class Metrics:
         self.step_seconds.labels(step).observe(seconds)
 
     def watch_wal(self, database: Path) -> None:
-        """Report the size of ``database``'s write-ahead log at each scrape (none is zero)."""
+        """Report the size of ``database``'s write-ahead log at each scrape (zero when there is none)."""
         wal = database.with_name(database.name + ".wal")
 
         def size() -> float:
