@@ -15,8 +15,7 @@ from onefold.profiles.cards import (
     EMPTY,
     RECENT_EVENTS,
     Card,
-    EventFacts,
-    batch_event,
+    CardEvent,
     combine_cards,
     extend,
     stored_card,
@@ -101,24 +100,23 @@ def _first_seen(graph: IdentityGraph, profile_id: str) -> dict[Key, int] | None:
 
 
 class BatchFacts:
-    """The batch's events as the Profile API shows them, built on first use: only carded profiles need them."""
+    """The batch's events as cards keep them, made on first use: only carded profiles need them."""
 
     def __init__(self, rows: dict[int, Any]) -> None:
         self._rows = rows
-        self._built: dict[int, EventFacts] = {}
+        self._made: dict[int, CardEvent] = {}
 
     def has(self, seq: int) -> bool:
         return seq in self._rows
 
-    def get(self, seq: int) -> EventFacts | None:
-        fact = self._built.get(seq)
-        if fact is None and (row := self._rows.get(seq)) is not None:
-            fact = self._built[seq] = _event_facts(row)
-        return fact
+    def get(self, seq: int) -> CardEvent | None:
+        event = self._made.get(seq)
+        if event is None and (row := self._rows.get(seq)) is not None:
+            event = self._made[seq] = card_event(row)
+        return event
 
 
-def _event_facts(row: Any) -> EventFacts:
-    """A row of ``ProfileTables.events_after`` as the Profile API shows it (``SERVING_COLUMNS`` come last)."""
+def card_event(row: Any) -> CardEvent:
+    """A row of ``ProfileTables.events_after`` as a card keeps it (``SERVING_COLUMNS`` come last)."""
     message_id, name, properties, traits, timestamp = row[-5:]
-    fields = (row[3], row[4], name, timestamp, properties, traits, row[6])
-    return batch_event(row[0], row[1], row[5], message_id, fields)
+    return (row[0], row[1], row[5], row[3], row[4], row[6], message_id, name, properties, traits, timestamp)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Final
 
 import orjson
 
@@ -20,47 +21,95 @@ from onefold.profiles.view import iso
 
 RECENT_EVENTS = 10  # newest events a card keeps: Segment's default page
 
+# An event as a card keeps it: a plain tuple of plain values. The processor makes one for every event of a
+# carded profile, and cards hold hundreds of thousands: a tuple of atoms costs one allocation, and the garbage
+# collector stops tracking it at its first pass (an object with fields would be walked at every collection of
+# its generation; the cards' objects were most of the server's collection time, docs/benchmarks.md). The API
+# reads few events, so an event's /events item is built when it is read (``event_json``).
+CardEvent = tuple[
+    int,  # seq
+    str | None,  # source_id
+    int | None,  # ts_ms: the event time in epoch milliseconds (an identifier's first sighting shows it)
+    str | None,  # type
+    str | None,  # event
+    str | None,  # channel
+    str | None,  # message_id
+    str | None,  # name
+    str | None,  # properties, the JSON text the collector stored
+    str | None,  # traits, the JSON text the collector stored
+    datetime | None,  # timestamp
+]
+# positions in a CardEvent
+SEQ: Final = 0
+SOURCE_ID: Final = 1
+TS_MS: Final = 2
+MESSAGE_ID: Final = 6
+EVENT_OVERHEAD = 350  # approximate bytes an event tuple and its values hold beyond their texts
 
-@dataclass(slots=True, eq=False)
-class EventFacts:
-    """One event, as the API shows it in /events and in an identifier's first sighting.
 
-    The processor makes one for every event of a carded profile and the API reads few, so an event of a batch
-    keeps its columns (``fields``) and its /events item is built on first use (``json``)."""
+def event_size(event: CardEvent) -> int:
+    """Approximate bytes held by one event, for the memory budget."""
+    return EVENT_OVERHEAD + sum(len(value) for value in event[3:10] if value is not None)
 
-    seq: int
-    source_id: str | None
-    ts_ms: int | None
-    message_id: str | None
-    size: int  # approximate bytes held, for the memory budget
-    fields: tuple[Any, ...] | None = None  # type, event, name, timestamp, properties JSON, traits JSON, channel
-    built: bytes | None = None  # the /events item
 
-    @property
-    def json(self) -> bytes:
-        if self.built is None:  # two readers may both build it: the same bytes either way
-            self.built = _item_json(self)
-        return self.built
+def event_json(event: CardEvent) -> bytes:
+    """The event's /events item."""
+    seq, source_id, _, kind, name_of_event, channel, message_id, name, properties, traits, timestamp = event
+    item = {
+        "message_id": message_id,
+        "source_id": source_id,
+        "type": kind,
+        "event": name_of_event,
+        "name": name,
+        "timestamp": timestamp.isoformat() if timestamp is not None else None,
+        # the collector wrote these texts with orjson, as the API would: embedded as they are
+        "properties": orjson.Fragment(properties) if properties else {},
+        "traits": orjson.Fragment(traits) if traits else {},
+        "channel": channel,
+        "seq": seq,
+    }
+    return orjson.dumps(item)
+
+
+def stored_event(row: dict[str, Any], ts_ms: int | None = None) -> CardEvent:
+    """An event from the store (a row of ``ProfileTables.timeline``, its JSON parsed); ``ts_ms`` is
+    ``epoch_ms(timestamp)`` where the caller has it."""
+    properties, traits = row["properties"], row["traits"]
+    return (
+        row["seq"],
+        row["source_id"],
+        ts_ms,
+        row["type"],
+        row["event"],
+        row["channel"],
+        row["message_id"],
+        row["name"],
+        orjson.dumps(properties).decode() if properties else None,
+        orjson.dumps(traits).decode() if traits else None,
+        row["timestamp"],
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Card:
     events: int  # events folded into the card: complete when equal to the state's event count
-    recent: tuple[EventFacts, ...]  # newest first, at most RECENT_EVENTS
+    recent: tuple[CardEvent, ...]  # newest first, at most RECENT_EVENTS
     # identifier -> (sequence number of its first event, its /external_ids item); None when not all are known
     identifiers: dict[Key, tuple[int, bytes]] | None
     size: int  # approximate bytes held, for the memory budget (objects cost about 200 bytes beyond their JSON)
+    recent_size: int  # the part of ``size`` the recent events hold
 
     @staticmethod
-    def of(events: int, recent: tuple[EventFacts, ...], identifiers: dict[Key, tuple[int, bytes]] | None) -> Card:
-        return Card(events, recent, identifiers, _recent_size(recent) + _identifiers_size(identifiers))
+    def of(events: int, recent: tuple[CardEvent, ...], identifiers: dict[Key, tuple[int, bytes]] | None) -> Card:
+        recent_size = _recent_size(recent)
+        return Card(events, recent, identifiers, recent_size + _identifiers_size(identifiers), recent_size)
 
     def holds_all_events(self) -> bool:
         return self.events == len(self.recent)
 
 
-def _recent_size(recent: tuple[EventFacts, ...]) -> int:
-    return 200 + sum(e.size for e in recent)
+def _recent_size(recent: tuple[CardEvent, ...]) -> int:
+    return 200 + sum(event_size(e) for e in recent)
 
 
 def _identifiers_size(identifiers: dict[Key, tuple[int, bytes]] | None) -> int:
@@ -76,54 +125,8 @@ def _kept(data: bytes) -> bytes:
     return memoryview(data).tobytes()
 
 
-def event_facts(row: dict[str, Any], ts_ms: int | None) -> EventFacts:
-    """The /events item of a stored event (the columns ``ProfileTables.timeline`` returns, JSON parsed);
-    ``ts_ms`` is ``epoch_ms(timestamp)`` as the store computes it."""
-    timestamp = row["timestamp"]
-    item = {
-        "message_id": row["message_id"],
-        "source_id": row["source_id"],
-        "type": row["type"],
-        "event": row["event"],
-        "name": row["name"],
-        "timestamp": timestamp.isoformat() if timestamp is not None else None,
-        "properties": row["properties"],
-        "traits": row["traits"],
-        "channel": row["channel"],
-        "seq": row["seq"],
-    }
-    data = _kept(orjson.dumps(item))
-    return EventFacts(row["seq"], row["source_id"], ts_ms, row["message_id"], 200 + len(data), built=data)
-
-
-def batch_event(
-    seq: int, source_id: str | None, ts_ms: int | None, message_id: str | None, fields: tuple[Any, ...]
-) -> EventFacts:
-    """An event of a batch from its columns (see ``EventFacts.fields``; the stored JSON texts as they are)."""
-    size = 350 + sum(len(f) for f in fields if isinstance(f, str))
-    return EventFacts(seq, source_id, ts_ms, message_id, size, fields)
-
-
-def _item_json(event: EventFacts) -> bytes:
-    assert event.fields is not None
-    kind, name_of_event, name, timestamp, properties, traits, channel = event.fields
-    item = {
-        "message_id": event.message_id,
-        "source_id": event.source_id,
-        "type": kind,
-        "event": name_of_event,
-        "name": name,
-        "timestamp": timestamp.isoformat() if timestamp is not None else None,
-        # the collector wrote these texts with orjson, as the API would: embedded as they are
-        "properties": orjson.Fragment(properties) if properties else {},
-        "traits": orjson.Fragment(traits) if traits else {},
-        "channel": channel,
-        "seq": event.seq,
-    }
-    return _kept(orjson.dumps(item))
-
-
-def external_id_json(key: Key, first: EventFacts | None) -> bytes:
+def external_id_json(key: Key, source_id: str | None, ts_ms: int | None, message_id: str | None) -> bytes:
+    """An identifier's /external_ids item, with the event that first carried it (None when not known)."""
     return _kept(
         orjson.dumps(
             {
@@ -131,9 +134,9 @@ def external_id_json(key: Key, first: EventFacts | None) -> bytes:
                 "type": key[0],
                 "collection": "users",
                 "encoding": "none",
-                "source_id": first.source_id if first else None,
-                "created_at": iso(first.ts_ms) if first else None,
-                "first_message_id": first.message_id if first else None,
+                "source_id": source_id,
+                "created_at": iso(ts_ms),
+                "first_message_id": message_id,
             }
         )
     )
@@ -142,34 +145,37 @@ def external_id_json(key: Key, first: EventFacts | None) -> bytes:
 def stored_identifier(row: dict[str, Any]) -> tuple[Key, bytes]:
     """An identifier and its /external_ids item from a row of ``ProfileTables.external_ids``."""
     key = (row["type"], row["value"])
-    first = EventFacts(0, row.get("source_id"), row.get("first_ms"), row.get("message_id"), 0, built=b"")
-    return key, external_id_json(key, first)
+    return key, external_id_json(key, row.get("source_id"), row.get("first_ms"), row.get("message_id"))
 
 
 def combine_cards(a: Card, b: Card) -> Card:
     """The card of two profiles merged into one."""
-    recent = tuple(sorted((*a.recent, *b.recent), key=lambda e: -e.seq)[:RECENT_EVENTS])
+    recent = tuple(sorted((*a.recent, *b.recent), key=_newest_first)[:RECENT_EVENTS])
     ids = None if a.identifiers is None or b.identifiers is None else {**a.identifiers, **b.identifiers}
     return Card.of(a.events + b.events, recent, ids)
 
 
+def _newest_first(event: CardEvent) -> int:
+    return -event[SEQ]
+
+
 def extend(
     card: Card,
-    new: list[EventFacts | None],
+    new: list[CardEvent | None],
     identifiers: dict[Key, int] | None,
-    batch: Callable[[int], EventFacts | None],
+    batch: Callable[[int], CardEvent | None],
 ) -> Card:
     """``card`` after the batch's ``new`` events (any order) and with the profile's ``identifiers`` now (key ->
     sequence number of its first event; None when they are the card's own); ``batch`` finds the batch's events
     by sequence number."""
     added = [e for e in new if e is not None]
-    recent = card.recent
+    recent, recent_size = card.recent, card.recent_size
     if added:
-        recent = tuple(sorted((*recent, *added), key=lambda e: -e.seq)[:RECENT_EVENTS])
+        recent = tuple(sorted((*recent, *added), key=_newest_first)[:RECENT_EVENTS])
+        recent_size = _recent_size(recent)
     events = card.events + len(added)
     if identifiers is None:
-        size = card.size - _recent_size(card.recent) + _recent_size(recent)
-        return Card(events, recent, card.identifiers, size)
+        return Card(events, recent, card.identifiers, card.size - card.recent_size + recent_size, recent_size)
     known = card.identifiers or {}
     ids: dict[Key, tuple[int, bytes]] = {}
     for key, first_seq in identifiers.items():
@@ -178,9 +184,9 @@ def extend(
             first = batch(first_seq)
             if first is None:  # first seen before this batch, in an event this card does not describe
                 return Card.of(events, recent, None)
-            entry = (first_seq, external_id_json(key, first))
+            entry = (first_seq, external_id_json(key, first[SOURCE_ID], first[TS_MS], first[MESSAGE_ID]))
         ids[key] = entry
-    return Card.of(events, recent, ids)
+    return Card(events, recent, ids, recent_size + _identifiers_size(ids), recent_size)
 
 
 def stored_card(
@@ -196,13 +202,13 @@ def stored_card(
         ids[key] = (first_seen[key], item)
     if set(ids) != set(first_seen):
         return None
-    return Card.of(events, tuple(event_facts(row, None) for row in recent), ids)
+    return Card.of(events, tuple(stored_event(row) for row in recent), ids)
 
 
-def page_of_events(card: Card, limit: int, before_seq: int | None) -> tuple[list[EventFacts], bool] | None:
+def page_of_events(card: Card, limit: int, before_seq: int | None) -> tuple[list[CardEvent], bool] | None:
     """A page of /events (up to ``limit`` items and whether more exist) from the card, or None when the card
     does not hold enough of the timeline to know."""
-    window = [e for e in card.recent if before_seq is None or e.seq < before_seq]
+    window = [e for e in card.recent if before_seq is None or e[SEQ] < before_seq]
     if len(window) >= limit:  # events the card lacks are all older than the ones it holds
         return window[:limit], len(window) > limit or not card.holds_all_events()
     if card.holds_all_events():

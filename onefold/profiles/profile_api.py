@@ -28,10 +28,14 @@ from onefold.identity.rules import Key
 from onefold.ids import random_uuid
 from onefold.profiles.cache import CommittedStates
 from onefold.profiles.cards import (
+    MESSAGE_ID,
+    SEQ,
+    SOURCE_ID,
     Card,
-    event_facts,
+    event_json,
     page_of_events,
     sorted_identifiers,
+    stored_event,
     stored_identifier,
 )
 from onefold.profiles.view import computed_traits, custom_traits, iso
@@ -257,10 +261,10 @@ def profile_api_router(
             page = page_of_events(card, limit, before) if card is not None and not wanted else None
             if page is None:
                 rows = _store(reader.profiles).timeline(profile_id, limit=limit + 1, before_seq=before, names=wanted)
-                page = [event_facts(row, None) for row in rows[:limit]], len(rows) > limit
+                page = [stored_event(row) for row in rows[:limit]], len(rows) > limit
             items, has_more = page
-            next_seq = str(items[-1].seq) if has_more else ""
-            data = [orjson.Fragment(item.json) for item in items]
+            next_seq = str(items[-1][SEQ]) if has_more else ""
+            data = [orjson.Fragment(event_json(item)) for item in items]
             return {"data": data, "cursor": _cursor(request, has_more, next_seq, limit)}
 
         return await _answer(request, space, collection, external_id, body)
@@ -298,7 +302,7 @@ def profile_api_router(
             card = reader.card(profile_id)
             if card is not None:
                 last = card.recent[0] if card.recent else None
-                source_id, message_id = (last.source_id, last.message_id) if last else (None, None)
+                source_id, message_id = (last[SOURCE_ID], last[MESSAGE_ID]) if last else (None, None)
             else:
                 rows = _store(reader.profiles).timeline(profile_id, limit=1)
                 source_id, message_id = (rows[0]["source_id"], rows[0]["message_id"]) if rows else (None, None)

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import orjson
+
 from onefold.profiles.cache import CommittedStates
-from onefold.profiles.cards import EMPTY, RECENT_EVENTS, Card, EventFacts, combine_cards, extend, page_of_events
+from onefold.profiles.cards import (
+    EMPTY,
+    RECENT_EVENTS,
+    Card,
+    CardEvent,
+    combine_cards,
+    event_json,
+    extend,
+    external_id_json,
+    page_of_events,
+    stored_event,
+)
 
 
-def facts(seq: int) -> EventFacts:
-    return EventFacts(seq, "src", seq * 1000, f"m{seq}", 300 + seq, built=b'{"seq":%d}' % seq)
+def facts(seq: int) -> CardEvent:
+    return (seq, "src", seq * 1000, "track", "Viewed", None, f"m{seq}", None, f'{{"n":{seq}}}', None, None)
 
 
 def card_of(seqs: list[int]) -> Card:
@@ -20,7 +35,7 @@ def test_a_card_pages_newest_first_and_knows_more_exist_beyond_what_it_holds():
     assert many.events == 30
     assert len(many.recent) == RECENT_EVENTS
     page, more = page_of_events(many, 3, None) or ([], False)
-    assert [e.seq for e in page] == [30, 29, 28]
+    assert [e[0] for e in page] == [30, 29, 28]
     assert more
     page, more = page_of_events(many, RECENT_EVENTS, None) or ([], False)
     assert more  # the card is full but older events exist
@@ -33,7 +48,7 @@ def test_a_card_pages_newest_first_and_knows_more_exist_beyond_what_it_holds():
 def test_merged_cards_keep_the_newest_events_and_all_identifiers():
     merged = combine_cards(card_of([1, 5, 9]), card_of([2, 3, 20]))
     assert merged.events == 6
-    assert [e.seq for e in merged.recent] == [20, 9, 5, 3, 2, 1]
+    assert [e[0] for e in merged.recent] == [20, 9, 5, 3, 2, 1]
     unknown = combine_cards(card_of([1]), Card.of(1, (facts(2),), None))
     assert unknown.identifiers is None
 
@@ -67,12 +82,52 @@ def test_cards_beyond_the_budget_go_oldest_first_and_their_states_stay():
 
 def test_a_card_whose_identifiers_did_not_change_keeps_them_and_its_size_stays_exact():
     card = card_of(list(range(1, 12)))  # full: the oldest events fall out as new ones come
-    no_batch: dict[int, EventFacts] = {}
+    no_batch: dict[int, CardEvent] = {}
     later = extend(card, [facts(40), facts(41)], None, no_batch.get)
     assert later.identifiers is card.identifiers
-    assert [e.seq for e in later.recent][:2] == [41, 40]
+    assert [e[0] for e in later.recent][:2] == [41, 40]
     assert later.events == card.events + 2
     assert later.size == Card.of(later.events, later.recent, later.identifiers).size
     unknown = extend(Card.of(3, (facts(3),), None), [facts(4)], None, no_batch.get)
     assert unknown.identifiers is None
     assert unknown.size == Card.of(4, unknown.recent, None).size
+
+
+def test_an_event_from_a_batch_and_the_same_event_from_the_store_show_the_same_item():
+    moment = datetime(2026, 11, 30, 12, 0, 1, 250000)
+    batch: CardEvent = (7, "src", 1, "track", "Viewed", "web", "m7", None, '{"sku":"a-1","n":2}', None, moment)
+    row = {
+        "seq": 7,
+        "source_id": "src",
+        "type": "track",
+        "event": "Viewed",
+        "channel": "web",
+        "message_id": "m7",
+        "name": None,
+        "properties": {"sku": "a-1", "n": 2},
+        "traits": {},
+        "timestamp": moment,
+    }
+    assert event_json(stored_event(row)) == event_json(batch)
+    assert orjson.loads(event_json(batch)) == {
+        "message_id": "m7",
+        "source_id": "src",
+        "type": "track",
+        "event": "Viewed",
+        "name": None,
+        "timestamp": "2026-11-30T12:00:01.250000",
+        "properties": {"sku": "a-1", "n": 2},
+        "traits": {},
+        "channel": "web",
+        "seq": 7,
+    }
+
+
+def test_an_identifier_first_seen_in_a_batch_event_names_that_event():
+    card = extend(EMPTY, [facts(3)], {("user_id", "u"): 3}, {3: facts(3)}.get)
+    assert card.identifiers is not None
+    first_seq, item = card.identifiers[("user_id", "u")]
+    assert first_seq == 3
+    assert item == external_id_json(("user_id", "u"), "src", 3000, "m3")
+    assert orjson.loads(item)["first_message_id"] == "m3"
+    assert orjson.loads(item)["created_at"] == "1970-01-01T00:00:03.000Z"
