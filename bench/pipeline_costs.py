@@ -16,6 +16,7 @@ Figures are per event, wall time and process CPU time (the process has one busy 
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import os
@@ -84,6 +85,27 @@ def loader_costs(events: int, chunks: list[int]) -> list[dict[str, Any]]:
     return results
 
 
+class GcPauses:
+    """Time spent in garbage collection while in the ``with`` block, by generation."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._on_gc)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+
 def identity_costs(people: int, live: int, batches: list[int]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     traffic = Traffic(7, "costs", people)
     history = [traffic.preload(i, step, now_iso()) for i in range(people) for step in range(20)]
@@ -101,9 +123,11 @@ def identity_costs(people: int, live: int, batches: list[int]) -> tuple[dict[str
     for batch in batches:
         first = processor.offset + 1
         load(store, records([traffic.live(now_iso()) for _ in range(live)], first), 20_000)
+        pauses = GcPauses()
         wall, cpu = time.perf_counter(), time.process_time()
-        while rows := processor.profiles.events_after(cur, processor.offset, batch):
-            processor._process(cur, rows)
+        with pauses:
+            while rows := processor.profiles.events_after(cur, processor.offset, batch):
+                processor._process(cur, rows)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         results.append(
             {
@@ -112,6 +136,8 @@ def identity_costs(people: int, live: int, batches: list[int]) -> tuple[dict[str
                 "events_per_s": live / wall,
                 "us_per_event": wall / live * 1e6,
                 "cpu_us_per_event": cpu / live * 1e6,
+                "gc_us_per_event": sum(pauses.seconds) / live * 1e6,
+                "gc_seconds_by_generation": [round(x, 3) for x in pauses.seconds],
             }
         )
     return setup, results
@@ -164,13 +190,14 @@ def main() -> None:
     show(
         console,
         f"Identity processor, steady traffic over {args.people:,} people",
-        ("events per batch", "events/s", "µs/event", "CPU µs/event", "cores at 5,000 ev/s"),
+        ("events per batch", "events/s", "µs/event", "CPU µs/event", "of which GC µs", "cores at 5,000 ev/s"),
         [
             (
                 f"{r['batch']:,}",
                 f"{r['events_per_s']:,.0f}",
                 f"{r['us_per_event']:.1f}",
                 f"{r['cpu_us_per_event']:.1f}",
+                f"{r['gc_us_per_event']:.1f}",
                 cores_at_5000(r),
             )
             for r in stitched

@@ -170,9 +170,11 @@ def extend(
     by sequence number."""
     added = [e for e in new if e is not None]
     recent, recent_size = card.recent, card.recent_size
-    if added:
-        recent = tuple(sorted((*recent, *added), key=_newest_first)[:RECENT_EVENTS])
-        recent_size = _recent_size(recent)
+    if added:  # the size follows the events that come and go: most batches add one event and drop one
+        merged = sorted((*recent, *added), key=_newest_first)
+        recent = tuple(merged[:RECENT_EVENTS])
+        dropped = merged[RECENT_EVENTS:]
+        recent_size += sum(event_size(e) for e in added) - sum(event_size(e) for e in dropped)
     events = card.events + len(added)
     if identifiers is None:
         return Card(events, recent, card.identifiers, card.size - card.recent_size + recent_size, recent_size)
