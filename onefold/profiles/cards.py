@@ -171,7 +171,11 @@ def extend(
     added = [e for e in new if e is not None]
     recent, recent_size = card.recent, card.recent_size
     if added:  # the size follows the events that come and go: most batches add one event and drop one
-        merged = sorted((*recent, *added), key=_newest_first)
+        added.sort(reverse=True)  # by seq (unique): tuples compare by their first item
+        if recent and added[-1][SEQ] < recent[0][SEQ]:  # not all newer than the card's: merge them in
+            merged = sorted((*recent, *added), key=_newest_first)
+        else:  # the usual case: a batch's events come after every event the card holds
+            merged = [*added, *recent]
         recent = tuple(merged[:RECENT_EVENTS])
         dropped = merged[RECENT_EVENTS:]
         recent_size += sum(event_size(e) for e in added) - sum(event_size(e) for e in dropped)

@@ -131,3 +131,12 @@ def test_an_identifier_first_seen_in_a_batch_event_names_that_event():
     assert item == external_id_json(("user_id", "u"), "src", 3000, "m3")
     assert orjson.loads(item)["first_message_id"] == "m3"
     assert orjson.loads(item)["created_at"] == "1970-01-01T00:00:03.000Z"
+
+
+def test_events_older_than_the_card_s_newest_still_take_their_place():
+    card, no_batch = card_of([5, 9]), dict[int, CardEvent]()
+    later = extend(card, [facts(7), facts(20)], None, no_batch.get)
+    assert [e[0] for e in later.recent] == [20, 9, 7, 5]
+    assert later.size == Card.of(4, later.recent, later.identifiers).size
+    newer = extend(card, [facts(12), facts(30), facts(11)], None, no_batch.get)
+    assert [e[0] for e in newer.recent] == [30, 12, 11, 9, 5]
