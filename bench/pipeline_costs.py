@@ -106,6 +106,16 @@ class GcPauses:
         gc.callbacks.remove(self._on_gc)
 
 
+class StepTimes:
+    """Seconds by step of the processor's rounds (its ``step_took``); the fetch is timed by its loop, not here."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, step: str, seconds: float) -> None:
+        self.seconds[step] = self.seconds.get(step, 0.0) + seconds
+
+
 def identity_costs(people: int, live: int, batches: list[int]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     traffic = Traffic(7, "costs", people)
     history = [traffic.preload(i, step, now_iso()) for i in range(people) for step in range(20)]
@@ -123,7 +133,8 @@ def identity_costs(people: int, live: int, batches: list[int]) -> tuple[dict[str
     for batch in batches:
         first = processor.offset + 1
         load(store, records([traffic.live(now_iso()) for _ in range(live)], first), 20_000)
-        pauses = GcPauses()
+        pauses, steps = GcPauses(), StepTimes()
+        processor.step_took = steps.add
         wall, cpu = time.perf_counter(), time.process_time()
         with pauses:
             while rows := processor.profiles.events_after(cur, processor.offset, batch):
@@ -138,6 +149,7 @@ def identity_costs(people: int, live: int, batches: list[int]) -> tuple[dict[str
                 "cpu_us_per_event": cpu / live * 1e6,
                 "gc_us_per_event": sum(pauses.seconds) / live * 1e6,
                 "gc_seconds_by_generation": [round(x, 3) for x in pauses.seconds],
+                "step_us_per_event": {step: round(seconds / live * 1e6, 1) for step, seconds in steps.seconds.items()},
             }
         )
     return setup, results
@@ -202,6 +214,14 @@ def main() -> None:
             )
             for r in stitched
         ],
+    )
+
+    steps = list(stitched[0]["step_us_per_event"]) if stitched else []
+    show(
+        console,
+        "Where an event's time goes, wall µs by step of the round",
+        ("events per batch", *steps),
+        [(f"{r['batch']:,}", *(f"{r['step_us_per_event'].get(s, 0):.1f}" for s in steps)) for r in stitched],
     )
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
