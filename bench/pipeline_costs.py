@@ -10,7 +10,8 @@
    ``--identity-batches``, one after another, with the garbage collector tuned as the server tunes it. Small
    batches are what keeps profiles fresh; their cost per event decides how many events/s can stay fresh.
 
-Figures are per event, wall time and process CPU time (the process has one busy thread).
+Figures are per event, wall time and process CPU time (the process has one busy thread), with the garbage
+collector's share (its own callbacks) and the wall time of each step of the processor's rounds.
 """
 
 from __future__ import annotations
