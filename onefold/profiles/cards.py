@@ -71,14 +71,14 @@ def event_json(event: CardEvent) -> bytes:
     return orjson.dumps(item)
 
 
-def stored_event(row: dict[str, Any], ts_ms: int | None = None) -> CardEvent:
-    """An event from the store (a row of ``ProfileTables.timeline``, its JSON parsed); ``ts_ms`` is
-    ``epoch_ms(timestamp)`` where the caller has it."""
+def stored_event(row: dict[str, Any]) -> CardEvent:
+    """An event from the store (a row of ``ProfileTables.timeline``, its JSON parsed). Its ``ts_ms`` is left
+    out: only a batch's events name an identifier's first sighting."""
     properties, traits = row["properties"], row["traits"]
     return (
         row["seq"],
         row["source_id"],
-        ts_ms,
+        None,
         row["type"],
         row["event"],
         row["channel"],
