@@ -12,7 +12,8 @@ probe events, each for a new user id in a one-event batch, and polls Segment's P
 (`/traits?class=audience&include=probed`) every `--poll-ms` until the probe's profile is a member (one poller, at most 4
 requests per tick, oldest probes first, so polling stays light even when memberships lag). Latency is from the
 200 answer to the first poll that sees the membership (over-estimated by up to one poll interval while few
-probes are outstanding), and from the send as well.
+probes are outstanding), and from the send as well. With `--profile-api-process` the polls go to the Profile
+API's serving process, and the bench reports how many of them it forwarded to the server.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ AUDIENCES: dict[str, dict[str, Any]] = {
     "recent_buyers": {"event": "Order Completed", "within_days": 30},
     "probed": {"event": "Latency Probe"},
 }
+
+
+def forwarded(port: int) -> int:
+    """The requests the Profile API's serving process could not answer from memory, since it started."""
+    return int(httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).json()["forwarded"])
 
 
 def prober(
@@ -169,6 +175,11 @@ def main() -> None:
         action="store_true",
         help="run the server with intake_port (port + 2) and send the ingest and the probes there",
     )
+    parser.add_argument(
+        "--profile-api-process",
+        action="store_true",
+        help="run the server with profile_api_port (port + 1) and poll the Profile API there",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "audience_latency.json")
     parser.add_argument("--server-log", type=Path, default=ROOT / "bench" / "results" / "audience_latency_server.log")
     args = parser.parse_args()
@@ -177,6 +188,9 @@ def main() -> None:
     intake_port = args.port + 2 if args.intake_process else args.port
     if args.intake_process:
         env["ONEFOLD_INTAKE_PORT"] = str(intake_port)
+    poll_port = args.port + 1 if args.profile_api_process else args.port
+    if args.profile_api_process:
+        env["ONEFOLD_PROFILE_API_PORT"] = str(poll_port)
     server = start_server(args.port, ADMIN, log=args.server_log, env=env)
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version()},
@@ -198,6 +212,7 @@ def main() -> None:
         start_wall = time.time() + 3
         lag: list[dict[str, int]] = []
         gc_before, rounds_before, steps_before = server.gc_pauses(), server.rounds(), server.identity_steps()
+        forwarded_before = forwarded(poll_port) if args.profile_api_process else 0
         with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
             run_for = args.ingest_warmup + args.seconds + 5
             ingest = pool.submit(
@@ -215,7 +230,7 @@ def main() -> None:
             )
             probes = pool.submit(
                 prober,
-                server.port,
+                poll_port,
                 intake_port,
                 write_key,
                 token,
@@ -234,6 +249,8 @@ def main() -> None:
         results["gc_pauses"] = grown_by(gc_before, server.gc_pauses())
         results["rounds"] = grown_by(rounds_before, server.rounds())
         results["identity_steps"] = grown_by(steps_before, server.identity_steps())
+        if args.profile_api_process:
+            results["polls_forwarded_to_the_server"] = forwarded(poll_port) - forwarded_before
         results["server_peak_rss_mb"] = round(server.status("VmHWM"), 1)
         results["after"] = wait_processed(server)
     finally:
@@ -246,6 +263,8 @@ def main() -> None:
         f"p95 {latency['from_ack']['p95_ms']:.0f} ms, p99 {latency['from_ack']['p99_ms']:.0f} ms, "
         f"max {latency['from_ack']['max_ms']:.0f} ms; ingest {results['ingest']['events_per_s']} ev/s"
     )
+    if "polls_forwarded_to_the_server" in results:
+        console.print(f"polls the serving process forwarded: {results['polls_forwarded_to_the_server']:,}")
     console.print(
         "server GC during the run: "
         + ", ".join(f"gen {g}: {p['count']:.0f} x, {p['seconds']:.2f} s" for g, p in results["gc_pauses"].items())

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from onefold import __version__
 from onefold.audiences.api import audiences_router
+from onefold.audiences.saved_values import SavedValues
 from onefold.audiences.service import AudienceService
 from onefold.collect.admin_api import admin_router, wait_for_log
 from onefold.collect.intake_process import IntakeOptions, IntakeProcess
@@ -176,7 +177,7 @@ class Runtime:
             gate=Gate(admin_token, users),
             matching=MatchingService(identity, store, settle=lambda: wait_for_log(loader), clock=clock),
             clock=clock,
-            profile_serving=_profile_serving(settings, identity, access_tokens, admin_token),
+            profile_serving=_profile_serving(settings, identity, audiences.service.saved, access_tokens, admin_token),
         )
 
     def start(self) -> None:
@@ -211,7 +212,7 @@ class Runtime:
 
 
 def _profile_serving(
-    settings: Settings, identity: IdentityProcessor, tokens: AccessTokens, admin: AdminToken
+    settings: Settings, identity: IdentityProcessor, saved: SavedValues, tokens: AccessTokens, admin: AdminToken
 ) -> ProfileServing | None:
     if settings.profile_api_port is None:
         return None
@@ -223,8 +224,9 @@ def _profile_serving(
         admin=AdminToken(admin.digest, None),  # never the clear token
         capacity=identity.committed.capacity,
         card_bytes=settings.profile_cards_mb * 1024 * 1024,
+        saved_capacity=saved.capacity,
     )
-    return ProfileServing(options, identity.committed, tokens)
+    return ProfileServing(options, identity.committed, tokens, saved)
 
 
 def _local_url(settings: Settings, port: int) -> str:

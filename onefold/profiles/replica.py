@@ -5,7 +5,9 @@ serving process applies the same publications to its own copy, so it answers fro
 server would. It has no graph: an identifier resolves through the cards, each listing its profile's
 identifiers, and only while the newest card of that profile still lists it. A profile published without a
 complete card, or an identifier no card lists, is not known here; the serving process forwards those requests
-to the server.
+to the server. The saved audiences and computed traits of the profiles the last incremental rounds evaluated are
+copied the same way (``SavedChanged``), so ``class=audience`` and ``class=computed_trait`` are answered here too
+for the profiles events are arriving for.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from onefold.audiences.saved_values import SavedChanged, SavedValues
 from onefold.governance.access_tokens import ActiveTokens
 from onefold.identity.rules import Key
 from onefold.profiles.cache import CommittedStates, Entry
@@ -32,13 +35,14 @@ class TokensChanged:
     active: ActiveTokens
 
 
-Message = Published | TokensChanged
+Message = Published | TokensChanged | SavedChanged
 
 
 class ProfileReplica:
-    def __init__(self, capacity: int, card_bytes: int) -> None:
+    def __init__(self, capacity: int, card_bytes: int, saved_capacity: int = 0) -> None:
         self._capacity = capacity
         self.committed = CommittedStates(capacity, card_bytes)
+        self.saved = SavedValues(saved_capacity)
         self.tokens = ActiveTokens({})
         self._owner: dict[Key, str] = {}  # identifier -> the profile whose newest card listed it
         self._listed: dict[str, tuple[Key, ...]] = {}  # profile -> the identifiers indexed for it
@@ -46,6 +50,9 @@ class ProfileReplica:
     def apply(self, message: Message) -> None:
         if isinstance(message, TokensChanged):
             self.tokens = message.active
+            return
+        if isinstance(message, SavedChanged):
+            self.saved.apply(message)
             return
         for profile_id in message.gone:
             self._unlist(profile_id)

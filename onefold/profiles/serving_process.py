@@ -3,11 +3,12 @@ OS process, so that reads never wait for the interpreter the server shares betwe
 processor (one GIL: see docs/benchmarks.md, "Profile API under ingest").
 
 The server starts it when ``profile_api_port`` is set and feeds it through a pipe: first everything the identity
-processor has published (states with their serving cards) and the active access tokens, then every publication
-and token change as it happens, in order. The process answers each request it can from that copy, exactly as
-the server's own Profile API would from its memory; a request it cannot (a profile without a card, an
-identifier no card lists, saved computed traits and audiences, ``/links``) is forwarded to the server's port.
-If the process dies, the server starts a new one and feeds it again.
+processor has published (states with their serving cards), the active access tokens and the saved values the
+audience processor holds in memory, then every publication, token change and saved-values change as it happens,
+in order. The process answers each request it can from that copy, exactly as the server's own Profile API would
+from its memory; a request it cannot (a profile without a card, an identifier no card lists, saved computed
+traits and audiences of a profile no recent round evaluated, ``/links``) is forwarded to the server's port. If
+the process dies, the server starts a new one and feeds it again.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
+from onefold.audiences.saved_values import SavedChanged, SavedValues
 from onefold.background import BackgroundWorker
 from onefold.collect.routes import json_response
 from onefold.errors import OnefoldError
@@ -52,6 +54,7 @@ class ServingOptions:
     admin: AdminToken
     capacity: int
     card_bytes: int
+    saved_capacity: int  # the saved values of this many profiles, as the audience processor keeps them
 
 
 class ProfileServing(BackgroundWorker):
@@ -59,11 +62,14 @@ class ProfileServing(BackgroundWorker):
 
     thread_name = "onefold-profile-feed"
 
-    def __init__(self, options: ServingOptions, committed: CommittedStates, tokens: AccessTokens) -> None:
+    def __init__(
+        self, options: ServingOptions, committed: CommittedStates, tokens: AccessTokens, saved: SavedValues
+    ) -> None:
         super().__init__()
         self.options = options
         self._committed = committed
         self._tokens = tokens
+        self._saved = saved
         self._pending: deque[Message] = deque()
         self._overflowed = False
         self.process: multiprocessing.process.BaseProcess | None = None
@@ -135,6 +141,12 @@ class ProfileServing(BackgroundWorker):
             for start in range(0, len(snapshot), SNAPSHOT_CHUNK):
                 ours.send(Published(snapshot[start : start + SNAPSHOT_CHUNK], ()))
             del snapshot
+            # after the states: saved values name profiles the copy should already know
+            saved = self._saved.follow(self._enqueue).entries
+            ours.send(SavedChanged(cleared=True))
+            for start in range(0, len(saved), SNAPSHOT_CHUNK):
+                ours.send(SavedChanged(entries=saved[start : start + SNAPSHOT_CHUNK]))
+            del saved
             self.failure = None
             while True:
                 with self._cond:
@@ -152,6 +164,7 @@ class ProfileServing(BackgroundWorker):
                     ours.send(message)
         finally:
             self._committed.follow(None)
+            self._saved.follow(None)
             self._tokens.on_change = None
             ours.close()
             if self._stopping or not process.is_alive():
@@ -166,12 +179,12 @@ def serve(conn: Connection, options: ServingOptions) -> None:
     """The serving process's main: apply what the server sends, answer requests; exit when the server is gone."""
     from onefold.server import onefold_error, validation_error
 
-    replica = ProfileReplica(options.capacity, options.card_bytes)
+    replica = ProfileReplica(options.capacity, options.card_bytes, options.saved_capacity)
     client = httpx.AsyncClient(base_url=options.upstream, timeout=30)
     app = FastAPI(title="Onefold Profile API", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_exception_handler(OnefoldError, onefold_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    reader = ProfileReader(None, replica.resolve, replica.committed)
+    reader = ProfileReader(None, replica.resolve, replica.committed, memberships_in_memory=replica.saved.get)
     forwarded = 0
 
     async def forward(request: Request) -> Response:
@@ -203,6 +216,7 @@ def serve(conn: Connection, options: ServingOptions) -> None:
                 "role": "profile api",
                 "upstream": options.upstream,
                 "profiles_in_memory": replica.committed.size(),
+                "saved_values_in_memory": len(replica.saved),
                 "forwarded": forwarded,  # requests memory could not answer, since the process started
             }
         )

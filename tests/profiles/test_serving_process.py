@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from onefold.audiences.saved_values import SavedValues
 from onefold.errors import Unauthorized
 from onefold.governance.access_tokens import AccessToken, AccessTokens, ActiveTokens
 from onefold.governance.tokens import AdminToken, hash_token
@@ -151,7 +152,7 @@ def test_the_serving_process_answers_from_memory_as_the_server_would(with_copy):
 
     for identifier, path in answers:  # answered from memory: not forwarded
         assert "via" not in get(copy, secret, f"/{identifier}{path}", **PATHS[path]).headers
-    forwarded = get(copy, secret, "/user_id:u0/traits", **{"class": "audience"})
+    forwarded = get(copy, secret, "/user_id:u0/links")
     assert forwarded.status_code == 200
     assert forwarded.headers["via"] == "1.1 onefold-profile-api"
     status, body = answer(copy, "not-a-token", "/user_id:u0/traits")
@@ -192,6 +193,48 @@ def test_forwarded_requests_revocations_and_erasures_answer_as_the_server_does(w
     assert (status, body) == answer(server.url, fresh, "/email:p1@x.io/traits")
 
 
+def test_saved_audiences_and_computed_traits_are_answered_from_memory_once_a_round_evaluated_them(with_copy):
+    server, copy, secret = with_copy
+    assert server.runtime.audiences.wait_idle()  # no round of the people loaded is still to come
+    with server.admin() as admin:
+        for path, name, definition in (
+            ("/api/audiences", "viewers", {"event": "Product Viewed"}),
+            ("/api/computed-traits", "views", {"kind": "count", "event": "Product Viewed"}),
+        ):
+            created = admin.post(path, json={"name": name, "definition": definition})
+            assert created.status_code == 201, created.text
+    # creating them evaluated every profile, which empties the values in memory: the server answers
+    for trait_class in ("audience", "computed_trait"):
+        params = {"class": trait_class, "limit": 200}
+        forwarded = get(copy, secret, "/user_id:u0/traits", **params)
+        assert forwarded.headers["via"] == "1.1 onefold-profile-api"
+        assert forwarded.json() == answer(server.url, secret, "/user_id:u0/traits", **params)[1]
+    assert get(copy, secret, "/user_id:u0/traits", **{"class": "audience"}).json()["traits"] == {"viewers": True}
+
+    source = server.create_source("app")
+    batch = [
+        {"type": "track", "userId": "u0", "event": "Product Viewed", "properties": {"sku": "s9"}},
+        {"type": "track", "userId": "u9", "event": "Product Viewed", "properties": {"sku": "s9"}},  # a new person
+    ]
+    posted = httpx.post(server.url + "/v1/batch", json={"batch": batch}, auth=(source["write_key"], ""))
+    assert posted.status_code == 200, posted.text
+
+    def from_memory(identifier: str) -> dict[str, Any]:
+        response = get(copy, secret, f"/{identifier}/traits", **{"class": "computed_trait", "include": "views"})
+        return {} if response.status_code != 200 or "via" in response.headers else response.json()["traits"]
+
+    assert wait_until(lambda: from_memory("user_id:u0") == {"views": 2})
+    assert wait_until(lambda: from_memory("user_id:u9") == {"views": 1})
+    for identifier in ("user_id:u0", "user_id:u9"):
+        for trait_class in ("audience", "computed_trait"):
+            params = {"class": trait_class, "limit": 200}
+            ours = get(copy, secret, f"/{identifier}/traits", **params)
+            assert "via" not in ours.headers
+            assert ours.json() == answer(server.url, secret, f"/{identifier}/traits", **params)[1]
+    assert get(copy, secret, "/user_id:u9/traits", **{"class": "audience"}).json()["traits"] == {"viewers": True}
+    assert httpx.get(copy + "/health").json()["saved_values_in_memory"] >= 2
+
+
 def test_a_serving_process_that_dies_is_started_again(with_copy):
     server, copy, secret = with_copy
     serving = server.runtime.profile_serving
@@ -210,9 +253,9 @@ def test_a_feed_too_far_behind_is_dropped_for_a_fresh_start(monkeypatch, tmp_pat
     monkeypatch.setattr("onefold.profiles.serving_process.MAX_PENDING", 3)
     store = DuckDBStore.open(tmp_path / "data" / "onefold.duckdb")
     port = free_port()
-    options = ServingOptions("127.0.0.1", port, "http://127.0.0.1:1", "default", AdminToken("x", None), 10, 1 << 20)
+    options = ServingOptions("127.0.0.1", port, "http://127.0.0.1:1", "default", AdminToken("x", None), 10, 1 << 20, 10)
     committed = CommittedStates(10)
-    serving = ProfileServing(options, committed, AccessTokens(store, lambda: datetime.now(UTC)))
+    serving = ProfileServing(options, committed, AccessTokens(store, lambda: datetime.now(UTC)), SavedValues(10))
     serving.start()
     try:
         copy = served(port)
@@ -240,9 +283,9 @@ def test_when_the_server_does_not_answer_memory_still_does_and_the_rest_is_a_cle
     committed.publish([("p1", json.dumps(state), card(("user_id", "u1")))], [])
     port, dead = free_port(), free_port()
     options = ServingOptions(
-        "127.0.0.1", port, f"http://127.0.0.1:{dead}", "default", AdminToken("x", None), 10, 1 << 20
+        "127.0.0.1", port, f"http://127.0.0.1:{dead}", "default", AdminToken("x", None), 10, 1 << 20, 10
     )
-    serving = ProfileServing(options, committed, tokens)
+    serving = ProfileServing(options, committed, tokens, SavedValues(10))
     serving.start()
     try:
         copy = served(port)
