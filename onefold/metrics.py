@@ -81,6 +81,15 @@ class Metrics:
             buckets=ROUND_BUCKETS,
             registry=self.registry,
         )
+        self.audience_step_seconds = Histogram(
+            "onefold_audience_step_seconds",
+            "Time each step of an incremental audience round took: copying the touched profiles' timelines and"
+            " facts (scope), matching every audience and computed trait and writing the changes (evaluate),"
+            " reading the scope's values back for the Profile API (values).",
+            ["step"],
+            buckets=ROUND_BUCKETS,
+            registry=self.registry,
+        )
         self.wal_bytes = Gauge(
             "onefold_duckdb_wal_bytes",
             "Size of DuckDB's write-ahead log; it drops to zero at each checkpoint (16 MB by default).",
@@ -115,6 +124,9 @@ class Metrics:
 
     def step_took(self, step: str, seconds: float) -> None:
         self.step_seconds.labels(step).observe(seconds)
+
+    def audience_step_took(self, step: str, seconds: float) -> None:
+        self.audience_step_seconds.labels(step).observe(seconds)
 
     def watch_wal(self, database: Path) -> None:
         """Report the size of ``database``'s write-ahead log at each scrape (zero when there is none)."""

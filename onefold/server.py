@@ -122,6 +122,7 @@ class Runtime:
         identity.on_commit = audiences.touched
         identity.round_took = audiences.round_took = metrics.round_took
         identity.step_took = metrics.step_took
+        audiences.service.step_took = metrics.audience_step_took
         metrics.watch_wal(store.path)
         users = Users(store, clock)
         ensure_first_admin(users, settings)

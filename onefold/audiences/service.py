@@ -7,6 +7,7 @@ The compiler is pure; this module loads definitions, compiles them for ``now`` a
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from onefold.audiences.model import Catalog, references, time_relative
 from onefold.audiences.parse import fail, parse_computed_trait, parse_condition, reference_path
 from onefold.audiences.reference import Event, Profile
 from onefold.audiences.saved_values import SavedValues
+from onefold.background import untimed
 from onefold.errors import Conflict, NotFound
 from onefold.ids import random_uuid
 from onefold.store import DuckDBStore
@@ -93,6 +95,9 @@ class AudienceService:
         self.saved = SavedValues(saved_in_memory)  # the touched profiles' values after incremental rounds
         self.erasing = _Erasing(self.lock, self.saved)
         self._cache: dict[tuple[Any, ...], str] = {}
+        # told how long each step of an incremental round took (scope: copying the touched profiles' rows,
+        # evaluate: the statements and their commit, values: reading the scope's values back for memory)
+        self.step_took: Callable[[str, float], None] = untimed
 
     # --- definitions --------------------------------------------------------------------------------------
     def create(self, kind: str, name: str, description: str, definition: Any) -> dict[str, Any]:
@@ -220,14 +225,24 @@ class AudienceService:
         touched) and record ``upto`` as evaluated, in one transaction."""
         with self.lock:
             cur = self._store.cursor()
-            profiles, events = self.tables.scoped_relations(cur, profile_ids)
+            lap = time.perf_counter()
+            scope = set(profile_ids)
+            profiles, events = self.tables.scoped_relations(cur, scope)
             try:
+                lap = self._lap("scope", lap)
                 relations = Relations(profiles=profiles, events=events)
                 result = self._evaluate(cur, self.definitions(), None, relations, reason, upto=upto, scoped=True)
-                self.saved.put(self.tables.of_scope(cur))  # every value of these profiles is fresh
+                lap = self._lap("evaluate", lap)
+                self.saved.put(self.tables.of_scope(cur, sorted(scope)))  # every value of these profiles is fresh
+                self._lap("values", lap)
                 return result
             finally:
                 cur.unregister(SCOPE)
+
+    def _lap(self, step: str, since: float) -> float:
+        now = time.perf_counter()
+        self.step_took(step, now - since)
+        return now
 
     def refresh(self, *, reason: str) -> dict[str, Any]:
         """Evaluate again, over every profile, what time alone can change (windows, waits, last-N-days)."""

@@ -169,6 +169,51 @@ def test_saved_values_of_the_profiles_a_round_touched_are_answered_from_memory(s
         assert service.saved.get(bob) is None  # an erasure empties memory
 
 
+def stored_values(server: RunningServer) -> dict[tuple[str, str], tuple[Any, datetime]]:
+    cur = server.runtime.store.cursor()
+    rows = cur.execute("SELECT trait_id, profile_id, value, updated_at FROM trait_values").fetchall()
+    found = {(trait, pid): (orjson.loads(value), at) for trait, pid, value, at in rows}
+    assert len(found) == len(rows)  # one value per trait and profile
+    return found
+
+
+def test_a_round_writes_only_the_trait_values_that_changed(shop, clock):
+    server, key = shop
+    service = server.runtime.audiences.service
+    with server.admin() as admin:
+        create(admin, "/api/computed-traits", "ltv", {"kind": "sum", "event": "Order Completed", "property": "revenue"})
+        create(admin, "/api/computed-traits", "viewed", {"kind": "count", "event": "Product Viewed"})
+        ltv, viewed = (admin.get(f"/api/computed-traits/{n}").json()["id"] for n in ("ltv", "viewed"))
+        ann, bob = profile_of(admin, "ann"), profile_of(admin, "bob")
+        before = stored_values(server)
+        clock.advance(timedelta(minutes=1))
+        send(server, key, [{"type": "track", "userId": "bob", "event": "Product Viewed", "properties": {}}])
+        settle(server)
+        after = stored_values(server)
+        assert after[(viewed, bob)][0] == before[(viewed, bob)][0] + 1
+        assert after[(viewed, bob)][1] > before[(viewed, bob)][1]  # rewritten: it changed
+        assert after[(ltv, bob)] == before[(ltv, bob)]  # the same value, not written again
+        assert after[(ltv, ann)] == before[(ltv, ann)]  # not in the round
+        # a visitor who orders, then signs in as bob: the profile merged away keeps no values
+        visitor: list[dict[str, Any]] = [
+            {"type": "track", "anonymousId": "v-1", "event": "Order Completed", "properties": {"revenue": 5}},
+            {"type": "identify", "anonymousId": "v-1", "userId": "bob"},
+        ]
+        send(server, key, visitor[:1])
+        settle(server)
+        visitor_profile = wait_until(lambda: server.runtime.identity.graph.profile_of(("anonymous_id", "v-1")))
+        assert stored_values(server)[(ltv, visitor_profile)][0] == 5
+        send(server, key, visitor[1:])
+        settle(server)
+        merged = stored_values(server)
+        survivor = profile_of(admin, "bob")
+        assert {pid for _, pid in merged} & {visitor_profile, bob} == {survivor}
+        assert merged[(ltv, survivor)][0] == 45
+        # what a full evaluation computes from scratch
+        service.evaluate(reason="test")
+        assert {k: v for k, (v, _) in stored_values(server).items()} == {k: v for k, (v, _) in merged.items()}
+
+
 def test_a_new_profile_is_known_empty_from_memory_until_its_first_round(shop):
     server, key = shop
     service, identity = server.runtime.audiences.service, server.runtime.identity

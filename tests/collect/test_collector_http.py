@@ -411,18 +411,22 @@ def test_metrics_count_garbage_collector_pauses(server):
     assert full_collections() >= before + 1
 
 
-def test_metrics_time_each_identity_step_and_show_the_write_ahead_log(server, source):
+def test_metrics_time_each_identity_and_audience_step_and_show_the_write_ahead_log(server, source):
     post(
         server,
         "/v1/batch",
         {"batch": [{"type": "track", "userId": f"u{i}", "event": "e"} for i in range(20)]},
         key=source["write_key"],
     )
-    steps = ("fetch", "stitch", "fold", "serialize", "commit", "publish")
+    steps = [("identity", s) for s in ("fetch", "stitch", "fold", "serialize", "commit", "publish")]
+    steps += [("audience", s) for s in ("scope", "evaluate", "values")]  # the round over the touched profiles
     deadline = time.monotonic() + 30
     counts = {}
     while time.monotonic() < deadline:
-        counts = {step: metric(server, f'onefold_identity_step_seconds_count{{step="{step}"}}') for step in steps}
+        counts = {
+            (stage, step): metric(server, f'onefold_{stage}_step_seconds_count{{step="{step}"}}')
+            for stage, step in steps
+        }
         if all(counts.values()):
             break
         time.sleep(0.05)
