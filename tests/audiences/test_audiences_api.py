@@ -183,17 +183,25 @@ def test_a_round_writes_only_the_trait_values_that_changed(shop, clock):
     with server.admin() as admin:
         create(admin, "/api/computed-traits", "ltv", {"kind": "sum", "event": "Order Completed", "property": "revenue"})
         create(admin, "/api/computed-traits", "viewed", {"kind": "count", "event": "Product Viewed"})
+        create(admin, "/api/audiences", "browsers", {"computed_trait": "viewed", "op": ">=", "value": 3})
         ltv, viewed = (admin.get(f"/api/computed-traits/{n}").json()["id"] for n in ("ltv", "viewed"))
         ann, bob = profile_of(admin, "ann"), profile_of(admin, "bob")
-        before = stored_values(server)
-        clock.advance(timedelta(minutes=1))
-        send(server, key, [{"type": "track", "userId": "bob", "event": "Product Viewed", "properties": {}}])
-        settle(server)
-        after = stored_values(server)
-        assert after[(viewed, bob)][0] == before[(viewed, bob)][0] + 1
-        assert after[(viewed, bob)][1] > before[(viewed, bob)][1]  # rewritten: it changed
-        assert after[(ltv, bob)] == before[(ltv, bob)]  # the same value, not written again
-        assert after[(ltv, ann)] == before[(ltv, ann)]  # not in the round
+        for views in (2, 3, 3):  # bob viewed once before: then a view, a view that makes him a browser, a page
+            before = stored_values(server)
+            clock.advance(timedelta(minutes=1))
+            event = "Product Viewed" if views > before[(viewed, bob)][0] else "Page Viewed"
+            send(server, key, [{"type": "track", "userId": "bob", "event": event, "properties": {}}])
+            settle(server)
+            after = stored_values(server)
+            assert after[(viewed, bob)][0] == views
+            if views > before[(viewed, bob)][0]:
+                assert after[(viewed, bob)][1] > before[(viewed, bob)][1]  # rewritten: it changed
+            else:
+                assert after[(viewed, bob)] == before[(viewed, bob)]
+            assert after[(ltv, bob)] == before[(ltv, bob)]  # the same value, not written again
+            assert after[(ltv, ann)] == before[(ltv, ann)]  # not in the round
+            assert service.saved.get(bob) == service.tables.of_profile(bob)  # memory holds what the store does
+            assert ("browsers" in [a["name"] for a in service.tables.of_profile(bob)[0]]) == (views >= 3)
         # a visitor who orders, then signs in as bob: the profile merged away keeps no values
         visitor: list[dict[str, Any]] = [
             {"type": "track", "anonymousId": "v-1", "event": "Order Completed", "properties": {"revenue": 5}},
@@ -209,6 +217,8 @@ def test_a_round_writes_only_the_trait_values_that_changed(shop, clock):
         survivor = profile_of(admin, "bob")
         assert {pid for _, pid in merged} & {visitor_profile, bob} == {survivor}
         assert merged[(ltv, survivor)][0] == 45
+        for pid in (survivor, visitor_profile):
+            assert service.saved.get(pid) == service.tables.of_profile(pid)
         # what a full evaluation computes from scratch
         service.evaluate(reason="test")
         assert {k: v for k, (v, _) in stored_values(server).items()} == {k: v for k, (v, _) in merged.items()}
