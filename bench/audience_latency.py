@@ -13,7 +13,8 @@ probe events, each for a new user id in a one-event batch, and polls Segment's P
 requests per tick, oldest probes first, so polling stays light even when memberships lag). Latency is from the
 200 answer to the first poll that sees the membership (over-estimated by up to one poll interval while few
 probes are outstanding), and from the send as well. With `--profile-api-process` the polls go to the Profile
-API's serving process, and the bench reports how many of them it forwarded to the server.
+API's serving process, and the bench reports how many of them it forwarded to the server. With
+`--computed-traits` the demo's three computed traits are saved too, and every round evaluates them as well.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import httpx
 from profile_api_load import ADMIN, ingest_generator, percentiles, preload, start_clock, wait_processed
 from rich.console import Console
 from served import cpu_model, grown_by, start_server
+
+from onefold.demo.audiences import COMPUTED_TRAITS
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_POLLS_PER_TICK = 4
@@ -180,6 +183,9 @@ def main() -> None:
         action="store_true",
         help="run the server with profile_api_port (port + 1) and poll the Profile API there",
     )
+    parser.add_argument(
+        "--computed-traits", action="store_true", help="also save the demo's three computed traits (two windowed)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "audience_latency.json")
     parser.add_argument("--server-log", type=Path, default=ROOT / "bench" / "results" / "audience_latency_server.log")
     args = parser.parse_args()
@@ -203,6 +209,8 @@ def main() -> None:
         console.print(f"preloading {args.people:,} people x {args.events_per_person} events ...")
         results["preload"] = preload(server, write_key, args.people, args.events_per_person, args.batch)
         sizes = {}
+        for name, trait in (COMPUTED_TRAITS if args.computed_traits else {}).items():
+            server.admin("POST", "/api/computed-traits", json={"name": name, "definition": trait}, timeout=300)
         for name, definition in AUDIENCES.items():
             started = time.perf_counter()
             saved = server.admin("POST", "/api/audiences", json={"name": name, "definition": definition}, timeout=300)
