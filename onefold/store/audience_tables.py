@@ -257,7 +257,7 @@ class AudienceTables:
         ``profile_ids``)."""
         found: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {pid: ([], {}) for pid in profile_ids}
         # Entry times as integers, made datetimes here once per distinct value: members enter together, a round
-        # at a time, and DuckDB's conversion of each TIMESTAMPTZ took half of this method's time.
+        # at a time, and DuckDB's conversion of each TIMESTAMPTZ took about half of this query's time.
         rows = cur.execute(
             "SELECT m.profile_id, a.name, epoch_us(m.entered_at) FROM audience_members m"
             f" JOIN audiences a ON a.id = m.audience_id WHERE m.profile_id IN (SELECT profile_id FROM {SCOPE})"
