@@ -11,6 +11,14 @@ def untimed(stage: str, seconds: float) -> None:
     pass
 
 
+def end_step(report: Callable[[str, float], None], step: str, since: float) -> float:
+    """Report to ``report`` the step that began at ``since`` (``time.perf_counter``); returns now, the next
+    step's start."""
+    now = time.perf_counter()
+    report(step, now - since)
+    return now
+
+
 class BackgroundWorker:
     thread_name = "onefold-worker"
 

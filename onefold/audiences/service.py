@@ -21,7 +21,7 @@ from onefold.audiences.model import Catalog, references, time_relative
 from onefold.audiences.parse import fail, parse_computed_trait, parse_condition, reference_path
 from onefold.audiences.reference import Event, Profile
 from onefold.audiences.saved_values import SavedValues
-from onefold.background import untimed
+from onefold.background import end_step, untimed
 from onefold.errors import Conflict, NotFound
 from onefold.ids import random_uuid
 from onefold.store import DuckDBStore
@@ -229,20 +229,15 @@ class AudienceService:
             scope = set(profile_ids)
             profiles, events = self.tables.scoped_relations(cur, scope)
             try:
-                lap = self._lap("scope", lap)
+                lap = end_step(self.step_took, "scope", lap)
                 relations = Relations(profiles=profiles, events=events)
                 result = self._evaluate(cur, self.definitions(), None, relations, reason, upto=upto, scoped=True)
-                lap = self._lap("evaluate", lap)
+                lap = end_step(self.step_took, "evaluate", lap)
                 self.saved.put(self.tables.of_scope(cur, sorted(scope)))  # every value of these profiles is fresh
-                self._lap("values", lap)
+                end_step(self.step_took, "values", lap)
                 return result
             finally:
                 cur.unregister(SCOPE)
-
-    def _lap(self, step: str, since: float) -> float:
-        now = time.perf_counter()
-        self.step_took(step, now - since)
-        return now
 
     def refresh(self, *, reason: str) -> dict[str, Any]:
         """Evaluate again, over every profile, what time alone can change (windows, waits, last-N-days)."""

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from onefold.background import BackgroundWorker, untimed
+from onefold.background import BackgroundWorker, end_step, untimed
 from onefold.collect.normalize import canonicalize_traits
 from onefold.errors import StoreError
 from onefold.identity.graph import Decision, IdentityGraph
@@ -169,7 +169,7 @@ class IdentityProcessor(BackgroundWorker):
                 fetching = time.perf_counter()
                 rows = self.profiles.events_after(cur, self.offset, size)
                 if rows:
-                    self._lap("fetch", fetching)
+                    end_step(self.step_took, "fetch", fetching)
                     self._process(cur, rows)
                     self.round_took("identity", time.perf_counter() - started)
                 fill_wanted(self.committed, self.graph, self.profiles, cur)
@@ -224,7 +224,7 @@ class IdentityProcessor(BackgroundWorker):
             keys = self._keys(row)
             decision = self.graph.observe(row[0], keys, row[5] / 1000)  # event time drives the rules' windows
             items.append(Item(_profile_event(row), keys, decision))
-        self._lap("stitch", lap)
+        end_step(self.step_took, "stitch", lap)
         self.building = frozenset(i.decision.profile_id for i in items if i.decision.created and i.decision.profile_id)
         try:
             self._commit(cur, items, int(rows[-1][0]), rows={row[0]: row for row in rows})
@@ -273,11 +273,11 @@ class IdentityProcessor(BackgroundWorker):
                 lambda ids: [(_profile_event(r), self._keys(r), str(r[-1])) for r in self.profiles.events_of(cur, ids)],
                 self._rank,
             )
-            lap = self._lap("fold", lap)
+            lap = end_step(self.step_took, "fold", lap)
             _record_profiles(batch, changes, offset)
-            lap = self._lap("serialize", lap)
+            lap = end_step(self.step_took, "serialize", lap)
             self.tables.commit(cur, NAME, batch, offset)
-            lap = self._lap("commit", lap)
+            lap = end_step(self.step_took, "commit", lap)
         except Exception:
             self._states.clear()  # cached states were folded into in place: they may hold uncommitted events
             raise
@@ -290,7 +290,7 @@ class IdentityProcessor(BackgroundWorker):
         }
         cards = cards_after(changes, BatchFacts(rows or {}), self.committed, self.graph, regrouped)
         self.committed.publish(((pid, text, cards.get(pid)) for pid, text, _, _ in batch.states), changes.deleted)
-        self._lap("publish", lap)
+        end_step(self.step_took, "publish", lap)
         with self._cond:
             self.offset = offset
             self._cond.notify_all()
@@ -300,12 +300,6 @@ class IdentityProcessor(BackgroundWorker):
             self.on_commit(
                 {*changes.states, *changes.deleted, *changes.dissolved}, offset, created & changes.states.keys()
             )
-
-    def _lap(self, step: str, since: float) -> float:
-        """Report the step that began at ``since`` (``time.perf_counter``); returns now, the next one's start."""
-        now = time.perf_counter()
-        self.step_took(step, now - since)
-        return now
 
     def _stored_states(self, cur: Any, ids: list[str]) -> dict[str, Any]:
         """The stored states of ``ids``; the profiles this batch created have none yet, and the lookup scans
