@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
+
+log = logging.getLogger(__name__)
 
 
 def untimed(stage: str, seconds: float) -> None:
@@ -19,6 +24,18 @@ def end_step(report: Callable[[str, float], None], step: str, since: float) -> f
     return now
 
 
+def lower_thread_priority(steps: int) -> None:
+    """Make the calling thread ``steps`` nicer (lower priority) than it is, up to 19. Linux gives each thread its
+    own nice value; elsewhere this does nothing. A thread cannot take it back, so only threads that end call it."""
+    if steps <= 0 or sys.platform != "linux":
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
+    except OSError as exc:  # a sandbox refusing setpriority: run at the usual priority
+        log.warning("could not lower the priority of thread %s (%s); it runs at the usual one", tid, exc)
+
+
 class BackgroundWorker:
     thread_name = "onefold-worker"
 
@@ -27,10 +44,17 @@ class BackgroundWorker:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.round_took: Callable[[str, float], None] = untimed  # told how long each round of work took
+        # how much nicer than the process the worker's thread runs (``background_nice``): the CPU goes first to
+        # the threads and processes answering requests, and to this worker whenever they leave it idle
+        self.nice = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread = threading.Thread(target=self._run_niced, name=self.thread_name, daemon=True)
         self._thread.start()
+
+    def _run_niced(self) -> None:
+        lower_thread_priority(self.nice)
+        self._run()
 
     def stop(self) -> None:
         """Ask the worker to finish what is pending, then wait for it."""

@@ -42,6 +42,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nice(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 19:
+        raise ValueError(f"must be a nice increment from 0 to 19, got {value}")
+    return value
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", str, "./onefold-data", "Directory holding the DuckDB file and the hashed admin token."),
     Setting("host", str, "127.0.0.1", "Address the server listens on."),
@@ -127,6 +134,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Worker processes that parse and validate big collector bodies (16 KB and more) outside the server's "
         "interpreter, leaving it to loading and identity resolution under heavy ingest; 0 parses in threads.",
     ),
+    Setting(
+        "background_nice",
+        _nice,
+        10,
+        "How much lower than the server's request handling the OS ranks its background pipeline (loading into "
+        "DuckDB, identity resolution, audience rounds), as a nice increment from 0 to 19 (Linux only). Under "
+        "heavy ingest, API reads and acknowledgements then get a core first, and the pipeline every cycle they "
+        "leave idle; 0 ranks them alike.",
+    ),
     Setting("duckdb_memory_limit", str, "128MB", "DuckDB's memory_limit for the embedded store."),
     Setting(
         "profile_cards_mb",
@@ -182,6 +198,7 @@ class Settings:
     loader_max_lag_bytes: int = 256 * 1024 * 1024
     loader_linger_ms: int = 100
     parse_processes: int = 0
+    background_nice: int = 10
     duckdb_memory_limit: str = "128MB"
     profile_cards_mb: int = 256
     audience_refresh_seconds: int = 60

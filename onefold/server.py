@@ -120,6 +120,7 @@ class Runtime:
             refresh_seconds=settings.audience_refresh_seconds,
         )
         identity.on_commit = audiences.touched
+        loader.nice = identity.nice = audiences.nice = settings.background_nice
         identity.round_took = audiences.round_took = metrics.round_took
         identity.step_took = metrics.step_took
         audiences.service.step_took = metrics.audience_step_took
