@@ -14,6 +14,7 @@ import orjson
 from onefold.errors import CollectError, Forbidden, NotFound, Unauthorized
 from onefold.governance.tokens import hash_token
 from onefold.store import DuckDBStore
+from onefold.store.results import first_row
 
 SCOPES: dict[str, str] = {
     "profiles:read": "read profiles through the Profile API and search",
@@ -121,10 +122,10 @@ class AccessTokens:
         return [_record(r) for r in rows]
 
     def get(self, token_id: str) -> AccessToken:
-        row = (
-            self._store.cursor()
-            .execute("SELECT id, name, scopes, created_at, revoked_at FROM access_tokens WHERE id = ?", [token_id])
-            .fetchone()
+        row = first_row(
+            self._store.cursor().execute(
+                "SELECT id, name, scopes, created_at, revoked_at FROM access_tokens WHERE id = ?", [token_id]
+            )
         )
         if row is None:
             raise NotFound(f"no access token {token_id!r}; GET /api/tokens lists them")

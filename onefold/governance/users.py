@@ -22,6 +22,7 @@ from onefold.governance.passwords import check_strength, hash_password, verify_p
 from onefold.governance.roles import ROLES, Principal
 from onefold.governance.tokens import hash_token
 from onefold.store import DuckDBStore
+from onefold.store.results import first_row
 
 SESSION_HOURS = 12
 SESSION_COOKIE = "onefold_session"
@@ -90,7 +91,7 @@ class Users:
 
     # --- users --------------------------------------------------------------------------------------------
     def count(self) -> int:
-        row = self._store.cursor().execute("SELECT count(*) FROM users").fetchone()
+        row = first_row(self._store.cursor().execute("SELECT count(*) FROM users"))
         return int(row[0]) if row else 0
 
     def create(self, email: str, password: str, role: str, *, name: str = "", pii_grant: bool = False) -> User:
@@ -120,7 +121,7 @@ class Users:
         return [User(*row) for row in rows]
 
     def get(self, user_id: str) -> User:
-        row = self._store.cursor().execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", [user_id]).fetchone()
+        row = first_row(self._store.cursor().execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", [user_id]))
         if row is None:
             raise NotFound(f"no user {user_id!r}; the users page lists them")
         return User(*row)
@@ -130,10 +131,8 @@ class Users:
         return found[0] if found else None
 
     def _find(self, email: str) -> tuple[User, str] | None:
-        row = (
-            self._store.cursor()
-            .execute(f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE email = ?", [email])
-            .fetchone()
+        row = first_row(
+            self._store.cursor().execute(f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE email = ?", [email])
         )
         return None if row is None else (User(*row[:-1]), row[-1])
 
@@ -217,14 +216,12 @@ class Users:
         """The live session a cookie names, or None (unknown, expired, or its user disabled)."""
         if not token:
             return None
-        row = (
-            self._store.cursor()
-            .execute(
+        row = first_row(
+            self._store.cursor().execute(
                 "SELECT s.csrf, s.expires_at, u.id FROM console_sessions s JOIN users u ON u.id = s.user_id "
                 "WHERE s.token_sha256 = ? AND u.disabled_at IS NULL",
                 [hash_token(token)],
             )
-            .fetchone()
         )
         if row is None or row[1] <= self._clock():
             return None

@@ -29,6 +29,7 @@ from onefold.identity.keys import event_keys
 from onefold.identity.operations import apply_operation
 from onefold.identity.rules import IdentityRules, Key
 from onefold.store.duckdb_store import DB_FILE_NAME, LOCK_FILE_NAME
+from onefold.store.results import first_row
 
 KINDS = ("merged", "split", "changed")
 _STOP_SERVER = "stop the server, or copy the data directory (cp -r) and dry-run the copy"
@@ -79,7 +80,7 @@ class EventLog:
     def __init__(self, con: duckdb.DuckDBPyConnection, batch: int = 10_000) -> None:
         self._con, self._batch = con, batch
         self._kinds: dict[str, str] = dict(con.execute("SELECT id, kind FROM sources").fetchall())
-        row = con.execute("SELECT count(*) FROM events").fetchone()
+        row = first_row(con.execute("SELECT count(*) FROM events"))
         self._count = int(row[0]) if row else 0
 
     def __len__(self) -> int:

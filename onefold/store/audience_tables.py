@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from onefold.errors import Conflict, NotFound
 from onefold.store.duckdb_store import DuckDBStore, run_transaction
+from onefold.store.results import first_row
 
 SCOPE = "_audience_scope"  # the relation of profile ids an incremental evaluation is limited to
 MATCHING = "_audience_matching"
@@ -178,7 +179,7 @@ class AudienceTables:
         cur.register(SCOPE, table)
 
     def offset(self) -> int | None:
-        row = self._store.cursor().execute("SELECT seq FROM audience_offsets WHERE name = 'audiences'").fetchone()
+        row = first_row(self._store.cursor().execute("SELECT seq FROM audience_offsets WHERE name = 'audiences'"))
         return None if row is None else int(row[0])
 
     def offset_statement(self, seq: int) -> str:
@@ -280,7 +281,7 @@ class AudienceTables:
     def profile_data(self, profile_id: str) -> tuple[dict[str, Any], list[tuple[int, str | None, Any, Any]]] | None:
         """A profile's facts and its timeline (seq, event, ts, properties), or None if there is no such profile."""
         cur = self._store.cursor()
-        row = cur.execute("SELECT facts FROM profiles WHERE profile_id = ?", [profile_id]).fetchone()
+        row = first_row(cur.execute("SELECT facts FROM profiles WHERE profile_id = ?", [profile_id]))
         if row is None:
             return None
         events = cur.execute(
@@ -291,20 +292,18 @@ class AudienceTables:
 
     def membership(self, audience_id: str, profile_id: str) -> Any:
         """When ``profile_id`` entered the audience, or None if it is not a member."""
-        row = (
-            self._store.cursor()
-            .execute(
+        row = first_row(
+            self._store.cursor().execute(
                 "SELECT entered_at FROM audience_members WHERE audience_id = ? AND profile_id = ?",
                 [audience_id, profile_id],
             )
-            .fetchone()
         )
         return None if row is None else row[0]
 
     def sample(self, cur: duckdb.DuckDBPyConnection, matching_sql: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
         """How many profiles ``matching_sql`` selects, and a few of them with their traits."""
         cur.execute(f"CREATE OR REPLACE TEMP TABLE _preview AS {matching_sql}")
-        row = cur.execute("SELECT count(*) FROM _preview").fetchone()
+        row = first_row(cur.execute("SELECT count(*) FROM _preview"))
         rows = cur.execute(
             "SELECT m.profile_id, p.facts->'$.traits' AS traits FROM _preview m JOIN profiles p USING (profile_id)"
             " ORDER BY m.profile_id LIMIT ?",

@@ -20,6 +20,7 @@ import orjson
 import pyarrow as pa
 
 from onefold.errors import Conflict, NotFound, StoreError
+from onefold.store.results import first_row
 from onefold.store.schema import (
     EVENT_COLUMN_NAMES,
     EVENT_COLUMNS,
@@ -148,7 +149,7 @@ class DuckDBStore:
     def _migrate(self) -> None:
         con = self._con
         con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+        row = first_row(con.execute("SELECT max(version) FROM schema_version"))
         current = row[0] if row and row[0] is not None else 0
         for number, statements in enumerate(MIGRATIONS, start=1):
             if number <= current:
@@ -160,7 +161,7 @@ class DuckDBStore:
             con.execute("COMMIT")
 
     def get_meta(self, key: str) -> str | None:
-        row = self.cursor().execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        row = first_row(self.cursor().execute("SELECT value FROM meta WHERE key = ?", [key]))
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
@@ -173,7 +174,7 @@ class DuckDBStore:
     ) -> SourceRecord:
         with self._admin_lock:
             cur = self.cursor()
-            if cur.execute("SELECT 1 FROM sources WHERE name = ?", [name]).fetchone():
+            if first_row(cur.execute("SELECT 1 FROM sources WHERE name = ?", [name])):
                 raise Conflict(f"a source named '{name}' already exists; choose another name", field="name")
             cur.execute(
                 "INSERT INTO sources (id, name, kind, default_region, write_key, disabled, created_at, updated_at)"
@@ -183,7 +184,7 @@ class DuckDBStore:
         return self.get_source(id)
 
     def source_name_and_kind(self, source_id: str) -> tuple[str, str] | None:
-        row = self.cursor().execute("SELECT name, kind FROM sources WHERE id = ?", [source_id]).fetchone()
+        row = first_row(self.cursor().execute("SELECT name, kind FROM sources WHERE id = ?", [source_id]))
         return None if row is None else (str(row[0]), str(row[1]))
 
     def list_sources(self) -> list[SourceRecord]:
@@ -191,10 +192,10 @@ class DuckDBStore:
         return [SourceRecord(*row) for row in rows]
 
     def get_source(self, id_or_name: str) -> SourceRecord:
-        row = (
-            self.cursor()
-            .execute(f"SELECT {_SOURCE_COLS} FROM sources WHERE id = ? OR name = ?", [id_or_name, id_or_name])
-            .fetchone()
+        row = first_row(
+            self.cursor().execute(
+                f"SELECT {_SOURCE_COLS} FROM sources WHERE id = ? OR name = ?", [id_or_name, id_or_name]
+            )
         )
         if row is None:
             raise NotFound(f"no source with id or name '{id_or_name}'; list sources with GET /api/sources")
@@ -216,10 +217,10 @@ class DuckDBStore:
     # --- the event log: written only by the group-commit writer -------------------------------------------
     def next_ids(self) -> tuple[int, int]:
         """The next event sequence number and the next quarantine id."""
-        row = (
-            self.cursor()
-            .execute("SELECT (SELECT coalesce(max(seq), 0) FROM events), (SELECT coalesce(max(id), 0) FROM quarantine)")
-            .fetchone()
+        row = first_row(
+            self.cursor().execute(
+                "SELECT (SELECT coalesce(max(seq), 0) FROM events), (SELECT coalesce(max(id), 0) FROM quarantine)"
+            )
         )
         assert row is not None
         return int(row[0]) + 1, int(row[1]) + 1
@@ -264,14 +265,12 @@ class DuckDBStore:
 
     # --- reads for the API --------------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
-        row = (
-            self.cursor()
-            .execute(
+        row = first_row(
+            self.cursor().execute(
                 "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM quarantine),"
                 " (SELECT value FROM counters WHERE name = 'events_deduplicated'),"
                 " (SELECT count(*) FROM sources)"
             )
-            .fetchone()
         )
         assert row is not None
         return {

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from onefold.store.arrow_rows import rows_table
 from onefold.store.duckdb_store import DuckDBStore, run_transaction
+from onefold.store.results import first_row
 from onefold.store.schema import AUDIENCE_EVENT_NAME
 
 Key = tuple[str, str]
@@ -117,7 +118,7 @@ class IdentityTables:
         self._store = store
 
     def offset(self, name: str) -> int:
-        row = self._store.cursor().execute("SELECT seq FROM processor_offsets WHERE name = ?", [name]).fetchone()
+        row = first_row(self._store.cursor().execute("SELECT seq FROM processor_offsets WHERE name = ?", [name]))
         return int(row[0]) if row else 0
 
     def events_after(self, cur: duckdb.DuckDBPyConnection, seq: int, limit: int, upto: int | None = None) -> list[Any]:
@@ -130,7 +131,7 @@ class IdentityTables:
         ).fetchall()
 
     def last_seq(self) -> int:
-        row = self._store.cursor().execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+        row = first_row(self._store.cursor().execute("SELECT coalesce(max(seq), 0) FROM events"))
         return int(row[0]) if row else 0
 
     def commit(self, cur: duckdb.DuckDBPyConnection, name: str, batch: IdentityBatch, offset: int) -> None:
@@ -165,10 +166,8 @@ class IdentityTables:
 
     # --- reads for the API --------------------------------------------------------------------------------
     def owner(self, key: Key) -> str | None:
-        row = (
-            self._store.cursor()
-            .execute("SELECT profile_id FROM identity_keys WHERE type = ? AND value = ?", list(key))
-            .fetchone()
+        row = first_row(
+            self._store.cursor().execute("SELECT profile_id FROM identity_keys WHERE type = ? AND value = ?", list(key))
         )
         return None if row is None else str(row[0])
 
@@ -282,17 +281,15 @@ class IdentityTables:
         return rows
 
     def next_operation_id(self) -> int:
-        row = self._store.cursor().execute("SELECT coalesce(max(id), 0) + 1 FROM identity_operations").fetchone()
+        row = first_row(self._store.cursor().execute("SELECT coalesce(max(id), 0) + 1 FROM identity_operations"))
         return int(row[0]) if row else 1
 
     def counts(self) -> dict[str, int]:
-        row = (
-            self._store.cursor()
-            .execute(
+        row = first_row(
+            self._store.cursor().execute(
                 "SELECT (SELECT count(DISTINCT profile_id) FROM identity_keys), (SELECT count(*) FROM identity_keys),"
                 " (SELECT count(*) FROM identity_merges), (SELECT count(*) FROM identity_hubs)"
             )
-            .fetchone()
         )
         assert row is not None
         return {"profiles": int(row[0]), "identifiers": int(row[1]), "merges": int(row[2]), "hubs": int(row[3])}

@@ -9,6 +9,7 @@ import orjson
 import pyarrow as pa
 
 from onefold.store.duckdb_store import DuckDBStore, decode_event_json, run_transaction
+from onefold.store.results import first_row
 
 Key = tuple[str, str]
 
@@ -68,7 +69,7 @@ class PrivacyTables:
             statements = []
             for name, table, where in _ERASED:
                 condition = where.replace("$pid", quoted)
-                row = cur.execute(f"SELECT count(*) FROM {table} WHERE {condition}").fetchone()
+                row = first_row(cur.execute(f"SELECT count(*) FROM {table} WHERE {condition}"))
                 counts[name] = int(row[0]) if row else 0
                 statements.append(f"DELETE FROM {table} WHERE {condition}")
             receipt["deleted"] = counts
@@ -89,7 +90,7 @@ class PrivacyTables:
         return counts
 
     def receipt(self, receipt_id: str) -> dict[str, Any] | None:
-        row = self._store.cursor().execute("SELECT receipt FROM erasure_receipts WHERE id = ?", [receipt_id]).fetchone()
+        row = first_row(self._store.cursor().execute("SELECT receipt FROM erasure_receipts WHERE id = ?", [receipt_id]))
         return None if row is None else dict(orjson.loads(row[0]))
 
     def receipts(self, *, limit: int) -> list[dict[str, Any]]:

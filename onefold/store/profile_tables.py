@@ -10,6 +10,7 @@ import orjson
 import pyarrow as pa
 
 from onefold.store.duckdb_store import DuckDBStore
+from onefold.store.results import first_row
 
 # The columns the profile fold reads. Properties only for the events whose properties it uses, and context
 # traits only for calls other than identify (identify traits are already in `traits`), to keep the scan small.
@@ -77,7 +78,7 @@ class ProfileTables:
 
     # --- for the API --------------------------------------------------------------------------------------
     def state(self, profile_id: str) -> dict[str, Any] | None:
-        row = self._store.cursor().execute("SELECT state FROM profiles WHERE profile_id = ?", [profile_id]).fetchone()
+        row = first_row(self._store.cursor().execute("SELECT state FROM profiles WHERE profile_id = ?", [profile_id]))
         return None if row is None else dict(orjson.loads(row[0]))
 
     def timeline(
@@ -223,5 +224,5 @@ class ProfileTables:
             cur.unregister("_profile_facts")
 
     def count(self) -> int:
-        row = self._store.cursor().execute("SELECT count(*) FROM profiles").fetchone()
+        row = first_row(self._store.cursor().execute("SELECT count(*) FROM profiles"))
         return int(row[0]) if row else 0
