@@ -218,18 +218,29 @@ class IdentityProcessor(BackgroundWorker):
         return True
 
     def _process(self, cur: Any, rows: list[Any]) -> None:
-        items: list[Item] = []
-        lap = time.perf_counter()
-        for row in rows:
-            keys = self._keys(row)
-            decision = self.graph.observe(row[0], keys, row[5] / 1000)  # event time drives the rules' windows
-            items.append(Item(_profile_event(row), keys, decision))
-        end_step(self.step_took, "stitch", lap)
-        self.building = frozenset(i.decision.profile_id for i in items if i.decision.created and i.decision.profile_id)
-        try:
-            self._commit(cur, items, int(rows[-1][0]), rows={row[0]: row for row in rows})
-        finally:
-            self.building = frozenset()
+        """Stitch and commit ``rows``. A split re-attributes events by the graph as it stands when the part is
+        projected, so a batch is cut right after each event that split a profile: the result is then the same
+        whatever the batch size (a crash, a replay, a backlog). Splits are rare, so the extra commits are too."""
+        start = 0
+        while start < len(rows):
+            items: list[Item] = []
+            lap = time.perf_counter()
+            for row in rows[start:]:
+                keys = self._keys(row)
+                decision = self.graph.observe(row[0], keys, row[5] / 1000)  # event time drives the rules' windows
+                items.append(Item(_profile_event(row), keys, decision))
+                if decision.splits:
+                    break
+            end_step(self.step_took, "stitch", lap)
+            part = rows[start : start + len(items)]
+            start += len(items)
+            self.building = frozenset(
+                i.decision.profile_id for i in items if i.decision.created and i.decision.profile_id
+            )
+            try:
+                self._commit(cur, items, int(part[-1][0]), rows={row[0]: row for row in part})
+            finally:
+                self.building = frozenset()
 
     def _commit(
         self,

@@ -113,8 +113,9 @@ def _rebuild(
 ) -> None:
     """Re-attribute the events of split profiles by their identifiers and rebuild those profiles' states."""
     rebuilt = {final(pid) for pid in split_ids}
-    # stored attributions name profiles as they were before this batch: the split ones and those merged into them
-    before = {pid for pid in {*split_ids, *changes.renamed} if final(pid) in rebuilt}
+    # stored attributions name profiles as they were before this batch: the split ones, those merged into them and
+    # those a part merged into (a part of a split may join an older profile in the same event)
+    before = {pid for pid in {*split_ids, *changes.renamed, *rebuilt} if final(pid) in rebuilt}
     stored = load_events(before)
     in_batch = {seq for seq, pid in changes.attributions if pid in rebuilt}
     attributed = dict(changes.attributions)
