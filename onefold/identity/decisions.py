@@ -19,7 +19,7 @@ class Merge:
 class Split:
     """A profile re-derived from its evidence: parts no longer connected became ``new_profiles``."""
 
-    profile: str  # keeps the part with a unique identifier, else any part; of those, the oldest
+    profile: str  # kept by the part holding the oldest unique identifier; with none, the part with the oldest one
     new_profiles: tuple[str, ...]
     key: Key  # the identifier that caused it: the hub, the excluded identifier, or one side of the link
     reason: str = "hub"  # "hub", "excluded" (exclude_identifier) or "excluded_link" (exclude_link)

@@ -240,12 +240,13 @@ class IdentityGraph:
         return sorted(parts, key=self._rank), kept
 
     def _rank(self, part: set[int]) -> tuple[int, int, Key]:
-        """Parts holding a unique identifier first, then the part with the oldest identifier (the smallest
-        identifier breaks ties, so the order never depends on ids or hashing)."""
+        """The part holding the oldest unique identifier first; parts without one after those with one, by their
+        oldest identifier (the smallest identifier breaks ties, so the order never depends on ids or hashing)."""
         table, unique = self._table, self._unique
+        uniques = [table.first[k] for k in part if table.types[k] in unique]
         return (
-            0 if any(table.types[k] in unique for k in part) else 1,
-            min(table.first[k] for k in part),
+            0 if uniques else 1,
+            min(uniques) if uniques else min(table.first[k] for k in part),
             min(map(table.key, part)),
         )
 

@@ -171,6 +171,18 @@ def test_when_a_phone_turns_out_to_be_shared_the_profile_it_glued_is_split():
     assert graph.profile_of(("loyalty_card", "L3")) not in {"prof_0000000001", split.new_profiles[0]}
 
 
+def test_after_a_split_the_part_with_the_oldest_unique_identifier_keeps_the_id():
+    graph = IdentityGraph(DEFAULT_RULES)
+    graph.observe(1, [("anonymous_id", "a1")])  # the oldest identifier of all, not a unique one
+    graph.observe(2, [("user_id", "u1"), ("email", "shared@example.com")])  # the oldest unique identifier
+    graph.observe(3, [("anonymous_id", "a1"), ("crm_id", "c1")])
+    graph.observe(4, [("anonymous_id", "a1"), ("email", "shared@example.com")])  # the e-mail glues both sides
+    assert graph.profile_of(("user_id", "u1")) == graph.profile_of(("crm_id", "c1")) == "prof_0000000001"
+    [split] = graph.exclude_identifier(5, ("email", "shared@example.com")).splits
+    assert graph.profile_of(("user_id", "u1")) == "prof_0000000001"
+    assert graph.profile_of(("crm_id", "c1")) == graph.profile_of(("anonymous_id", "a1")) == split.new_profiles[0]
+
+
 def test_a_split_keeps_together_what_other_evidence_connects():
     graph = IdentityGraph(DEFAULT_RULES)
     landline = ("phone", "+14155550100")
