@@ -37,6 +37,12 @@ _ERASED: tuple[tuple[str, str, str], ...] = (
     ),
     ("split_evidence", "identity_splits", "profile_id = $pid OR seq IN (SELECT seq FROM _erase_seqs)"),
     (
+        "match_candidates",
+        "match_pairs",
+        "a_profile = $pid OR b_profile = $pid OR EXISTS (SELECT 1 FROM _erase_keys k WHERE (k.type = a_type AND"
+        " k.value = a_value) OR (k.type = b_type AND k.value = b_value))",
+    ),
+    (
         "quarantined_payloads",
         "quarantine",
         "EXISTS (SELECT 1 FROM _erase_keys k WHERE contains(quarantine.payload, k.value))",
@@ -131,7 +137,8 @@ class PrivacyTables:
         )
 
     def export(self, profile_id: str) -> dict[str, Any]:
-        """Every row Onefold holds about the profile: events, identifiers and the evidence about them."""
+        """Every row Onefold holds about the profile: events, identifiers, the evidence about them, its audiences
+        (with their history), its computed traits and the probabilistic match candidates naming it."""
         store = self._store
         events = store.dicts(
             "SELECT e.* FROM event_profiles p JOIN events e ON e.seq = p.seq WHERE p.profile_id = ? ORDER BY e.seq",
@@ -153,6 +160,29 @@ class PrivacyTables:
                     " WHERE k.profile_id = ? ORDER BY r.seq",
                     [profile_id],
                 ),
+                "splits": store.dicts("SELECT * FROM identity_splits WHERE profile_id = ? ORDER BY seq", [profile_id]),
+                "match_candidates": store.dicts(
+                    "SELECT * FROM match_pairs WHERE a_profile = ? OR b_profile = ? ORDER BY id",
+                    [profile_id, profile_id],
+                ),
+            },
+            "audiences": store.dicts(
+                "SELECT a.name, m.entered_at FROM audience_members m JOIN audiences a ON a.id = m.audience_id"
+                " WHERE m.profile_id = ? ORDER BY a.name",
+                [profile_id],
+            ),
+            "audience_history": store.dicts(
+                "SELECT a.name, c.change, c.at_time, c.reason FROM audience_changes c JOIN audiences a"
+                " ON a.id = c.audience_id WHERE c.profile_id = ? ORDER BY c.id",
+                [profile_id],
+            ),
+            "computed_traits": {
+                row["name"]: orjson.loads(row["value"])
+                for row in store.dicts(
+                    "SELECT t.name, v.value FROM trait_values v JOIN audiences t ON t.id = v.trait_id"
+                    " WHERE v.profile_id = ? ORDER BY t.name",
+                    [profile_id],
+                )
             },
         }
 

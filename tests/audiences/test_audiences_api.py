@@ -457,6 +457,10 @@ def test_erasure_removes_memberships_history_and_computed_values(shop):
         create(admin, "/api/audiences", "pros", {"trait": "plan", "op": "equals", "value": "pro"})
         ann = profile_of(admin, "ann")
         assert members(admin, "pros") == {ann}
+        exported = admin.post("/api/privacy/export", json={"identifier": "user_id:ann"}).json()
+        assert [a["name"] for a in exported["audiences"]] == ["pros"]
+        assert [(c["name"], c["change"]) for c in exported["audience_history"]] == [("pros", "entered")]
+        assert exported["computed_traits"]["views"] == 1
         erased = admin.post("/api/privacy/erase", json={"identifier": "user_id:ann"})
         assert erased.status_code == 200, erased.text
         deleted = erased.json()["deleted"]

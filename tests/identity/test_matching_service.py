@@ -193,6 +193,20 @@ def test_matching_links_queues_reviews_revokes_and_never_repeats(make_server):
         assert [r["id"] for r in runs] == [second.json()["id"], run["id"]]
         assert admin.get(f"{MATCHING}/reviews", params={"status": "maybe"}).status_code == 400
 
+        # a person's export lists the candidates naming them; erasing them leaves none behind
+        side = waiting["a"]["identifier"]
+        person = {"identifier": f"{side['type']}:{side['value']}"}
+        exported = admin.post("/api/privacy/export", json=person).json()
+        assert waiting["id"] in [p["id"] for p in exported["evidence"]["match_candidates"]]
+        erased = admin.post("/api/privacy/erase", json=person)
+        assert erased.status_code == 200, erased.text
+        assert erased.json()["deleted"]["match_candidates"] >= 1
+    left = [
+        p for status in ("pending", "rejected", "auto_linked", "accepted", "revoked") for p in reviews(server, status)
+    ]
+    assert waiting["id"] not in [p["id"] for p in left]
+    assert all(side not in (p["a"]["identifier"], p["b"]["identifier"]) for p in left)
+
 
 def test_matching_refuses_bad_thresholds_and_too_little_data(make_server):
     server: RunningServer = make_server()

@@ -114,11 +114,15 @@ def test_streamed_profiles_equal_replayed_profiles(tmp_path, make_story, request
     streamed = dump(store)
     # each profile's state counts the events its timeline holds (a part of a split merged into an older profile
     # once lost the older profile's earlier events)
-    miscounted = store.cursor().execute(
-        "SELECT p.profile_id, p.state->>'events', count(e.seq) FROM profiles p"
-        " LEFT JOIN event_profiles e ON e.profile_id = p.profile_id"
-        " GROUP BY ALL HAVING CAST(p.state->>'events' AS BIGINT) <> count(e.seq)"
-    ).fetchall()
+    miscounted = (
+        store.cursor()
+        .execute(
+            "SELECT p.profile_id, p.state->>'events', count(e.seq) FROM profiles p"
+            " LEFT JOIN event_profiles e ON e.profile_id = p.profile_id"
+            " GROUP BY ALL HAVING CAST(p.state->>'events' AS BIGINT) <> count(e.seq)"
+        )
+        .fetchall()
+    )
     store.close()
     assert miscounted == []
     assert streamed["event_profiles"]
