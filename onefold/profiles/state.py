@@ -100,7 +100,7 @@ def fold(state: State, event: ProfileEvent, rank: Rank = no_precedence) -> State
         _count(state["channels"], event.channel)
     if event.type in ("page", "screen"):
         state["page_views"] += 1
-    if event.traits:
+    if event.traits and event.type != "group":  # a group call's traits describe the account, not the person
         for trait, value in event.traits.items():
             _offer_trait(state["traits"], trait, _candidate(value, event), rank)
     if event.consent:

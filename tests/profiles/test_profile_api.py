@@ -77,6 +77,7 @@ def test_profile_built_from_the_official_client_is_served_in_segment_shapes(serv
     assert body["traits"]["last_product_viewed"]["name"] == "Trail Shoe"
     assert body["traits"]["favourite_category"] == "Shoes"
     assert body["traits"]["consent"] == {"email": True}
+    assert "name" not in body["traits"]  # the group call's name is the account's, not Ann's
     assert body["cursor"]["has_more"] is False
 
     # Segment's default page is 10 traits; the cursor walks the rest
