@@ -17,7 +17,7 @@ import orjson
 
 from onefold.audiences.compiler import Relations, compile_audience, compile_traits, sql_time, to_sql
 from onefold.audiences.explain import explain
-from onefold.audiences.model import Catalog, references, time_relative
+from onefold.audiences.model import Catalog, Condition, references, time_relative
 from onefold.audiences.parse import fail, parse_computed_trait, parse_condition, reference_path
 from onefold.audiences.reference import Event, Profile
 from onefold.audiences.saved_values import SavedValues
@@ -146,13 +146,12 @@ class AudienceService:
             return
         condition = parse_condition(definition)
         catalog = self.definitions().catalog
-        traits, audiences = references(condition)
-        for trait in sorted(traits - set(catalog.traits)):
-            where = reference_path(definition, "computed_trait", trait) or "$"
-            raise fail(where, f"no computed trait is named {trait!r}", allowed=sorted(catalog.traits))
-        for audience in sorted(audiences - set(catalog.audiences)):
-            where = reference_path(definition, "audience", audience) or "$"
-            raise fail(where, f"no audience is named {audience!r}", allowed=sorted(catalog.audiences))
+        _check_references(definition, condition, catalog)
+        for audience in sorted(references(condition)[1]):
+            loop = _path_to(name, audience, catalog)
+            if loop is not None:
+                where = reference_path(definition, "audience", audience) or "$"
+                raise fail(where, f"audience {audience!r} refers back to {name!r} through {' -> '.join(loop)}")
         with_this = Catalog(traits=catalog.traits, audiences={**catalog.audiences, name: condition})
         for other in [name, *(n for n, c in catalog.audiences.items() if name in references(c)[1])]:
             compile_audience(with_this.audiences[other], self._clock(), with_this, FULL)  # raises on a cycle
@@ -210,6 +209,7 @@ class AudienceService:
     def preview(self, definition: Any, limit: int = PREVIEW_SAMPLE) -> dict[str, Any]:
         condition = parse_condition(definition)
         catalog = self.definitions().catalog
+        _check_references(definition, condition, catalog)
         sql = to_sql(compile_audience(condition, self._clock(), catalog, FULL))
         count, sample = self.tables.sample(self._store.cursor(), sql, limit)
         return {"count": count, "sample": sample}
@@ -337,3 +337,30 @@ def _changes_with_time(row: dict[str, Any], catalog: Catalog) -> bool:
     if row["kind"] == "computed_trait":
         return row["definition"].get("within_days") is not None
     return time_relative(catalog.audiences[row["name"]])
+
+
+def _check_references(definition: Any, condition: Condition, catalog: Catalog) -> None:
+    """Refuse a reference to a computed trait or audience that is not saved, pointing at the reference."""
+    traits, audiences = references(condition)
+    for trait in sorted(traits - set(catalog.traits)):
+        where = reference_path(definition, "computed_trait", trait) or "$"
+        raise fail(where, f"no computed trait is named {trait!r}", allowed=sorted(catalog.traits))
+    for audience in sorted(audiences - set(catalog.audiences)):
+        where = reference_path(definition, "audience", audience) or "$"
+        raise fail(where, f"no audience is named {audience!r}", allowed=sorted(catalog.audiences))
+
+
+def _path_to(target: str, start: str, catalog: Catalog) -> list[str] | None:
+    """The chain of saved audiences from ``start`` to a reference to ``target``, if there is one."""
+    seen: set[str] = set()
+    stack: list[list[str]] = [[start]]
+    while stack:
+        path = stack.pop()
+        current = path[-1]
+        if current == target:
+            return path
+        if current in seen or current not in catalog.audiences:
+            continue
+        seen.add(current)
+        stack.extend([*path, nxt] for nxt in sorted(references(catalog.audiences[current])[1], reverse=True))
+    return None

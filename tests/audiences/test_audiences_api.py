@@ -330,9 +330,21 @@ def test_bad_definitions_are_refused_with_the_failing_node(shop):
         assert "no audience is named 'nope'" in unknown.json()["error"]["message"]
         create(admin, "/api/audiences", "pros", {"trait": "plan", "op": "equals", "value": "pro"})
         create(admin, "/api/audiences", "pro_buyers", {"and": [{"audience": "pros"}, {"event": "Order Completed"}]})
-        cycle = admin.put("/api/audiences/pros", json={"definition": {"audience": "pro_buyers"}})
+        nested = {"and": [{"event": "X"}, {"or": [{"trait": "plan", "op": "exists"}, {"audience": "pro_buyers"}]}]}
+        cycle = admin.put("/api/audiences/pros", json={"definition": nested})
         assert cycle.status_code == 400
-        assert "refers to itself" in cycle.json()["error"]["message"]
+        assert cycle.json()["error"]["details"]["path"] == "$.and[1].or[1]"  # the reference closing the loop
+        assert "refers back to 'pros' through pro_buyers -> pros" in cycle.json()["error"]["message"]
+        itself = admin.put("/api/audiences/pros", json={"definition": {"not": {"audience": "pros"}}})
+        assert itself.status_code == 400
+        assert itself.json()["error"]["details"]["path"] == "$.not"
+        unknown_in_preview = admin.post(
+            "/api/audiences/preview",
+            json={"definition": {"and": [{"event": "X"}, {"or": [{"computed_trait": "nope", "op": "exists"}]}]}},
+        )
+        assert unknown_in_preview.status_code == 400
+        assert unknown_in_preview.json()["error"]["details"]["path"] == "$.and[1].or[0]"
+        assert "no computed trait is named 'nope'" in unknown_in_preview.json()["error"]["message"]
         used = admin.delete("/api/audiences/pros")
         assert used.status_code == 409
         assert used.json()["error"]["details"]["used_by"] == ["pro_buyers"]
