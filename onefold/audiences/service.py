@@ -113,6 +113,9 @@ class AudienceService:
         text = row["description"] if description is None else description
         self.tables.update(row["id"], text, definition, self._clock())
         self.evaluate([row["id"]], reason="the definition changed")
+        dependents = self._dependents(row["name"], kind)
+        if dependents:  # audiences referring to it, directly or through others, change with it
+            self.evaluate(dependents, reason=f"{row['name']!r}, which it refers to, changed")
         return self.tables.get(kind, row["id"])
 
     def delete(self, kind: str, name: str) -> None:
@@ -155,6 +158,19 @@ class AudienceService:
         with_this = Catalog(traits=catalog.traits, audiences={**catalog.audiences, name: condition})
         for other in [name, *(n for n, c in catalog.audiences.items() if name in references(c)[1])]:
             compile_audience(with_this.audiences[other], self._clock(), with_this, FULL)  # raises on a cycle
+
+    def _dependents(self, name: str, kind: str) -> list[str]:
+        """Ids of the saved audiences whose meaning depends on the audience or computed trait ``name``."""
+        found = self.definitions()
+        position = 0 if kind == "computed_trait" else 1
+        audiences = found.catalog.audiences
+        names = {n for n, condition in audiences.items() if name in references(condition)[position]}
+        frontier = set(names)
+        while frontier:
+            frontier = {n for n, c in audiences.items() if references(c)[1] & frontier} - names
+            names |= frontier
+        names.discard(name if kind == "audience" else "")
+        return sorted(i for i, r in found.rows.items() if r["kind"] == "audience" and r["name"] in names)
 
     def _referenced_by(self, row: dict[str, Any]) -> set[str]:
         position = 0 if row["kind"] == "computed_trait" else 1

@@ -604,3 +604,37 @@ def copy_of_profiles(server: RunningServer) -> list[Profile]:
         events.setdefault(pid, []).append(Event(seq, event, ts, orjson.loads(properties) if properties else None))
     rows = cur.execute("SELECT profile_id, facts FROM profiles").fetchall()
     return [Profile(pid, orjson.loads(facts), tuple(events.get(pid, ()))) for pid, facts in rows]
+
+
+def test_audiences_referring_to_a_changed_definition_follow_it_at_once(make_server, clock):
+    server = make_server(clock=clock, audience_refresh_seconds=3600)  # no scheduled refresh to hide a stale size
+    key = server.create_source("shop", "web", "US")["write_key"]
+    send(
+        server,
+        key,
+        [
+            {"type": "identify", "userId": "ann", "traits": {"plan": "pro"}},
+            {"type": "track", "userId": "ann", "event": "Product Viewed"},
+            {"type": "identify", "userId": "bob", "traits": {"plan": "free"}},
+        ],
+    )
+    settle(server)
+    with server.admin() as admin:
+        ann = profile_of(admin, "ann")
+        create(admin, "/api/audiences", "pros", {"trait": "plan", "op": "equals", "value": "pro"})
+        create(admin, "/api/audiences", "pro_fans", {"audience": "pros"})
+        create(admin, "/api/audiences", "outer", {"not": {"not": {"audience": "pro_fans"}}})
+        create(admin, "/api/computed-traits", "views", {"kind": "count", "event": "Product Viewed"})
+        create(admin, "/api/audiences", "viewers", {"computed_trait": "views", "op": ">=", "value": 1})
+        assert members(admin, "outer") == members(admin, "viewers") == {ann}
+
+        changed = admin.put("/api/audiences/pros", json={"definition": {"trait": "plan", "op": "equals", "value": "x"}})
+        assert changed.status_code == 200, changed.text
+        assert members(admin, "pro_fans") == members(admin, "outer") == set()
+        assert admin.get("/api/audiences/outer").json()["size"] == 0
+        history = admin.get("/api/audiences/outer/history").json()["data"]
+        assert [(c["change"], c["reason"]) for c in history][-1] == ("exited", "'pros', which it refers to, changed")
+
+        changed = admin.put("/api/computed-traits/views", json={"definition": {"kind": "count", "event": "Never Seen"}})
+        assert changed.status_code == 200, changed.text
+        assert members(admin, "viewers") == set()
