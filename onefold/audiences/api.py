@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from onefold.audiences.json_schema import audience_schema, computed_trait_schema
 from onefold.audiences.service import AudienceService
@@ -24,10 +24,23 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
 EXPORT_CHUNK = 5_000
 
 
+RESERVED_NAMES = frozenset({"schema", "preview", "changes"})  # paths under /api/audiences/ and /api/computed-traits/
+
+
 class DefinitionIn(BaseModel):
     name: str = Field(min_length=1, max_length=200, examples=["cart_abandoners"])
     description: str = Field(default="", max_length=2000)
     definition: dict[str, Any] = Field(description="See GET /api/audiences/schema")
+
+    @field_validator("name")
+    @classmethod
+    def _addressable(cls, name: str) -> str:
+        """A name is part of the item's URL: it may not hold a slash or be one of the API's own paths."""
+        if "/" in name:
+            raise ValueError(f"a name may not contain '/' (it is part of the URL); got {name!r}")
+        if name in RESERVED_NAMES:
+            raise ValueError(f"{name!r} is one of the API's own paths; choose another name")
+        return name
 
 
 class DefinitionUpdate(BaseModel):

@@ -350,6 +350,10 @@ def test_bad_definitions_are_refused_with_the_failing_node(shop):
         assert used.json()["error"]["details"]["used_by"] == ["pro_buyers"]
         again = admin.post("/api/audiences", json={"name": "pros", "definition": {"event": "X"}})
         assert again.status_code == 409
+        for unreachable in ("changes", "a/b"):  # its URL would lead elsewhere
+            refused = admin.post("/api/audiences", json={"name": unreachable, "definition": {"event": "X"}})
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["error"]["details"]["problems"][0]["field"] == "name"
         assert admin.get("/api/audiences/missing").status_code == 404
 
 
