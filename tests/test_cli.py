@@ -82,9 +82,15 @@ def test_a_second_server_on_the_same_data_dir_is_refused(tmp_path: Path):
 
 def test_demo_loader_loads_every_generated_event_through_the_collector_once(server: RunningServer):
     runtime = server.runtime
-    loader = DemoLoader(runtime, people=25, seed=3, console=Console(file=io.StringIO()))
+    output = io.StringIO()
+    loader = DemoLoader(runtime, people=25, seed=3, console=Console(file=output))
     lines = dict(loader.run())
     stats = server.stats()
+    # the profiles were counted, and the example audiences sized, once every loaded event was folded in
+    assert f"demo: {runtime.identity.profiles.count():,} profiles" in output.getvalue()
+    assert runtime.identity.profiles.count() > 0
+    sizes = {a["name"]: a["size"] for a in runtime.audiences.service.tables.all("audience")}
+    assert lines["Audiences"].startswith(", ".join(f"{name} ({size:,})" for name, size in sizes.items()))
     sources = {s.name for s in runtime.store.list_sources()}
     assert sources == {s.name for s in DEMO_SOURCES}
     website = runtime.store.get_source("website")

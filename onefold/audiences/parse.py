@@ -175,7 +175,7 @@ def _aggregate(raw: dict[str, Any], path: str) -> Condition:
     prop = _path(raw.get("property"), f"{path}.property")
     predicate = _predicate(raw, path)
     if predicate.op not in (*NUMBER_OPS, "equals"):
-        raise fail(f"{path}.op", f"an aggregate compares numbers; {predicate.op!r} does not", list(NUMBER_OPS))
+        raise fail(f"{path}.op", f"an aggregate compares numbers; {predicate.op!r} does not", [*NUMBER_OPS, "equals"])
     if predicate.op == "equals" and not _is_number(predicate.value):
         raise fail(f"{path}.value", "an aggregate is compared with a number")
     return AggregateCondition(function, prop, _event_filter(raw, path), predicate)

@@ -83,7 +83,10 @@ class DemoLoader:
 
     def _wait_for_profiles(self) -> None:
         """Show the identity processor folding the loaded events into profiles, until it has caught up."""
-        processor = self._runtime.identity
+        loader, processor = self._runtime.loader, self._runtime.identity
+        while not loader.wait_visible(timeout=1.0):  # what was acknowledged reaches the log before we count it
+            if loader.failure is not None:
+                return  # /health reports it; the banner still prints
         target = processor.tables.last_seq()
         columns = (TextColumn("building profiles"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=self._console) as progress:
