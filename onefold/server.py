@@ -297,7 +297,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     profiles = ProfileReader(
         runtime.identity.profiles,
-        lambda key: runtime.identity.graph.profile_of(key),
+        lambda key: None if key in runtime.identity.graph.hubs else runtime.identity.graph.profile_of(key),
         runtime.identity.committed,
         runtime.audiences.service.tables.of_profile,
         runtime.audiences.service.saved.get,

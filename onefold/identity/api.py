@@ -73,7 +73,7 @@ def identity_router(processor: IdentityProcessor, rules: IdentityRules, settle: 
         caught_up()
         key = parse_identifier(identifier, "identifier")
         profile_id = tables.owner(key)
-        if profile_id is None:
+        if profile_id is None or tables.hub(key):  # a hub stays with one part of a split, yet names no one person
             raise NotFound(f"no profile holds {key[0]}:{key[1]} (status: {status(key)})", status=status(key))
         return {
             "identifier": {"type": key[0], "value": key[1]},

@@ -299,6 +299,12 @@ class IdentityProcessor(BackgroundWorker):
             if (pid := item.decision.profile_id)
             and (item.decision.attached or item.decision.merges or item.decision.detached)
         }
+        regrouped.update(  # and those holding an identifier that became a hub: cards resolve no hub
+            owner
+            for item in items
+            for refusal in item.decision.refusals
+            if refusal.rule == "hub_detected" and (owner := self.graph.profile_of(refusal.key)) is not None
+        )
         cards = cards_after(changes, BatchFacts(rows or {}), self.committed, self.graph, regrouped)
         self.committed.publish(((pid, text, cards.get(pid)) for pid, text, _, _ in batch.states), changes.deleted)
         end_step(self.step_took, "publish", lap)

@@ -91,10 +91,11 @@ def fill_wanted(committed: CommittedStates, graph: IdentityGraph, profiles: Prof
 
 
 def _first_seen(graph: IdentityGraph, profile_id: str) -> dict[Key, int] | None:
-    """The profile's identifiers with the sequence number of each one's first event; None if the graph no
-    longer knows the profile (merged away or erased since)."""
+    """The profile's identifiers with the sequence number of each one's first event, hubs left out (a shared
+    identifier names no one person); None if the graph no longer knows the profile (merged away or erased since)."""
+    hubs = graph.hubs
     try:
-        return {key: graph.first_seen[key] for key in graph.identifiers_of(profile_id)}
+        return {key: graph.first_seen[key] for key in graph.identifiers_of(profile_id) if key not in hubs}
     except KeyError:
         return None
 

@@ -61,6 +61,9 @@ def test_profiles_are_stitched_as_events_arrive_and_explained(server, source):
     hub = get(server, "/api/identity/explain", a="anonymous_id:tablet", b="user_id:u2").json()
     assert hub["a"]["status"] == "hub"
     assert [r["rule"] for r in hub["a"]["refusals"]] == ["hub_detected"]
+    shared = get(server, "/api/identity/lookup", identifier="anonymous_id:tablet")  # it names no one person
+    assert shared.status_code == 404
+    assert shared.json()["error"]["details"]["status"] == "hub"
 
     placeholder = get(server, "/api/identity/lookup", identifier="email:test@test.com")
     assert placeholder.status_code == 404
@@ -146,7 +149,8 @@ def test_a_split_is_persisted_and_explained(server, source):
     )
     apart = get(server, "/api/identity/explain", a="crm_id:c2", b="loyalty_card:L1").json()
     assert apart["same_profile"] is False
-    assert get(server, "/api/identity/lookup", identifier="phone:+14155550100").json()["identifiers"]
+    shared_phone = get(server, "/api/identity/lookup", identifier="phone:+14155550100")
+    assert (shared_phone.status_code, shared_phone.json()["error"]["details"]["status"]) == (404, "hub")
     graph = server.runtime.identity.graph
     stored = server.runtime.store.cursor().execute("SELECT type, value, profile_id FROM identity_keys").fetchall()
     assert sorted(stored) == sorted((t, v, p) for p, keys in graph.profiles() for t, v in keys)

@@ -208,6 +208,7 @@ def test_merge_reattributes_history_and_split_moves_it_back(server, source, read
     with server.admin() as admin:
         splits = admin.get("/api/identity/stats").json()
     assert splits["hubs"] == 1
+    assert profile_get(server, reader, "/anonymous_id:phone/traits").status_code == 404  # names no one person
     ann_events = profile_get(server, reader, "/user_id:ann/events", limit=100).json()["data"]
     laptop_profile = profile_get(server, reader, "/anonymous_id:laptop/metadata").json()["metadata"]["profile_id"]
     assert "Product Added" in [e["event"] for e in ann_events]
