@@ -17,7 +17,7 @@ from onefold.store import DuckDBStore
 from onefold.store.results import first_row
 
 SCOPES: dict[str, str] = {
-    "profiles:read": "read profiles through the Profile API and search",
+    "profiles:read": "read profiles through the Profile API (search is for admins)",
     "profiles:export": "export everything held about a person",
     "profiles:erase": "erase a person and suppress their identifiers",
     "identity:write": "split, merge and exclude identifiers",

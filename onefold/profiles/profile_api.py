@@ -349,6 +349,17 @@ def profile_api_router(
             return await forward(request)
         return await run_in_threadpool(guarded, request, space, collection, body)
 
+    @router.get("/v1/spaces/{rest:path}")
+    async def unknown(request: Request, rest: str) -> Response:
+        """Any other path under the Profile API answers in Segment's error shape, not the framework's."""
+        return error_response(
+            NotFound(
+                f"no Profile API resource at /v1/spaces/{rest}; use /v1/spaces/{{space}}/collections/users/profiles/"
+                "{type}:{value}/traits, events, external_ids, metadata or links"
+            ),
+            {"Request-Id": random_uuid()},
+        )
+
     return router
 
 

@@ -151,6 +151,10 @@ def test_profile_api_errors_use_segment_shape(server, source, reader):
     )
     assert wrong_space.status_code == 404
     assert "'default'" in wrong_space.json()["error"]["message"]
+    no_such_resource = profile_get(server, reader, "/user_id:u1/friends")
+    assert no_such_resource.status_code == 404
+    assert no_such_resource.json()["error"]["code"] == "not_found"
+    assert "traits, events, external_ids, metadata or links" in no_such_resource.json()["error"]["message"]
     assert profile_get(server, reader, "/user_id:u1/traits", include="name").json()["traits"] == {"name": "Ann"}
 
 
