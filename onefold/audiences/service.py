@@ -169,7 +169,6 @@ class AudienceService:
         while frontier:
             frontier = {n for n, c in audiences.items() if references(c)[1] & frontier} - names
             names |= frontier
-        names.discard(name if kind == "audience" else "")
         return sorted(i for i, r in found.rows.items() if r["kind"] == "audience" and r["name"] in names)
 
     def _referenced_by(self, row: dict[str, Any]) -> set[str]:

@@ -12,6 +12,7 @@ import orjson
 import pyarrow as pa
 
 from onefold.store.duckdb_store import DuckDBStore, run_transaction
+from onefold.store.results import first_row
 
 Key = tuple[str, str]
 
@@ -78,11 +79,6 @@ _PAIR_SCHEMA = pa.schema(
 )
 
 
-def _first(rows: list[Any]) -> Any:
-    """The first row of a fully fetched result (a cursor left with an unfinished result refuses other work)."""
-    return rows[0] if rows else None
-
-
 def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
@@ -135,10 +131,10 @@ class MatchTables:
 
     def profile(self, profile_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """A profile's traits (values only) and identifiers (type, value, first_seq), oldest first."""
-        row = _first(
-            self._store.cursor()
-            .execute("SELECT json_extract(state, '$.traits') FROM profiles WHERE profile_id = ?", [profile_id])
-            .fetchall()
+        row = first_row(
+            self._store.cursor().execute(
+                "SELECT json_extract(state, '$.traits') FROM profiles WHERE profile_id = ?", [profile_id]
+            )
         )
         traits = {name: t.get("value") for name, t in orjson.loads(row[0]).items()} if row and row[0] else {}
         keys = self._store.dicts(
@@ -148,10 +144,8 @@ class MatchTables:
         return traits, keys
 
     def owner(self, key: Key) -> str | None:
-        row = _first(
-            self._store.cursor()
-            .execute("SELECT profile_id FROM identity_keys WHERE type = ? AND value = ?", list(key))
-            .fetchall()
+        row = first_row(
+            self._store.cursor().execute("SELECT profile_id FROM identity_keys WHERE type = ? AND value = ?", list(key))
         )
         return None if row is None else str(row[0])
 
@@ -189,7 +183,7 @@ class MatchTables:
         cur = self._store.cursor()
         cur.execute("BEGIN")
         try:
-            row = _first(cur.execute("SELECT coalesce(max(id), 0) + 1 FROM match_runs").fetchall())
+            row = first_row(cur.execute("SELECT coalesce(max(id), 0) + 1 FROM match_runs"))
             run_id = int(row[0]) if row else 1
             cur.execute(
                 "INSERT INTO match_runs VALUES (?, ?, NULL, 'running', ?, NULL)",
@@ -228,7 +222,7 @@ class MatchTables:
         if not pairs:
             return []
         cur = self._store.cursor()
-        row = _first(cur.execute("SELECT coalesce(max(id), 0) FROM match_pairs").fetchall())
+        row = first_row(cur.execute("SELECT coalesce(max(id), 0) FROM match_pairs"))
         first = (int(row[0]) if row else 0) + 1
         ids = list(range(first, first + len(pairs)))
         records = [
@@ -300,14 +294,12 @@ class MatchTables:
         """Move a pair from one of the ``expected`` statuses to ``status``; False when it was no longer in one."""
         allowed = sorted(set(expected))
         placeholders = ", ".join("?" for _ in allowed)
-        row = _first(
-            self._store.cursor()
-            .execute(
+        row = first_row(
+            self._store.cursor().execute(
                 "UPDATE match_pairs SET status = ?, decided_at = ?, decided_by = ?, operation_id = ?,"
                 f" profile_id = ? WHERE id = ? AND status IN ({placeholders}) RETURNING id",
                 [status, at, by, operation_id, profile_id, pair_id, *allowed],
             )
-            .fetchall()
         )
         return row is not None
 
