@@ -30,7 +30,7 @@ def rules_summary(rules: IdentityRules) -> list[tuple[str, str]]:
     """The rules in force, in words."""
     by_priority = sorted(rules.priority, key=lambda t: rules.priority[t])
     return [
-        ("Identifier types, strongest first", ", ".join(by_priority)),
+        ("Identifier types, strongest first", ", ".join(by_priority) + ", then any other type"),
         ("Never merged (one value per profile)", ", ".join(sorted(rules.unique_types))),
         (
             "Values per profile",

@@ -19,6 +19,7 @@ class Constraints:
         self.rules, self._table, self._apart = rules, table, apart
         self._unique = frozenset(table.type_id(t) for t in rules.unique_types)
         self._limits: dict[int, int] = {}
+        self._ranks: dict[int, tuple[int, str]] = {}  # type -> (priority, name): the order limits are checked in
         # windowed types only (see IdentityRules.windows): when an identifier last linked, in event time
         self.windows = {table.type_id(t): w for t in rules.windows if (w := rules.window(t)) is not None}
         self.last_seen: dict[int, float] = {}
@@ -66,7 +67,8 @@ class Constraints:
         if not culprits:
             return None
         return max(
-            (candidates[ids.index(c)] for c in culprits), key=lambda k: (self.rules.priority[k[0]], candidates.index(k))
+            (candidates[ids.index(c)] for c in culprits),
+            key=lambda k: (self.rules.priority_of(k[0]), candidates.index(k)),
         )
 
     def _weak_link(self, owners: list[Profile], candidates: list[Key], ids: list[int]) -> Key | None:
@@ -86,6 +88,13 @@ class Constraints:
             found = self._limits[key_type] = self.rules.limit(self._table.type_names[key_type])
         return found
 
+    def _rank(self, key_type: int) -> tuple[int, str]:
+        found = self._ranks.get(key_type)
+        if found is None:
+            name = self._table.type_names[key_type]
+            found = self._ranks[key_type] = (self.rules.priority_of(name), name)
+        return found
+
     def broken_limit(self, owners: list[Profile], ids: list[int], now: float | None) -> str | None:
         """Counts, not values: new identifiers are in no profile and profiles share none, so the distinct
         values of a type in the union are the new ones plus each profile's."""
@@ -101,7 +110,7 @@ class Constraints:
                     counts[types[key_id]] = counts.get(types[key_id], 0) + 1
             if len(owners) > 1:
                 checked = set(counts)
-            for key_type in sorted(checked):  # type numbers follow the priority order
+            for key_type in sorted(checked, key=self._rank) if len(checked) > 1 else checked:
                 if counts[key_type] > self._limit(key_type) and not self._within_window_limit(
                     key_type, new, owners, ids, now
                 ):

@@ -100,7 +100,7 @@ class IdentityGraph:
             if broken is None:
                 break
             if culprit is None:
-                culprit = max(candidates, key=lambda k: (self.rules.priority[k[0]], candidates.index(k)))
+                culprit = max(candidates, key=lambda k: (self.rules.priority_of(k[0]), candidates.index(k)))
             position = candidates.index(culprit)
             del candidates[position], ids[position]
             refusals.append(Refusal(broken, culprit, tuple(p.id for p in owners)))
@@ -130,7 +130,8 @@ class IdentityGraph:
                 refusals.append(Refusal("blocked", key))
             else:
                 usable.append(key)
-                key_id = interned[key[0]].get(key[1])  # a tracked type has its dict from the start
+                values = interned.get(key[0])  # a type nobody configured gets its dict on first use
+                key_id = None if values is None else values.get(key[1])
                 ids.append(table.intern(key) if key_id is None else key_id)
         types, unique = table.types, self._unique
         uniques = [k for k in ids if types[k] in unique]
@@ -358,10 +359,10 @@ class IdentityGraph:
         return Decision(seq, merged.id, False, (), (Merge(merged.id, loser, via),), ())
 
     def _strongest(self, profile: Profile) -> int:
-        priority, table = self.rules.priority, self._table
+        priority_of, table = self.rules.priority_of, self._table
         return min(
             profile.keys,
-            key=lambda k: (priority.get(table.type_names[table.types[k]], 99), table.first[k], table.key(k)),
+            key=lambda k: (priority_of(table.type_names[table.types[k]]), table.first[k], table.key(k)),
         )
 
     def forget(self, profile_id: str) -> set[Key]:

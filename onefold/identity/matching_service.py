@@ -47,7 +47,7 @@ from onefold.identity.matching import (
     TrainingOptions,
     decide,
 )
-from onefold.identity.rules import Key
+from onefold.identity.rules import IdentityRules, Key
 from onefold.pipeline.identity_processor import IdentityProcessor
 from onefold.store import DuckDBStore
 from onefold.store.match_tables import ACTIVE_LINKS, PAIR_STATUSES, MatchTables, NewPair, ProfileRow
@@ -177,9 +177,9 @@ def person_record(
     )
 
 
-def strongest_key(keys: list[tuple[str, str, int]], priority: Mapping[str, int]) -> Key:
+def strongest_key(keys: list[tuple[str, str, int]], rules: IdentityRules) -> Key:
     """The identifier a manual merge records as its evidence: highest priority, then oldest, then smallest."""
-    best = min(keys, key=lambda k: (priority.get(k[0], 99), k[2], k[0], k[1]))
+    best = min(keys, key=lambda k: (rules.priority_of(k[0]), k[2], k[0], k[1]))
     return best[0], best[1]
 
 
@@ -257,7 +257,7 @@ class MatchingService:
             record = person_record(row, regions, rules.unique_types)
             if record is not None:
                 records.append(record)
-                strongest[row.profile_id] = strongest_key(row.keys, rules.priority)
+                strongest[row.profile_id] = strongest_key(row.keys, rules)
         candidates = [r for r in records if r.source == "imported"]
         others = [r for r in records if r.source != "imported"]
         summary: dict[str, Any] = {

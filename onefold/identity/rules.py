@@ -84,6 +84,11 @@ class IdentityRules:
             "anonymous_id": 10,
         }
     )
+    # any other type (a context.externalIds type, say) is tracked at this priority, below every listed type:
+    # an identifier nobody configured is the first set aside when a rule would break
+    default_priority: int = 100
+    # types never stitched (an operator's ``track = false``)
+    untracked: frozenset[str] = frozenset()
     # a profile holds at most one value of a unique type: two such values never merge (cannot-link)
     # a loyalty card identifies one account: two cards never merge, so a household phone cannot glue them
     unique_types: frozenset[str] = frozenset({"user_id", "crm_id", "loyalty_card"})
@@ -115,7 +120,10 @@ class IdentityRules:
     extra_blocked_patterns: tuple[re.Pattern[str], ...] = ()
 
     def tracks(self, key: Key) -> bool:
-        return key[0] in self.priority
+        return key[0] not in self.untracked
+
+    def priority_of(self, identifier_type: str) -> int:
+        return self.priority.get(identifier_type, self.default_priority)
 
     def is_blocked(self, key: Key) -> bool:
         value = key[1].strip().lower()

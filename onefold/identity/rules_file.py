@@ -3,10 +3,10 @@
 Sections (all optional; ``examples/identity-rules.toml`` documents each line):
 
 - ``[types.<type>]``: ``priority``, ``unique``, ``limit``, ``window_days``, ``hub_threshold``, ``weak``,
-  ``track``. A default type keeps its defaults for what is not set; any other type (a ``context.externalIds``
-  type, say) must have a ``priority`` to be tracked; ``track = false`` stops tracking a default type.
+  ``track``. A default type keeps its defaults for what is not set. Every other type (a ``context.externalIds``
+  type, say) is tracked too, with the ``[defaults]``; ``track = false`` stops tracking a type.
 - ``[caps]``: ``max_identifiers``, ``max_merges``.
-- ``[defaults]``: ``limit`` and ``hub_threshold`` for types that set none.
+- ``[defaults]``: ``priority``, ``limit`` and ``hub_threshold`` for types that set none.
 - ``[blocked]``: ``values`` and ``patterns`` added to the default lists, or replacing them with
   ``replace_defaults = true``.
 
@@ -59,11 +59,11 @@ _TYPE_FIELDS: dict[str, _Field] = {
     "window_days": _Field("number", 0, "days of event time the limit and hub detection look back"),
     "hub_threshold": _Field("int", 1, "distinct values of one unique type seen with it before it is a hub"),
     "weak": _Field("bool", help="may not be the only tie between an event with its own unique id and a profile"),
-    "track": _Field("bool", help="false stops tracking a default type"),
+    "track": _Field("bool", help="false stops tracking the type"),
 }
 _SECTION_FIELDS: dict[str, dict[str, _Field]] = {
     "caps": {"max_identifiers": _Field("int", 1), "max_merges": _Field("int", 0)},
-    "defaults": {"limit": _Field("int", 1), "hub_threshold": _Field("int", 1)},
+    "defaults": {"priority": _Field("int", 0), "limit": _Field("int", 1), "hub_threshold": _Field("int", 1)},
     "blocked": {"values": _Field("strings"), "patterns": _Field("strings"), "replace_defaults": _Field("bool")},
 }
 
@@ -134,6 +134,7 @@ class _Builder:
         self.windows = dict(base.windows)
         self.hubs = dict(base.hub_thresholds)
         self.weak = set(base.weak_types)
+        self.untracked = set(base.untracked)
 
     def type(self, name: str, entry: Any) -> None:
         where = f"types.{name}"
@@ -156,14 +157,11 @@ class _Builder:
         if values.get("track") is False:
             if len(values) > 1:
                 _fail(self.origin, where, "track = false takes no other keys", "remove them or the track key")
-            if name not in self.priority:
-                _fail(self.origin, f"{where}.track", "not a tracked type", "track = false only stops a default type")
             self._forget(name)
             return
+        self.untracked.discard(name)
         if "priority" in values:
             self.priority[name] = values["priority"]
-        elif name not in self.priority:
-            _fail(self.origin, where, "not a default type and has no priority", "add priority = N to track it")
         if "unique" in values:
             (self.unique.add if values["unique"] else self.unique.discard)(name)
         if "weak" in values:
@@ -188,21 +186,22 @@ class _Builder:
             self.weak.discard(name)
 
     def _forget(self, name: str) -> None:
-        self.priority.pop(name)
+        self.untracked.add(name)
+        self.priority.pop(name, None)
         self.unique.discard(name)
         self.weak.discard(name)
         for table in (self.limits, self.windows, self.hubs):
             table.pop(name, None)
 
     def build(self, caps: dict[str, Any], defaults: dict[str, Any], blocked: dict[str, Any]) -> IdentityRules:
-        if not self.priority:
-            _fail(self.origin, "types", "no identifier type is tracked", "keep at least one type")
         base = self.base
         replace = blocked.get("replace_defaults", False)
         values = frozenset(v.strip().lower() for v in blocked.get("values", []))
         patterns = tuple(self._pattern(i, p) for i, p in enumerate(blocked.get("patterns", [])))
         return IdentityRules(
             priority=self.priority,
+            default_priority=defaults.get("priority", base.default_priority),
+            untracked=frozenset(self.untracked),
             unique_types=frozenset(self.unique),
             limits=self.limits,
             default_limit=defaults.get("limit", base.default_limit),

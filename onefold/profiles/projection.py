@@ -142,7 +142,7 @@ def _owner_by_keys(graph: IdentityGraph, keys: list[Key], candidates: set[str]) 
     """The profile now holding the event's strongest usable identifier, if it is one of ``candidates``."""
     rules = graph.rules
     usable = [k for k in keys if rules.tracks(k) and k not in graph.hubs and not rules.is_blocked(k)]
-    for key in sorted(usable, key=lambda k: rules.priority[k[0]]):
+    for key in sorted(usable, key=lambda k: rules.priority_of(k[0])):
         owner = graph.profile_of(key)
         if owner is not None and owner in candidates:
             return owner

@@ -156,3 +156,33 @@ def test_a_split_is_persisted_and_explained(server, source):
     assert sorted(stored) == sorted((t, v, p) for p, keys in graph.profiles() for t, v in keys)
     splits = server.runtime.store.cursor().execute("SELECT profile_id, hub_type FROM identity_splits").fetchall()
     assert splits == [(graph.profile_of(("loyalty_card", "L1")), "phone")]
+
+
+def test_an_external_id_type_nobody_configured_stitches_and_is_served(server, source):
+    shop = {"externalIds": [{"id": "SH-77", "type": "Shopify Customer", "collection": "users", "encoding": "none"}]}
+    send(
+        server,
+        source["write_key"],
+        [
+            {"type": "track", "anonymousId": "kiosk-session", "event": "Cart Viewed", "context": shop},
+            {"type": "identify", "userId": "u9", "traits": {"email": "cy@example.com"}, "context": shop},
+        ],
+    )
+    found = get(server, "/api/identity/lookup", identifier="shopify_customer:SH-77")
+    assert found.status_code == 200, found.text
+    keys = {(k["type"], k["value"]) for k in found.json()["identifiers"]}
+    assert keys == {
+        ("shopify_customer", "SH-77"),
+        ("anonymous_id", "kiosk-session"),
+        ("user_id", "u9"),
+        ("email", "cy@example.com"),
+    }
+    with server.admin() as admin:
+        secret = admin.post("/api/tokens", json={"name": "t", "scopes": ["profiles:read"]}).json()["token"]
+    served = httpx.get(
+        server.url + "/v1/spaces/default/collections/users/profiles/shopify_customer:SH-77/external_ids",
+        auth=(secret, ""),
+        timeout=30,
+    )
+    assert served.status_code == 200, served.text
+    assert {(e["type"], e["id"]) for e in served.json()["data"]} == keys

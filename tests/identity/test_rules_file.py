@@ -35,13 +35,27 @@ def test_the_shipped_example_loads_and_changes_what_it_says():
     assert rules.blocked_patterns is BLOCKED_PATTERNS  # the fast path of the built-in patterns is kept
 
 
-def test_a_custom_type_is_tracked_once_it_has_a_priority_and_links_as_configured():
+def test_a_custom_type_links_as_configured():
     rules = parse_rules("[types.member_no]\npriority = 4\nunique = true\n")
     graph = IdentityGraph(rules)
     graph.observe(1, [("member_no", "M1"), ("email", "home@example.com")])
     refused = graph.observe(2, [("member_no", "M2"), ("email", "home@example.com")])
     assert [r.rule for r in refused.refusals] == ["cannot_link:member_no"]
-    assert IdentityGraph(DEFAULT_RULES).observe(1, [("member_no", "M1")]).profile_id is None  # untracked
+
+
+def test_a_type_nobody_configured_links_with_the_defaults_and_is_set_aside_first():
+    graph = IdentityGraph(DEFAULT_RULES)
+    first = graph.observe(1, [("shopify_id", "S1"), ("anonymous_id", "a1")])
+    assert graph.observe(2, [("shopify_id", "S1"), ("email", "ann@example.com")]).profile_id == first.profile_id
+    assert DEFAULT_RULES.priority_of("shopify_id") > max(DEFAULT_RULES.priority.values())
+    # a sixth value breaks the default limit of 5; the unconfigured type is the one set aside, not the email
+    for seq, value in enumerate(("S2", "S3", "S4", "S5"), start=3):
+        graph.observe(seq, [("shopify_id", value), ("email", "ann@example.com")])
+    over = graph.observe(9, [("shopify_id", "S6"), ("email", "ann@example.com")])
+    assert [(r.rule, r.key) for r in over.refusals] == [("limit:shopify_id", ("shopify_id", "S6"))]
+    assert over.profile_id == first.profile_id
+    untracked = IdentityGraph(parse_rules("[types.shopify_id]\ntrack = false\n"))
+    assert untracked.observe(1, [("shopify_id", "S1")]).profile_id is None
 
 
 def test_types_can_be_untracked_made_unique_or_not_and_caps_and_defaults_changed():
@@ -58,11 +72,13 @@ def test_types_can_be_untracked_made_unique_or_not_and_caps_and_defaults_changed
         max_identifiers = 50
         max_merges = 0
         [defaults]
+        priority = 20
         limit = 7
         hub_threshold = 2
         """
     )
-    assert "advertising_id" not in rules.priority
+    assert rules.priority_of("member_no") == 20
+    assert not rules.tracks(("advertising_id", "x"))
     assert "advertising_id" not in rules.hub_thresholds
     assert rules.limit("user_id") == 2
     assert "email" in rules.unique_types
@@ -89,12 +105,10 @@ def test_blocked_lists_can_replace_the_defaults():
         ("[types.email]\nlimit = 2.5\n", "types.email.limit: bad value 2.5; allowed: a whole number >= 1"),
         ("[types.email]\nwindow_days = 0\n", "types.email.window_days: bad value 0; allowed: a number > 0"),
         ("[types.email]\nweak = 1\n", "types.email.weak: bad value 1; allowed: true or false"),
-        ("[types.member_no]\nunique = true\n", "types.member_no: not a default type and has no priority"),
         ("[types.'Member No']\npriority = 1\n", "not an identifier type name; types are lowercase letters"),
         ("[types.user_id]\nlimit = 2\n", "types.user_id.limit: does not apply to a unique type"),
         ("[types.user_id]\nwindow_days = 30\n", "types.user_id.window_days: does not apply to a unique type"),
         ("[types.email]\ntrack = false\nlimit = 2\n", "types.email: track = false takes no other keys"),
-        ("[types.member_no]\ntrack = false\n", "types.member_no.track: not a tracked type"),
         ("[caps]\nmax_ids = 5\n", "caps.max_ids: unknown key; [caps] takes max_identifiers, max_merges"),
         ("[caps]\nmax_merges = -1\n", "caps.max_merges: bad value -1; allowed: a whole number >= 0"),
         ('[blocked]\nvalues = "x"\n', "blocked.values: bad value 'x'; allowed: a list of strings"),
@@ -107,12 +121,6 @@ def test_mistakes_are_refused_naming_the_key_and_what_is_allowed(text, message):
         parse_rules(text)
     assert message in caught.value.message
     assert isinstance(caught.value, OnefoldError)
-
-
-def test_untracking_every_type_is_refused():
-    text = "".join(f"[types.{name}]\ntrack = false\n" for name in DEFAULT_RULES.priority)
-    with pytest.raises(RulesError, match="no identifier type is tracked"):
-        parse_rules(text)
 
 
 def test_the_setting_names_a_file_read_from_the_data_directory(tmp_path: Path):
