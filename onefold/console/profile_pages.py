@@ -195,7 +195,7 @@ def routes(runtime: Runtime, reader: ProfileReader) -> list[BaseRoute]:
             {k: form.get(k) or None for k in ("kind", "identifier", "a", "b")} | {"kind": form.get("kind")}
         )
         result = runtime.identity.operate(body.kind, operation_args(body), actor=session.user.email)
-        if result["id"] is None:
+        if result["refused"]:
             rules = ", ".join(sorted({r["rule"] for r in result["refusals"]}))
             raise Conflict(f"refused by rule {rules}; nothing changed")
         PrivacyTables(runtime.store).record_audit(

@@ -93,11 +93,18 @@ def identity_router(processor: IdentityProcessor, rules: IdentityRules, settle: 
     def explain(
         a: str = Query(..., description="type:value"), b: str = Query(..., description="type:value")
     ) -> dict[str, Any]:
-        """Why two identifiers are one profile (the evidence chain), or why they are not (the rules)."""
+        """Why two identifiers are one profile (``evidence``: the events and manual merges that tie them, in
+        order), or why they are not (``refused``: the refused unions between their profiles, with the rule)."""
         caught_up()
         keys = (parse_identifier(a, "a"), parse_identifier(b, "b"))
         owners = [tables.owner(k) for k in keys]
         same = owners[0] is not None and owners[0] == owners[1]
+        answer: dict[str, Any] = {"same_profile": same}
+        if same:
+            path = processor.run_exclusive(lambda _: processor.graph.evidence_between(*keys))
+            answer["evidence"] = tables.evidence_steps(path or [])
+        elif owners[0] is not None and owners[1] is not None:
+            answer["refused"] = tables.refusals_between(tables.lineage(owners[0]), tables.lineage(owners[1]))
         parts = []
         for key, owner in zip(keys, owners, strict=True):
             link = tables.link_of(key)
@@ -111,7 +118,7 @@ def identity_router(processor: IdentityProcessor, rules: IdentityRules, settle: 
                     "refusals": tables.refusals_of(key),
                 }
             )
-        return {"same_profile": same, "a": parts[0], "b": parts[1]}
+        return {**answer, "a": parts[0], "b": parts[1]}
 
     @router.get("/stats")
     def stats() -> dict[str, int]:
@@ -125,9 +132,13 @@ def identity_router(processor: IdentityProcessor, rules: IdentityRules, settle: 
         order, so a rebuild gives the same result."""
         caught_up()
         result = processor.operate(body.kind, operation_args(body), actor=request.state.principal.email)
-        if result["id"] is None:
+        if result["refused"]:
             rules = ", ".join(sorted({r["rule"] for r in result["refusals"]}))
-            raise Conflict(f"the merge was refused by rule {rules}; nothing changed", refusals=result["refusals"])
+            raise Conflict(
+                f"the merge was refused by rule {rules}; nothing changed (recorded as operation {result['id']})",
+                operation_id=result["id"],
+                refusals=result["refusals"],
+            )
         return result
 
     @router.get("/changes")

@@ -71,6 +71,44 @@ class IdentityGraph:
         for profile in self._profiles.values():
             yield profile.id, frozenset(key_of(k) for k in profile.keys)
 
+    def evidence_between(self, a: Key, b: Key) -> list[tuple[int, tuple[Key, ...]]] | None:
+        """Why ``a`` and ``b`` are one profile: the fewest groups of its evidence (each the identifiers one event
+        or manual merge tied together, with its seq) that lead from ``a`` to ``b``, in path order; older evidence
+        is preferred among paths of one length. None when they are not in one profile."""
+        table = self._table
+        a_id, b_id = table.find(a), table.find(b)
+        if a_id is None or b_id is None:
+            return None
+        profile = table.owner[a_id]
+        if profile is None or table.owner[b_id] is not profile:
+            return None
+        if a_id == b_id:
+            return []
+        by_key: dict[int, list[int]] = {}  # identifier -> its groups, oldest first
+        order = sorted(range(len(profile.groups)), key=lambda i: (profile.seqs[i], profile.groups[i]))
+        for index in order:
+            for key_id in profile.groups[index]:
+                by_key.setdefault(key_id, []).append(index)
+        came_from: dict[int, tuple[int, int]] = {a_id: (-1, -1)}  # identifier -> (group, previous identifier)
+        frontier = [a_id]
+        while frontier and b_id not in came_from:
+            following: list[int] = []
+            for key_id in frontier:
+                for index in by_key.get(key_id, ()):
+                    for other in profile.groups[index]:
+                        if other not in came_from:
+                            came_from[other] = (index, key_id)
+                            following.append(other)
+            frontier = following
+        if b_id not in came_from:  # cannot happen while evidence connects every profile; answer plainly anyway
+            return None
+        path: list[tuple[int, tuple[Key, ...]]] = []
+        node = b_id
+        while node != a_id:
+            index, node = came_from[node]
+            path.append((profile.seqs[index], tuple(map(table.key, profile.groups[index]))))
+        return path[::-1]
+
     def excluded_links(self) -> set[frozenset[Key]]:
         key_of = self._table.key
         return {frozenset((key_of(a), key_of(b))) for a, partners in self._apart.items() for b in partners}

@@ -317,7 +317,7 @@ class MatchingService:
                 continue
             a, b = current(decision.left_id), current(decision.right_id)
             result = self._processor.operate("merge_profiles", {"a": a, "b": b}, actor=f"matching:{run_id}")
-            if result["id"] is None and result["refusals"]:
+            if result["refused"]:
                 rule = ",".join(sorted({r["rule"] for r in result["refusals"]}))
                 pair = replace(pair, status="refused", reason=f"refused:{rule}", refusals=result["refusals"])
                 summary["refused"] += 1
@@ -420,7 +420,7 @@ class MatchingService:
             if a != b:
                 self._check_rules(pair, a, b)
                 result = self._processor.operate("merge_profiles", {"a": a, "b": b}, actor=actor)
-                if result["id"] is None:
+                if result["refused"]:
                     rules = ", ".join(sorted({r["rule"] for r in result["refusals"]}))
                     raise Conflict(
                         f"the identity graph refused the merge by rule {rules}; nothing changed. "

@@ -258,8 +258,7 @@ class IdentityProcessor(BackgroundWorker):
         graph = self.graph
         for item in items:
             decision = item.decision
-            if operation is None:  # an operation's own row is its evidence
-                _record(batch, decision)
+            _record(batch, decision, None if operation is None else int(operation[0]))
             new.update(decision.attached)
             batch.removed_owners.extend(decision.detached)
             # Profiles that took identifiers: by the end of the batch one may itself have been merged into
@@ -333,12 +332,11 @@ class IdentityProcessor(BackgroundWorker):
             after = self.offset
             decision = apply_operation(self.graph, kind, args, after)
             result = operation_result(decision)
-            if kind == "merge_profiles" and not decision.merges:  # refused: nothing changed, nothing to record
-                return {"id": None, "kind": kind, "after_seq": after, **result}
-            op_id = self.tables.next_operation_id()
+            op_id = self.tables.next_operation_id()  # a refused merge is recorded too: it is evidence
             row = (op_id, after, kind, orjson.dumps(args).decode(), actor, orjson.dumps(result).decode())
             self._commit(cur, [Item(None, [], decision)], after, operation=row)
-            return {"id": op_id, "kind": kind, "after_seq": after, **result}
+            refused = bool(decision.refusals) and not decision.merges and kind == "merge_profiles"
+            return {"id": op_id, "kind": kind, "after_seq": after, "refused": refused, **result}
 
         return self.run_exclusive(action)
 
@@ -388,19 +386,26 @@ def _record_profiles(batch: IdentityBatch, changes: ProfileChanges, seq: int) ->
     ]
 
 
-def _record(batch: IdentityBatch, decision: Decision) -> None:
+def _record(batch: IdentityBatch, decision: Decision, operation_id: int | None = None) -> None:
+    """The evidence of one decision. An operation's merges and refusals name it; its own row holds the rest."""
     seq = decision.seq
-    for key in decision.attached:
-        assert decision.profile_id is not None
-        batch.links.append((seq, decision.profile_id, key[0], key[1]))
+    if operation_id is None:
+        for key in decision.attached:
+            assert decision.profile_id is not None
+            batch.links.append((seq, decision.profile_id, key[0], key[1]))
     for merge in decision.merges:
-        batch.merges.append((seq, merge.winner, merge.loser, orjson.dumps(merge.via).decode()))
+        batch.merges.append((seq, merge.winner, merge.loser, orjson.dumps(merge.via).decode(), operation_id))
     for refusal in decision.refusals:
+        # the union refused: the profiles the set-aside identifier would have joined, and the event's own
+        profiles = refusal.profiles
+        if decision.profile_id is not None and decision.profile_id not in profiles:
+            profiles += (decision.profile_id,)
         batch.refusals.append(
-            (seq, refusal.rule, refusal.key[0], refusal.key[1], orjson.dumps(refusal.profiles).decode())
+            (seq, refusal.rule, refusal.key[0], refusal.key[1], orjson.dumps(profiles).decode(), operation_id)
         )
         if refusal.rule == "hub_detected":
             batch.hubs.append((refusal.key[0], refusal.key[1], seq))
-    for split in decision.splits:
-        new = orjson.dumps(split.new_profiles).decode()
-        batch.splits.append((seq, split.profile, new, split.hub[0], split.hub[1]))
+    if operation_id is None:  # an operation's splits are in its own row
+        for split in decision.splits:
+            new = orjson.dumps(split.new_profiles).decode()
+            batch.splits.append((seq, split.profile, new, split.hub[0], split.hub[1]))

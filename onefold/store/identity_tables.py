@@ -26,8 +26,10 @@ class IdentityBatch:
     new_owners: list[tuple[str, str, str, int]] = field(default_factory=list)
     moved_owners: list[tuple[str, str, str, int]] = field(default_factory=list)
     links: list[tuple[int, str, str, str]] = field(default_factory=list)  # seq, profile, type, value
-    merges: list[tuple[int, str, str, str]] = field(default_factory=list)  # seq, winner, loser, via JSON
-    refusals: list[tuple[int, str, str, str, str]] = field(default_factory=list)  # seq, rule, type, value, JSON
+    # seq, winner, loser, via JSON, operation id (None for an event's)
+    merges: list[tuple[int, str, str, str, int | None]] = field(default_factory=list)
+    # seq, rule, type, value, profiles JSON, operation id
+    refusals: list[tuple[int, str, str, str, str, int | None]] = field(default_factory=list)
     hubs: list[tuple[str, str, int]] = field(default_factory=list)  # type, value, seq
     splits: list[tuple[int, str, str, str, str]] = field(default_factory=list)  # seq, profile, JSON, type, value
     # profiles: which profile each new event belongs to; stored attributions renamed by merges or moved by splits;
@@ -45,14 +47,17 @@ class IdentityBatch:
 
 
 def _schema(*columns: str) -> pa.Schema:
-    return pa.schema([(name, pa.int64() if name.endswith("seq") or name == "id" else pa.string()) for name in columns])
+    numbers = ("id", "operation_id")
+    return pa.schema(
+        [(name, pa.int64() if name.endswith("seq") or name in numbers else pa.string()) for name in columns]
+    )
 
 
 _SCHEMAS = {
     "owners": _schema("type", "value", "profile_id", "first_seq"),
     "links": _schema("seq", "profile_id", "type", "value"),
-    "merges": _schema("seq", "winner", "loser", "via"),
-    "refusals": _schema("seq", "rule", "type", "value", "profiles"),
+    "merges": _schema("seq", "winner", "loser", "via", "operation_id"),
+    "refusals": _schema("seq", "rule", "type", "value", "profiles", "operation_id"),
     "hubs": _schema("type", "value", "seq"),
     "splits": _schema("seq", "profile_id", "new_profiles", "hub_type", "hub_value"),
     "attributions": _schema("seq", "profile_id"),
@@ -220,29 +225,94 @@ class IdentityTables:
         return out
 
     def merges_from(self, profile_id: str) -> list[dict[str, Any]]:
-        """The merges that folded ``profile_id`` into its current profile, in order."""
+        """The merges that folded ``profile_id`` into later profiles, in order (an operator's merge names its
+        operation and no event)."""
         chain: list[dict[str, Any]] = []
-        current = profile_id
+        current, seen = profile_id, {profile_id}
         while True:
             rows = self._store.dicts(
-                "SELECT m.seq, m.winner, m.loser, m.via, e.message_id, e.source_id, e.timestamp "
-                "FROM identity_merges m JOIN events e ON e.seq = m.seq WHERE m.loser = ?",
+                "SELECT m.seq, m.winner, m.loser, m.via, m.operation_id,"
+                " CASE WHEN m.operation_id IS NULL THEN e.message_id END AS message_id,"
+                " CASE WHEN m.operation_id IS NULL THEN e.source_id END AS source_id,"
+                " CASE WHEN m.operation_id IS NULL THEN e.timestamp END AS timestamp"
+                " FROM identity_merges m LEFT JOIN events e ON e.seq = m.seq WHERE m.loser = ?"
+                " ORDER BY m.seq, m.operation_id NULLS FIRST",
                 [current],
             )
-            if not rows:
+            if not rows or rows[0]["winner"] in seen:
                 return chain
             row = rows[0]
             row["via"] = orjson.loads(row["via"])
             chain.append(row)
             current = row["winner"]
+            seen.add(current)
 
     def refusals_of(self, key: Key, limit: int = 20) -> list[dict[str, Any]]:
         rows = self._store.dicts(
-            "SELECT seq, rule, profiles FROM identity_refusals WHERE type = ? AND value = ? ORDER BY seq LIMIT ?",
+            "SELECT seq, rule, profiles, operation_id FROM identity_refusals WHERE type = ? AND value = ?"
+            " ORDER BY seq LIMIT ?",
             [*key, limit],
         )
         for row in rows:
             row["profiles"] = orjson.loads(row["profiles"])
+        return rows
+
+    def evidence_steps(self, path: list[tuple[int, tuple[Key, ...]]]) -> list[dict[str, Any]]:
+        """Each step of an evidence path (a seq and the identifiers it tied) with what produced it: the event, or
+        the operator's merge recorded at that seq with those identifiers."""
+        if not path:
+            return []
+        seqs = sorted({seq for seq, _ in path})
+        events = {
+            row["seq"]: row
+            for row in self._store.dicts(
+                "SELECT seq, message_id, type AS event_type, source_id, timestamp FROM events"
+                " WHERE seq = ANY(?::BIGINT[])",
+                [seqs],
+            )
+        }
+        by_operation: dict[tuple[int, frozenset[Key]], int] = {}
+        for row in self._store.dicts(
+            "SELECT m.seq, m.via, m.operation_id FROM identity_merges m"
+            " WHERE m.operation_id IS NOT NULL AND m.seq = ANY(?::BIGINT[])",
+            [seqs],
+        ):
+            via = frozenset((str(t), str(v)) for t, v in orjson.loads(row["via"]))
+            by_operation[(row["seq"], via)] = row["operation_id"]
+        steps: list[dict[str, Any]] = []
+        for seq, keys in path:
+            step: dict[str, Any] = {"seq": seq, "identifiers": [{"type": t, "value": v} for t, v in keys]}
+            operation = by_operation.get((seq, frozenset(keys)))
+            if operation is not None:
+                step["operation_id"] = operation
+            else:
+                step["event"] = events.get(seq)  # None once the event was erased
+            steps.append(step)
+        return steps
+
+    def lineage(self, profile_id: str) -> list[str]:
+        """``profile_id`` and every profile merged into it, directly or through others."""
+        rows = self._store.cursor().execute(
+            "WITH RECURSIVE absorbed(id) AS (SELECT ?::VARCHAR UNION"
+            " SELECT m.loser FROM identity_merges m JOIN absorbed a ON m.winner = a.id)"
+            " SELECT id FROM absorbed",
+            [profile_id],
+        )
+        return [str(row[0]) for row in rows.fetchall()]
+
+    def refusals_between(self, one: list[str], other: list[str], limit: int = 20) -> list[dict[str, Any]]:
+        """Refused unions that would have joined a profile of ``one`` with a profile of ``other``: why two
+        profiles are apart. Each row names the identifier that was set aside and the rule."""
+        rows = self._store.dicts(
+            "SELECT seq, rule, type, value, profiles, operation_id FROM identity_refusals"
+            " WHERE list_has_any(CAST(profiles AS VARCHAR[]), ?::VARCHAR[])"
+            " AND list_has_any(CAST(profiles AS VARCHAR[]), ?::VARCHAR[])"
+            " ORDER BY seq, operation_id NULLS FIRST LIMIT ?",
+            [one, other, limit],
+        )
+        for row in rows:
+            row["profiles"] = orjson.loads(row["profiles"])
+            row["identifier"] = {"type": row.pop("type"), "value": row.pop("value")}
         return rows
 
     def hub(self, key: Key) -> dict[str, Any] | None:
@@ -266,7 +336,7 @@ class IdentityTables:
         rows = self._store.dicts(
             "WITH feed AS ("
             " SELECT seq, 0 AS part, 'merge' AS kind, json_object('winner', winner, 'loser', loser, 'via', via)"
-            "  AS detail FROM identity_merges"
+            "  AS detail FROM identity_merges WHERE operation_id IS NULL"
             " UNION ALL SELECT seq, 1, 'split', json_object('profile_id', profile_id, 'new_profiles', new_profiles,"
             "  'identifier', json_array(hub_type, hub_value)) FROM identity_splits"
             " UNION ALL SELECT after_seq, 2, 'operation', json_object('id', id, 'kind', kind, 'args', args,"

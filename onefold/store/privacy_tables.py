@@ -23,11 +23,15 @@ _ERASED: tuple[tuple[str, str, str], ...] = (
     ("computed_trait_values", "trait_values", "profile_id = $pid"),
     ("identifiers", "identity_keys", "profile_id = $pid"),
     ("link_evidence", "identity_links", "profile_id = $pid OR seq IN (SELECT seq FROM _erase_seqs)"),
-    ("merge_evidence", "identity_merges", "winner = $pid OR loser = $pid OR seq IN (SELECT seq FROM _erase_seqs)"),
+    (  # an operation's evidence carries the seq of the event it came after, which may be anyone's
+        "merge_evidence",
+        "identity_merges",
+        "winner = $pid OR loser = $pid OR (operation_id IS NULL AND seq IN (SELECT seq FROM _erase_seqs))",
+    ),
     (
         "refusal_evidence",
         "identity_refusals",
-        "seq IN (SELECT seq FROM _erase_seqs) OR EXISTS (SELECT 1 FROM _erase_keys k"
+        "(operation_id IS NULL AND seq IN (SELECT seq FROM _erase_seqs)) OR EXISTS (SELECT 1 FROM _erase_keys k"
         " WHERE k.type = identity_refusals.type AND k.value = identity_refusals.value)",
     ),
     (

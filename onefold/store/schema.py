@@ -182,4 +182,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # (up to seconds under ingest) where the same query on an unindexed column does not; and seq grows with
     # insertion, so the row groups' min/max already narrow a range or a list of seqs to the groups holding them.
     ("DROP INDEX events_seq",),
+    # 13: merges and refusals an operator's operation made (a manual merge, refused or not) are evidence too; their
+    # seq is the event the operation came after, so they name the operation.
+    (
+        "ALTER TABLE identity_merges ADD COLUMN operation_id BIGINT",
+        "ALTER TABLE identity_refusals ADD COLUMN operation_id BIGINT",
+    ),
 )

@@ -186,3 +186,35 @@ def test_an_external_id_type_nobody_configured_stitches_and_is_served(server, so
     )
     assert served.status_code == 200, served.text
     assert {(e["type"], e["id"]) for e in served.json()["data"]} == keys
+
+
+def test_explain_gives_the_chain_of_events_and_the_refusals_between_two_profiles(server, source):
+    send(server, source["write_key"], STORY[:5])
+    send(
+        server,
+        source["write_key"],
+        [
+            {"type": "identify", "userId": "u5", "traits": {"email": "shared@example.com"}},
+            {"type": "identify", "userId": "u6", "traits": {"email": "shared@example.com"}},
+        ],
+    )
+    seq_of = {(e["type"], e["event"], e["user_id"], e["anonymous_id"]): e["seq"] for e in server.events()}
+
+    why = get(server, "/api/identity/explain", a="anonymous_id:phone-1", b="email:ann@example.com").json()
+    assert why["same_profile"] is True
+    # phone-1 met u1 when Ann signed in on the phone; u1 met the email in the laptop's identify
+    assert [(step["seq"], step["event"]["event_type"]) for step in why["evidence"]] == [
+        (seq_of[("track", "Signed In", "u1", "phone-1")], "track"),
+        (seq_of[("identify", None, "u1", "laptop-1")], "identify"),
+    ]
+    assert {"type": "email", "value": "ann@example.com"} in why["evidence"][1]["identifiers"]
+    assert why["evidence"][0]["event"]["message_id"]
+
+    # u6 arrived with u5's email: cannot-link on user_id set the email aside, and the refusal names both profiles
+    apart = get(server, "/api/identity/explain", a="user_id:u5", b="user_id:u6").json()
+    assert apart["same_profile"] is False
+    assert "evidence" not in apart
+    assert [(r["rule"], r["identifier"]["value"]) for r in apart["refused"]] == [
+        ("cannot_link:user_id", "shared@example.com")
+    ]
+    assert sorted(apart["refused"][0]["profiles"]) == sorted([apart["a"]["profile_id"], apart["b"]["profile_id"]])

@@ -78,11 +78,23 @@ def test_operations_split_merge_refuse_and_survive_a_restart(tmp_path):
         assert merged.json()["merges"] == [{"winner": tab1, "loser": tab2}]
         assert profile_of(server, "anonymous_id:tab-2") == tab1
         assert sorted(timeline(server, str(tab1))) == ["Tab One", "Tab Two"]
+        why = admin_get(server, "/api/identity/explain", a="anonymous_id:tab-1", b="anonymous_id:tab-2").json()
+        assert why["evidence"] == [
+            {
+                "seq": merged.json()["after_seq"],
+                "identifiers": [{"type": "anonymous_id", "value": "tab-1"}, {"type": "anonymous_id", "value": "tab-2"}],
+                "operation_id": merged.json()["id"],
+            }
+        ]
+        assert why["b"]["merged_through"][0]["operation_id"] == merged.json()["id"]
 
         # a merge that breaks cannot-link is refused with the rule, and changes nothing
         refused = operate(server, kind="merge_profiles", a=ann, b=str(profile_of(server, "user_id:bob")))
         assert refused.status_code == 409
         assert "cannot_link:user_id" in refused.json()["error"]["message"]
+        refused_id = refused.json()["error"]["details"]["operation_id"]
+        apart = admin_get(server, "/api/identity/explain", a="user_id:ann", b="user_id:bob").json()
+        assert [(r["rule"], r["operation_id"]) for r in apart["refused"]] == [("cannot_link:user_id", refused_id)]
 
         # excluding a link splits two identifiers one event tied together
         cookie = profile_of(server, "email:x@example.com")
@@ -96,7 +108,10 @@ def test_operations_split_merge_refuse_and_survive_a_restart(tmp_path):
             i: profile_of(server, i) for i in ("anonymous_id:other-phone", "anonymous_id:tab-2", "phone:+12025550188")
         }
         listed = admin_get(server, "/api/identity/operations").json()["data"]
-        assert [op["kind"] for op in listed] == ["exclude_identifier", "merge_profiles", "exclude_link"]
+        kinds = ["exclude_identifier", "merge_profiles", "merge_profiles", "exclude_link"]
+        assert [(op["kind"], bool(op["result"]["merges"])) for op in listed] == list(
+            zip(kinds, [False, True, False, False], strict=True)
+        )
     finally:
         stop_server(uv, thread, server.runtime)
 
