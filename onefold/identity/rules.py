@@ -10,9 +10,12 @@ file leaves unsaid.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 Key = tuple[str, str]  # (identifier type, normalized value)
 
@@ -151,3 +154,24 @@ class IdentityRules:
 
 
 DEFAULT_RULES = IdentityRules()
+
+
+def rules_document(rules: IdentityRules) -> dict[str, Any]:
+    """The rules as plain JSON values, in a canonical order: what the store keeps of the rules it applied."""
+    document: dict[str, Any] = {}
+    for entry in fields(rules):
+        value = getattr(rules, entry.name)
+        if isinstance(value, Mapping):
+            value = dict(sorted(value.items()))
+        elif isinstance(value, frozenset):
+            value = sorted(value)
+        elif isinstance(value, tuple):
+            value = [p.pattern for p in value]
+        document[entry.name] = value
+    return document
+
+
+def rules_fingerprint(rules: IdentityRules) -> str:
+    """A digest of every rule: two rule sets with one fingerprint stitch any log alike."""
+    text = json.dumps(rules_document(rules), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

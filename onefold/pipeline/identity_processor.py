@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -24,7 +25,7 @@ from onefold.errors import StoreError
 from onefold.identity.graph import Decision, IdentityGraph
 from onefold.identity.keys import event_keys
 from onefold.identity.operations import apply_operation, operation_result
-from onefold.identity.rules import IdentityRules, Key
+from onefold.identity.rules import IdentityRules, Key, rules_document, rules_fingerprint
 from onefold.pipeline.serving_cards import BatchFacts, cards_after, fill_wanted
 from onefold.profiles.cache import CommittedStates, StateCache
 from onefold.profiles.facts import facts
@@ -89,7 +90,15 @@ class IdentityProcessor(BackgroundWorker):
     # --- lifecycle ----------------------------------------------------------------------------------------
     def recover(self) -> int:
         """Rebuild the in-memory graph from the log up to the stored offset, with the operators' operations at
-        their places in it; returns events replayed."""
+        their places in it; returns events replayed. When the stored projection was built with other rules, it is
+        dropped and the whole log projected again under these (see ``_reproject``)."""
+        rules = self.graph.rules
+        fingerprint = rules_fingerprint(rules)
+        applied = self.tables.applied_rules()
+        if applied is not None and applied != fingerprint:
+            return self._reproject(applied, fingerprint)
+        if applied is None:  # a new store, or one from before rules were recorded: taken as built with these
+            self.tables.record_rules(fingerprint, rules_document(rules), reset=False)
         cur = self._store.cursor()
         operations = self.tables.operations(upto=self.offset)
         seq, replayed, next_op = 0, 0, 0
@@ -105,6 +114,47 @@ class IdentityProcessor(BackgroundWorker):
         for op in operations[next_op:]:
             apply_operation(self.graph, op["kind"], op["args"], op["after_seq"])
         return replayed
+
+    def _reproject(self, applied: str, fingerprint: str) -> int:
+        """Drop the projection built with rules ``applied`` and build it again from the log under the current
+        rules, operations re-applied at their places, before anything is served; returns events processed.
+        Profiles, evidence and timelines are then exactly what streaming the log under these rules gives."""
+        last = self.tables.last_seq()
+        log.warning(
+            "the identity rules changed (%s -> %s): re-projecting the log's %d events under them before serving",
+            applied,
+            fingerprint,
+            last,
+        )
+        started = shown = time.perf_counter()
+        self.tables.record_rules(fingerprint, rules_document(self.graph.rules), reset=True)
+        self.offset, self.graph = 0, IdentityGraph(self.graph.rules)
+        self._states.clear()
+        cur = self._store.cursor()
+        pending = deque(self.tables.operations())
+        processed = 0
+        while True:
+            while pending and pending[0]["after_seq"] <= self.offset:
+                self._replay_operation(cur, pending.popleft())
+            rows = self.profiles.events_after(cur, self.offset, self._backlog_batch)
+            if pending:  # stop where the next operation was applied
+                rows = [row for row in rows if row[0] <= pending[0]["after_seq"]]
+            if not rows:
+                if not pending:
+                    break
+                self._replay_operation(cur, pending.popleft())  # the events before it are gone (erased)
+                continue
+            self._process(cur, rows)
+            processed += len(rows)
+            if time.perf_counter() - shown > 10:
+                shown = time.perf_counter()
+                log.warning("re-projecting: %d of %d events", self.offset, last)
+        log.warning("re-projected %d events in %.1f s", processed, time.perf_counter() - started)
+        return processed
+
+    def _replay_operation(self, cur: Any, operation: dict[str, Any]) -> None:
+        decision = apply_operation(self.graph, operation["kind"], operation["args"], operation["after_seq"])
+        self._commit(cur, [Item(None, [], decision)], self.offset, operation_id=int(operation["id"]))
 
     def backfill_facts(self, chunk: int = 10_000) -> int:
         """Give every profile stored before profiles carried facts (migration 10) its facts; run before the
@@ -249,16 +299,20 @@ class IdentityProcessor(BackgroundWorker):
         offset: int,
         operation: tuple[Any, ...] | None = None,
         rows: dict[int, Any] | None = None,
+        operation_id: int | None = None,
     ) -> None:
         """Write what the items changed (evidence, owners, profiles) with the offset, in one transaction, then
-        publish the new states with their serving cards."""
+        publish the new states with their serving cards. ``operation``: a new operation's row, to store;
+        ``operation_id``: a stored operation applied again."""
+        if operation is not None:
+            operation_id = int(operation[0])
         batch = IdentityBatch()
         touched: set[Key] = set()
         new: set[Key] = set()
         graph = self.graph
         for item in items:
             decision = item.decision
-            _record(batch, decision, None if operation is None else int(operation[0]))
+            _record(batch, decision, operation_id)
             new.update(decision.attached)
             batch.removed_owners.extend(decision.detached)
             # Profiles that took identifiers: by the end of the batch one may itself have been merged into

@@ -114,6 +114,22 @@ _PROFILE_UPDATES = (
 )
 
 
+# what a projection built with other rules leaves to rebuild: everything derived from the log by stitching, and
+# the audiences' position (so their next start evaluates everything again). Operations and the log stay.
+_RESET_PROJECTION = (
+    "DELETE FROM identity_keys",
+    "DELETE FROM identity_links",
+    "DELETE FROM identity_merges",
+    "DELETE FROM identity_refusals",
+    "DELETE FROM identity_hubs",
+    "DELETE FROM identity_splits",
+    "DELETE FROM event_profiles",
+    "DELETE FROM profiles",
+    "DELETE FROM processor_offsets WHERE name = 'identity'",
+    "DELETE FROM audience_offsets",
+)
+
+
 def _arrow(name: str, rows: list[Any]) -> pa.Table:
     return rows_table(rows, _SCHEMAS[name])
 
@@ -134,6 +150,32 @@ class IdentityTables:
             " ORDER BY seq LIMIT ?",
             [seq, limit],
         ).fetchall()
+
+    def applied_rules(self) -> str | None:
+        """The fingerprint of the rules the stored projection was built with (None before any was recorded)."""
+        row = first_row(
+            self._store.cursor().execute(
+                "SELECT fingerprint FROM identity_rules_applied ORDER BY applied_at DESC, rowid DESC LIMIT 1"
+            )
+        )
+        return None if row is None else str(row[0])
+
+    def record_rules(self, fingerprint: str, document: dict[str, Any], *, reset: bool) -> None:
+        """Record the rules the projection follows from now on; ``reset``: drop the projection built with others
+        in the same transaction."""
+        cur = self._store.cursor()
+        cur.execute("BEGIN")
+        try:
+            for statement in _RESET_PROJECTION if reset else ():
+                cur.execute(statement)
+            cur.execute(
+                "INSERT INTO identity_rules_applied SELECT ?, ?, now(), (SELECT coalesce(max(seq), 0) FROM events)",
+                [fingerprint, orjson.dumps(document).decode()],
+            )
+            cur.execute("COMMIT")
+        except Exception:
+            cur.execute("ROLLBACK")
+            raise
 
     def last_seq(self) -> int:
         row = first_row(self._store.cursor().execute("SELECT coalesce(max(seq), 0) FROM events"))

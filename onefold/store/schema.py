@@ -188,4 +188,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE identity_merges ADD COLUMN operation_id BIGINT",
         "ALTER TABLE identity_refusals ADD COLUMN operation_id BIGINT",
     ),
+    # 14: the identity rules each projection was built with. The stored profiles follow the newest row; a server
+    # started with other rules re-projects the log under them (IdentityProcessor.recover).
+    (
+        "CREATE TABLE identity_rules_applied (fingerprint VARCHAR NOT NULL, rules JSON NOT NULL,"
+        " applied_at TIMESTAMPTZ NOT NULL, events BIGINT NOT NULL)",
+    ),
 )

@@ -218,3 +218,74 @@ def test_explain_gives_the_chain_of_events_and_the_refusals_between_two_profiles
         ("cannot_link:user_id", "shared@example.com")
     ]
     assert sorted(apart["refused"][0]["profiles"]) == sorted([apart["a"]["profile_id"], apart["b"]["profile_id"]])
+
+
+def test_a_restart_with_other_rules_re_projects_the_log_under_them(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    running, server, thread = start_server(data_dir)
+    try:
+        key = running.create_source("web")["write_key"]
+        send(
+            running,
+            key,
+            [
+                {"type": "track", "anonymousId": "a1", "event": "Viewed"},
+                {"type": "identify", "anonymousId": "a1", "userId": "u1", "traits": {"email": "ann@example.com"}},
+                {"type": "track", "anonymousId": "a5", "event": "Browse"},
+                {"type": "track", "anonymousId": "a6", "event": "Browse"},
+            ],
+        )
+        with running.admin() as admin:
+            created = admin.post("/api/audiences", json={"name": "viewers", "definition": {"event": "Viewed"}})
+            assert created.status_code == 201, created.text
+            a5 = admin.get("/api/identity/lookup", params={"identifier": "anonymous_id:a5"}).json()["profile_id"]
+            a6 = admin.get("/api/identity/lookup", params={"identifier": "anonymous_id:a6"}).json()["profile_id"]
+            merged = admin.post("/api/identity/operations", json={"kind": "merge_profiles", "a": a5, "b": a6})
+            assert merged.status_code == 201, merged.text
+        send(running, key, [{"type": "identify", "anonymousId": "a1", "traits": {"plan": "pro"}}])
+        ann = get(running, "/api/identity/lookup", identifier="user_id:u1").json()["profile_id"]
+        running.runtime.audiences.wait_idle()
+        with running.admin() as admin:
+            assert [m["profile_id"] for m in admin.get("/api/audiences/viewers/members").json()["data"]] == [ann]
+    finally:
+        stop_server(server, thread, running.runtime)
+
+    (data_dir / "rules.toml").write_text("[types.anonymous_id]\ntrack = false\n")
+    running, server, thread = start_server(data_dir, identity_rules_file="rules.toml")
+    try:
+        store = running.runtime.store.cursor()
+        new_rules = running.runtime.identity.graph.rules
+        expected = IdentityGraph(new_rules)
+        for event in running.events():
+            expected.observe(event["seq"], event_keys("web", [i[:2] for i in event["identifiers"]]))
+        stored = store.execute("SELECT type, value, profile_id FROM identity_keys ORDER BY ALL").fetchall()
+        assert stored == sorted((t, v, p) for p, keys in expected.profiles() for t, v in keys)
+        assert all(t != "anonymous_id" for t, _, _ in stored)
+        # ids derive from the event that created a profile: Ann's is now her identify call. Timelines follow:
+        # anonymous-only events belong to no profile, and the identify with her user id stays hers
+        now = get(running, "/api/identity/lookup", identifier="user_id:u1").json()["profile_id"]
+        assert now != ann
+        timeline = store.execute("SELECT profile_id, count(*) FROM event_profiles GROUP BY ALL").fetchall()
+        assert timeline == [(now, 1)]
+        assert store.execute("SELECT profile_id FROM profiles").fetchall() == [(now,)]
+        # the manual merge was re-applied at its place: its profiles no longer exist, so it is refused
+        replayed = store.execute("SELECT rule, operation_id FROM identity_refusals").fetchall()
+        assert replayed == [("unknown_profile", 1)]
+        # audiences are evaluated again over the new profiles: Ann's "Viewed" event is no longer hers
+        running.runtime.audiences.wait_idle()
+        with running.admin() as admin:
+            assert admin.get("/api/audiences/viewers/members").json()["data"] == []
+            changes = admin.get("/api/audiences/viewers/history").json()["data"]
+            assert [c["change"] for c in changes] == ["entered", "exited"]
+        applied = store.execute("SELECT count(*) FROM identity_rules_applied").fetchall()
+        assert applied == [(2,)]
+    finally:
+        stop_server(server, thread, running.runtime)
+
+    running, server, thread = start_server(data_dir, identity_rules_file="rules.toml")  # same rules: kept as is
+    try:
+        store = running.runtime.store.cursor()
+        assert store.execute("SELECT count(*) FROM identity_rules_applied").fetchall() == [(2,)]
+        assert get(running, "/api/identity/lookup", identifier="user_id:u1").json()["profile_id"] == now
+    finally:
+        stop_server(server, thread, running.runtime)
