@@ -19,6 +19,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from onefold.audiences.json_schema import audience_schema, computed_trait_schema
 from onefold.audiences.service import AudienceService
+from onefold.errors import Conflict
+from onefold.profiles.view import BUILT_IN_TRAITS
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
 EXPORT_CHUNK = 5_000
@@ -154,6 +156,12 @@ def _definition_routes(router: APIRouter, service: AudienceService, kind: str, p
     @router.post(path, status_code=201, name=f"create {kind}")
     def create(body: DefinitionIn) -> dict[str, Any]:
         """Save a definition and evaluate it over every profile before answering."""
+        if kind == "computed_trait" and body.name in BUILT_IN_TRAITS:
+            raise Conflict(
+                f"'{body.name}' is a built-in computed trait of every profile; choose another name",
+                field="name",
+                built_in=sorted(BUILT_IN_TRAITS),
+            )
         return _out(service.create(kind, body.name, body.description, body.definition))
 
     @router.get(path, name=f"list {kind}s")

@@ -38,7 +38,7 @@ from onefold.profiles.cards import (
     stored_event,
     stored_identifier,
 )
-from onefold.profiles.view import computed_traits, custom_traits, iso
+from onefold.profiles.view import custom_traits, iso, profile_api_computed_traits
 from onefold.store.profile_tables import ProfileTables
 
 MAX_CONCURRENT_READS = 4
@@ -227,7 +227,7 @@ def profile_api_router(
             state = reader.state(profile_id)
             values: dict[str, Any] = {}
             if trait_class in (None, "computed_trait"):
-                values.update(computed_traits(state))
+                values.update(profile_api_computed_traits(state))
             if trait_class in ("computed_trait", "audience"):  # saved ones: a query, so only when asked for
                 audiences, saved_traits = reader.memberships(profile_id)
                 values.update(saved_traits if trait_class == "computed_trait" else {a["name"]: True for a in audiences})

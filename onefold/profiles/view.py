@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from onefold.profiles.state import State, computed
+from onefold.profiles.state import State, computed, empty
 
 TIME_FIELDS = frozenset({"first_seen", "last_seen", "first_order_at", "last_order_at"})
 _EPOCH = date(1970, 1, 1)
@@ -41,6 +41,17 @@ def computed_traits(state: State) -> dict[str, Any]:
     for channel in ("email", "sms"):
         values[channel]["last_engagement"] = iso(values[channel]["last_engagement"])
     return values
+
+
+# Segment's Profile API lists custom and computed traits in one namespace, where a profile's "email" is its
+# address: there the engagement counters take names of their own.
+PROFILE_API_NAMES = {"email": "email_engagement", "sms": "sms_engagement"}
+# names a saved computed trait may not take: the built-in ones, as the Profile API and the audiences name them
+BUILT_IN_TRAITS = frozenset(computed(empty())) | frozenset(PROFILE_API_NAMES.values())
+
+
+def profile_api_computed_traits(state: State) -> dict[str, Any]:
+    return {PROFILE_API_NAMES.get(name, name): value for name, value in computed_traits(state).items()}
 
 
 def custom_traits(state: State, *, verbose: bool = False) -> dict[str, Any]:

@@ -355,6 +355,12 @@ def test_bad_definitions_are_refused_with_the_failing_node(shop):
             assert refused.status_code == 422, refused.text
             assert refused.json()["error"]["details"]["problems"][0]["field"] == "name"
         assert admin.get("/api/audiences/missing").status_code == 404
+        shadowing = admin.post(
+            "/api/computed-traits", json={"name": "orders_count", "definition": {"kind": "count", "event": "X"}}
+        )
+        assert shadowing.status_code == 409, shadowing.text
+        assert shadowing.json()["error"]["details"]["field"] == "name"
+        assert "built-in" in shadowing.json()["error"]["message"]
 
 
 def test_preview_schema_listing_update_and_delete(shop):

@@ -77,6 +77,9 @@ def test_profile_built_from_the_official_client_is_served_in_segment_shapes(serv
     assert body["traits"]["last_product_viewed"]["name"] == "Trail Shoe"
     assert body["traits"]["favourite_category"] == "Shoes"
     assert body["traits"]["consent"] == {"email": True}
+    # the address keeps the name "email"; the engagement counters beside it take their own
+    assert body["traits"]["email_engagement"]["sent"] == 0
+    assert "sms_engagement" in body["traits"]
     assert "name" not in body["traits"]  # the group call's name is the account's, not Ann's
     assert body["cursor"]["has_more"] is False
 
@@ -95,6 +98,8 @@ def test_profile_built_from_the_official_client_is_served_in_segment_shapes(serv
     ).json()
     assert "plan" not in computed["traits"]
     assert "page_views" in computed["traits"]
+    assert "email" not in computed["traits"]
+    assert computed["traits"]["email_engagement"] == body["traits"]["email_engagement"]
     verbose = profile_get(server, reader, "/user_id:u-ann/traits", include="plan", verbose="true").json()
     assert verbose["traits"]["plan"]["value"] == "pro"
     assert verbose["traits"]["plan"]["source_id"] == source["id"]
