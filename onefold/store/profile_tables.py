@@ -184,7 +184,8 @@ class ProfileTables:
         return out
 
     def search(self, text: str, *, limit: int, after: str = "") -> list[str]:
-        """Profiles with an identifier or a trait value starting with ``text`` (case-insensitive), by id."""
+        """Profiles with an identifier or a trait value (nested ones too: an address's city) starting with ``text``
+        (case-insensitive), by id."""
         escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = (
             self._store.cursor()
@@ -192,7 +193,7 @@ class ProfileTables:
                 "WITH hits AS ("
                 " SELECT profile_id FROM identity_keys WHERE lower(value) LIKE ? ESCAPE '\\'"
                 " UNION SELECT profile_id FROM profiles WHERE len(list_filter("
-                "  json_extract_string(facts, '$.traits.*'), lambda v: lower(v) LIKE ? ESCAPE '\\')) > 0)"
+                "  json_extract_string(facts, '$.traits..*'), lambda v: lower(v) LIKE ? ESCAPE '\\')) > 0)"
                 " SELECT profile_id FROM hits WHERE profile_id > ? ORDER BY profile_id LIMIT ?",
                 [escaped, escaped, after, limit],
             )

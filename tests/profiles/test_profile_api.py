@@ -233,7 +233,11 @@ def test_search_by_identifier_or_trait_and_full_profile(server, source):
         source["write_key"],
         [
             {"type": "identify", "userId": "u1", "traits": {"email": "ann@example.com", "firstName": "Annabel"}},
-            {"type": "identify", "userId": "u2", "traits": {"email": "bob@example.com", "firstName": "Bob"}},
+            {
+                "type": "identify",
+                "userId": "u2",
+                "traits": {"email": "bob@example.com", "firstName": "Bob", "address": {"city": "Lyon"}},
+            },
             {"type": "identify", "userId": "u3", "traits": {"email": "anna_b@example.com"}},
         ],
     )
@@ -243,6 +247,8 @@ def test_search_by_identifier_or_trait_and_full_profile(server, source):
         assert sorted(p["traits"]["email"] for p in by_email["data"]) == ["ann@example.com", "anna_b@example.com"]
         by_trait = admin.get("/api/profiles", params={"q": "annab"}).json()["data"]
         assert [p["traits"]["first_name"] for p in by_trait] == ["Annabel"]
+        nested = admin.get("/api/profiles", params={"q": "lyo"}).json()["data"]  # a value inside an object
+        assert [p["traits"]["first_name"] for p in nested] == ["Bob"]
         page = admin.get("/api/profiles", params={"q": "u", "limit": 2}).json()
         assert len(page["data"]) == 2
         assert page["next_after"]
