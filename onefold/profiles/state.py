@@ -42,7 +42,7 @@ CART_REMOVE = frozenset({"Product Removed"})
 ORDER_DONE = frozenset({"Order Completed"})
 ORDER_VOID = frozenset({"Order Refunded", "Order Cancelled"})
 PRODUCT_VIEWS = frozenset({"Product Viewed"})
-CONSENT_HISTORY_LIMIT = 100
+CONSENT_HISTORY_LIMIT = 100  # statements kept per purpose (the ends of runs of one choice), oldest dropped first
 PROPERTY_EVENTS = PRODUCT_VIEWS | CART_ADD | CART_REMOVE  # the only events whose properties the fold reads
 
 
@@ -84,8 +84,10 @@ def empty() -> State:
         "categories": {},  # category -> product views; ordered categories live on their orders
         "email": {},
         "sms": {},
-        "consent": {},  # purpose -> {"granted", "ts", "seq", "source"}
-        "consent_history": [],
+        "consent": {},  # purpose -> {"granted", "ts", "seq", "source"}: the latest statement, by event time
+        # purpose -> statements in event-time order, kept at both ends of each run of one choice (see
+        # _add_statement); the history shown is where the choice changes (onefold.profiles.view)
+        "consent_history": {},
     }
 
 
@@ -171,16 +173,56 @@ def _offer_consent(state: State, purpose: str, granted: bool, event: ProfileEven
     current = state["consent"].get(purpose)
     if current is None or (event.ts, event.seq) > (current["ts"], current["seq"]):
         state["consent"][purpose] = entry
-    if current is None or current["granted"] != granted:  # a choice restated is not history
-        _add_history(state, [{"purpose": purpose, **entry}])
+    _add_statement(consent_statements(state).setdefault(purpose, []), entry)
 
 
-def _add_history(state: State, entries: Iterable[dict[str, Any]]) -> None:
+def consent_statements(state: State) -> dict[str, list[dict[str, Any]]]:
+    """Purpose -> its consent statements in event-time order (a state stored before they were kept per purpose
+    held a list of changes: read as it is, they are statements)."""
     history = state["consent_history"]
-    known = {(h["purpose"], h["seq"]) for h in history}
-    history.extend(e for e in entries if (e["purpose"], e["seq"]) not in known)
-    history.sort(key=lambda h: (h["ts"], h["seq"], h["purpose"]))
-    del history[:-CONSENT_HISTORY_LIMIT]
+    if isinstance(history, list):
+        per_purpose: dict[str, list[dict[str, Any]]] = {}
+        for h in history:
+            per_purpose.setdefault(h["purpose"], []).append({k: v for k, v in h.items() if k != "purpose"})
+        history = state["consent_history"] = per_purpose
+    return history  # type: ignore[no-any-return]
+
+
+def _when(entry: dict[str, Any]) -> tuple[int, int]:
+    return entry["ts"], entry["seq"]
+
+
+def _add_statement(statements: list[dict[str, Any]], entry: dict[str, Any]) -> None:
+    """Keep a purpose's consent statement where it belongs in event time. Of a run of one choice only the first
+    and the last statement are kept: consent arrives with every event of some sources, and the ends are what a
+    later, late-arriving statement needs to be placed between (the run it splits then resumes at the run's last
+    kept statement: the one approximation)."""
+    if statements:
+        last = statements[-1]
+        if _when(last) >= _when(entry):
+            if last["seq"] != entry["seq"]:
+                _add_history(statements, [entry])
+            return
+        if len(statements) > 1 and statements[-2]["granted"] == last["granted"] == entry["granted"]:
+            statements[-1] = entry  # the run's new end
+            return
+    statements.append(entry)
+    if len(statements) > CONSENT_HISTORY_LIMIT:
+        del statements[0]
+
+
+def _add_history(statements: list[dict[str, Any]], entries: Iterable[dict[str, Any]]) -> None:
+    """Add statements anywhere in time (a late event, another profile's), then keep only the ends of runs."""
+    known = {h["seq"] for h in statements}
+    statements.extend(e for e in entries if e["seq"] not in known)
+    statements.sort(key=_when)
+    statements[:] = [
+        h
+        for i, h in enumerate(statements)
+        if not (
+            0 < i < len(statements) - 1 and statements[i - 1]["granted"] == h["granted"] == statements[i + 1]["granted"]
+        )
+    ][-CONSENT_HISTORY_LIMIT:]
 
 
 def _engagement(counts: dict[str, Any], action: str, ts: int) -> None:
@@ -284,7 +326,8 @@ def combine(a: State, b: State, rank: Rank = no_precedence) -> State:
             current = out["consent"].get(purpose)
             if current is None or (entry["ts"], entry["seq"]) > (current["ts"], current["seq"]):
                 out["consent"][purpose] = entry
-        _add_history(out, part["consent_history"])
+        for purpose, statements in consent_statements(part).items():
+            _add_history(consent_statements(out).setdefault(purpose, []), statements)
         for order_id, order in part["orders"].items():
             _combine_order(out["orders"], order_id, order)
         for key, ts in part["cart_cleared"].items():

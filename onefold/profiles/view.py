@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from onefold.profiles.state import State, computed, empty
+from onefold.profiles.state import State, computed, consent_statements, empty
 
 TIME_FIELDS = frozenset({"first_seen", "last_seen", "first_order_at", "last_order_at"})
 _EPOCH = date(1970, 1, 1)
@@ -70,7 +70,13 @@ def custom_traits(state: State, *, verbose: bool = False) -> dict[str, Any]:
 
 
 def consent_history(state: State) -> list[dict[str, Any]]:
-    return [
-        {"purpose": h["purpose"], "granted": h["granted"], "timestamp": iso(h["ts"]), "source_id": h["source"]}
-        for h in state["consent_history"]
-    ]
+    """Each change of choice per purpose, oldest first: a choice restated is not history."""
+    changes: list[tuple[int, int, str, dict[str, Any]]] = []
+    for purpose, statements in consent_statements(state).items():
+        choice = None
+        for h in statements:
+            if h["granted"] is not choice:
+                choice = h["granted"]
+                shown = {"purpose": purpose, "granted": choice, "timestamp": iso(h["ts"]), "source_id": h["source"]}
+                changes.append((h["ts"], h["seq"], purpose, shown))
+    return [shown for *_, shown in sorted(changes, key=lambda c: c[:3])]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from onefold.profiles.state import ProfileEvent, combine, computed, empty, fold, trait_values
+from onefold.profiles.view import consent_history
 
 WEB, CRM = "src_web", "src_crm"
 
@@ -95,11 +97,61 @@ def test_engagement_and_consent_with_history():
     assert view["sms"]["sent"] == 1
     assert view["sms"]["last_engagement"] is None
     assert view["consent"] == {"email": True, "sms": False}
-    assert [(h["purpose"], h["granted"], h["ts"]) for h in state["consent_history"]] == [
-        ("email", True, 50),
-        ("sms", True, 50),
-        ("sms", False, 180),
+    assert changes(state) == [("email", True, 50), ("sms", True, 50), ("sms", False, 180)]
+
+
+def changes(state: dict[str, Any]) -> list[tuple[str, bool, int]]:
+    """The consent history as shown, with times as epoch milliseconds."""
+    return [
+        (h["purpose"], h["granted"], int(datetime.fromisoformat(h["timestamp"]).timestamp() * 1000))
+        for h in consent_history(state)
     ]
+
+
+def test_a_late_consent_statement_takes_its_place_in_time():
+    in_order = [
+        ev(1, 100, kind="page", consent={"ads": True}),
+        ev(2, 200, kind="page", consent={"ads": False}),
+        ev(3, 300, kind="page", consent={"ads": True}),
+        ev(4, 400, kind="page", consent={"ads": True}),
+    ]
+    expected = [("ads", True, 100), ("ads", False, 200), ("ads", True, 300)]
+    assert changes(build(in_order)) == expected
+    # the withdrawal at 200 arrives after the grant at 300: it is history, and not the last word
+    late = build([in_order[0], in_order[2], in_order[1]])
+    assert computed(late)["consent"] == {"ads": True}
+    assert changes(late) == expected
+    # after the grant at 400 too, the run 100-400 kept only its ends: the grant resumes at its last one
+    later = build([in_order[0], in_order[2], in_order[3], in_order[1]])
+    assert computed(later)["consent"] == {"ads": True}
+    assert changes(later) == [("ads", True, 100), ("ads", False, 200), ("ads", True, 400)]
+    # a run restated by every event keeps its two ends only
+    many = build([ev(seq, seq * 10, kind="page", consent={"ads": True}) for seq in range(1, 500)])
+    assert [(h["seq"], h["granted"]) for h in many["consent_history"]["ads"]] == [(1, True), (499, True)]
+    assert changes(many) == [("ads", True, 10)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.booleans()), min_size=1, max_size=30), st.data())
+def test_consent_history_ends_with_the_current_choice_in_any_arrival_order(statements, data):
+    events = [ev(seq, ts, kind="page", consent={"ads": granted}) for seq, (ts, granted) in enumerate(statements, 1)]
+    in_a = data.draw(st.lists(st.booleans(), min_size=len(events), max_size=len(events)))
+    whole = build(events)
+    merged = combine(
+        build([e for e, a in zip(events, in_a, strict=True) if a]),
+        build([e for e, a in zip(events, in_a, strict=True) if not a]),
+    )
+    in_time = build(sorted(events, key=lambda e: (e.ts, e.seq)))
+    exact: list[tuple[str, bool, int]] = []
+    for e in sorted(events, key=lambda e: (e.ts, e.seq)):
+        if not exact or exact[-1][1] != e.consent["ads"]:
+            exact.append(("ads", e.consent["ads"], e.ts))
+    assert changes(in_time) == exact  # statements in time order: the exact changes
+    for state in (whole, merged):
+        shown = changes(state)
+        assert shown[-1][1] == computed(state)["consent"]["ads"] == exact[-1][1]
+        assert shown[0] == exact[0]
+        assert all(b[1] != a[1] for a, b in zip(shown, shown[1:]))  # every entry is a change
 
 
 NAMES = ["Product Viewed", "Product Added", "Order Completed", "Order Refunded", "Email Opened", "SMS Sent", None]
@@ -149,3 +201,15 @@ def test_combine_does_not_change_its_inputs():
     before = copy.deepcopy((a, b))
     combine(a, b)
     assert (a, b) == before
+
+
+def test_a_state_stored_with_the_old_consent_history_reads_and_grows():
+    state = build([ev(1, 100, kind="page")])
+    state["consent_history"] = [  # as stored before statements were kept per purpose: the changes only
+        {"purpose": "ads", "granted": True, "ts": 50, "seq": 1, "source": WEB},
+        {"purpose": "ads", "granted": False, "ts": 80, "seq": 2, "source": WEB},
+    ]
+    state["consent"] = {"ads": {"granted": False, "ts": 80, "seq": 2, "source": WEB}}
+    assert changes(state) == [("ads", True, 50), ("ads", False, 80)]
+    fold(state, ev(3, 90, kind="page", consent={"ads": True}))
+    assert changes(state) == [("ads", True, 50), ("ads", False, 80), ("ads", True, 90)]
