@@ -113,6 +113,9 @@ class IdentityProcessor(BackgroundWorker):
             replayed += len(rows)
         for op in operations[next_op:]:
             apply_operation(self.graph, op["kind"], op["args"], op["after_seq"])
+        later = self.tables.operations(after=self.offset)
+        if later:  # a re-projection stopped part way (operations are otherwise recorded at the offset)
+            return replayed + self._project_up_to(deque(later), self.tables.last_seq())
         return replayed
 
     def _reproject(self, applied: str, fingerprint: str) -> int:
@@ -126,13 +129,20 @@ class IdentityProcessor(BackgroundWorker):
             fingerprint,
             last,
         )
-        started = shown = time.perf_counter()
+        started = time.perf_counter()
         self.tables.record_rules(fingerprint, rules_document(self.graph.rules), reset=True)
         self.offset, self.graph = 0, IdentityGraph(self.graph.rules)
         self._states.clear()
+        processed = self._project_up_to(deque(self.tables.operations()), last)
+        log.warning("re-projected %d events in %.1f s", processed, time.perf_counter() - started)
+        return processed
+
+    def _project_up_to(self, pending: deque[dict[str, Any]], last: int) -> int:
+        """Process the log from the offset to its end, applying the ``pending`` stored operations again at their
+        places; returns events processed."""
         cur = self._store.cursor()
-        pending = deque(self.tables.operations())
         processed = 0
+        shown = time.perf_counter()
         while True:
             while pending and pending[0]["after_seq"] <= self.offset:
                 self._replay_operation(cur, pending.popleft())
@@ -149,7 +159,6 @@ class IdentityProcessor(BackgroundWorker):
             if time.perf_counter() - shown > 10:
                 shown = time.perf_counter()
                 log.warning("re-projecting: %d of %d events", self.offset, last)
-        log.warning("re-projected %d events in %.1f s", processed, time.perf_counter() - started)
         return processed
 
     def _replay_operation(self, cur: Any, operation: dict[str, Any]) -> None:

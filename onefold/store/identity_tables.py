@@ -361,10 +361,13 @@ class IdentityTables:
         rows = self._store.dicts("SELECT seq FROM identity_hubs WHERE type = ? AND value = ?", list(key))
         return rows[0] if rows else None
 
-    def operations(self, *, upto: int | None = None) -> list[dict[str, Any]]:
-        """Operator operations in the order they were applied (to replay them at their place in the log)."""
-        bound = "" if upto is None else f" WHERE after_seq <= {int(upto)}"
-        rows = self._store.dicts(f"SELECT * FROM identity_operations{bound} ORDER BY id", [])
+    def operations(self, *, upto: int | None = None, after: int | None = None) -> list[dict[str, Any]]:
+        """Operator operations in the order they were applied (to replay them at their place in the log), those
+        applied after the event ``upto`` at the latest, or after a later event than ``after``."""
+        conditions = [f"after_seq <= {int(upto)}"] if upto is not None else []
+        conditions += [f"after_seq > {int(after)}"] if after is not None else []
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = self._store.dicts(f"SELECT * FROM identity_operations{where} ORDER BY id", [])
         for row in rows:
             row["args"] = orjson.loads(row["args"])
             row["result"] = orjson.loads(row["result"])

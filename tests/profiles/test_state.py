@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from datetime import datetime
 from typing import Any
 
@@ -151,7 +152,7 @@ def test_consent_history_ends_with_the_current_choice_in_any_arrival_order(state
         shown = changes(state)
         assert shown[-1][1] == computed(state)["consent"]["ads"] == exact[-1][1]
         assert shown[0] == exact[0]
-        assert all(b[1] != a[1] for a, b in zip(shown, shown[1:]))  # every entry is a change
+        assert all(b[1] != a[1] for a, b in itertools.pairwise(shown))  # every entry is a change
 
 
 NAMES = ["Product Viewed", "Product Added", "Order Completed", "Order Refunded", "Email Opened", "SMS Sent", None]
