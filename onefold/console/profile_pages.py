@@ -100,6 +100,32 @@ def identity_rows(runtime: Runtime, masker: Masker, profile_id: str) -> list[dic
     return rows
 
 
+def why_together(
+    runtime: Runtime, masker: Masker, identities: list[dict[str, Any]], picks: tuple[str, str]
+) -> dict[str, Any] | None:
+    """The chain of evidence tying two of the profile's identifiers (picked by their row numbers, so no value
+    travels in a link), each step with its event (type, source, time) or the operator's merge."""
+    try:
+        a, b = (identities[int(pick)] for pick in picks)
+    except (ValueError, IndexError):
+        return None
+    keys = (a["type"], a["value"]), (b["type"], b["value"])
+    processor = runtime.identity
+    path = processor.run_exclusive(lambda _: processor.graph.evidence_between(*keys))
+    sources = {s.id: s.name for s in runtime.store.list_sources()}
+    steps = [
+        {
+            **step,
+            "source": sources.get(event["source_id"], event["source_id"]) if (event := step.get("event")) else None,
+            "identifiers": [
+                {"type": i["type"], "shown": masker.identifier(i["type"], i["value"])} for i in step["identifiers"]
+            ],
+        }
+        for step in processor.tables.evidence_steps(path or [])
+    ]
+    return {"a": a, "b": b, "found": path is not None, "steps": steps}
+
+
 def _product(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("name") or value.get("product_id") or value.get("sku") or "a product")
@@ -162,6 +188,9 @@ def routes(runtime: Runtime, reader: ProfileReader) -> list[BaseRoute]:
             for e in reader.profiles.timeline(profile_id, limit=TIMELINE_SIZE, names=names, sources=from_sources)
         ]
         event_names = reader.profiles.event_names(profile_id)
+        identities = identity_rows(runtime, masker, profile_id)
+        picks = (request.query_params.get("why_a", ""), request.query_params.get("why_b", ""))
+        why = why_together(runtime, masker, identities, picks) if all(picks) else None
         verbose = custom_traits(state, verbose=True)
         traits = {name: {**t, "value": masker.trait(name, t["value"])} for name, t in verbose.items()}
         return render(
@@ -170,7 +199,8 @@ def routes(runtime: Runtime, reader: ProfileReader) -> list[BaseRoute]:
             "profile.html",
             title=_display_name({k: v["value"] for k, v in traits.items()}) or profile_id,
             profile_id=profile_id,
-            identities=identity_rows(runtime, masker, profile_id),
+            identities=identities,
+            why=why,
             traits=traits,
             computed=computed_traits(state),
             computed_rows=computed_rows(computed_traits(state), sources),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx
@@ -167,6 +168,27 @@ def test_the_360_view_shows_identities_traits_and_timeline(loaded: RunningServer
     assert rows.count("<tr>") == 1
     assert "Cart Viewed" in rows
     assert f'name="source" value="{shop["id"]}" checked' in by_source
+
+
+def test_the_360_view_explains_why_two_identifiers_are_one_profile(loaded: RunningServer) -> None:
+    ann = profile_id(loaded, "ann")
+    analyst = sign_in_as(loaded, "analyst")
+    page = analyst.get(f"/console/profiles/{ann}").text
+    picker = page.split('name="why_a"')[1].split("</select>")[0]
+    options = dict(re.findall(r'<option value="(\d+)"[^>]*>(\w+) ', picker))
+    laptop = next(n for n, kind in options.items() if kind == "anonymous_id")
+    email = next(n for n, kind in options.items() if kind == "email")
+    assert "ann.lee@example.com" not in page  # no value travels in the form: rows are picked by number
+    assert 'id="why"' not in page
+    explained = analyst.get(f"/console/profiles/{ann}", why_a=laptop, why_b=email).text
+    chain = explained.split('id="why"')[1].split("</div>")[0]
+    assert chain.count("<li>") == 1  # Ann's first identify carried both
+    assert "An <b>identify</b> from <b>website</b>" in chain
+    assert "<b>email</b> a***@example.com" in chain  # masked for this analyst
+    assert "ann.lee@example.com" not in chain
+    nonsense = analyst.get(f"/console/profiles/{ann}", why_a="0", why_b="99")
+    assert nonsense.status_code == 200
+    assert 'id="why"' not in nonsense.text
 
 
 def test_an_admin_splits_an_identifier_off_from_the_360_view(loaded: RunningServer) -> None:
