@@ -67,6 +67,20 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def identity_processor(store: DuckDBStore, settings: Settings) -> IdentityProcessor:
+    """The identity processor as the server runs it (its rules, trait precedence and pacing), not yet started."""
+    precedence = load_precedence(settings.trait_precedence_file, settings.data_path)
+    return IdentityProcessor(
+        store,
+        load_rules(settings),
+        rank=precedence.ranker(store.source_name_and_kind),
+        card_bytes=settings.profile_cards_mb * 1024 * 1024,
+        # with an intake process, acknowledgements do not wait for this interpreter: no need to step back
+        pause_ratio=0.0 if settings.intake_port else 1.0,
+        flood_pause_ratio=0.0 if settings.intake_port else 3.0,
+    )
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -102,16 +116,7 @@ class Runtime:
             linger_seconds=settings.loader_linger_ms / 1000,
         )
         loader.recover()  # whatever was acknowledged before a crash reaches DuckDB before we serve
-        precedence = load_precedence(settings.trait_precedence_file, settings.data_path)
-        identity = IdentityProcessor(
-            store,
-            load_rules(settings),
-            rank=precedence.ranker(store.source_name_and_kind),
-            card_bytes=settings.profile_cards_mb * 1024 * 1024,
-            # with an intake process, acknowledgements do not wait for this interpreter: no need to step back
-            pause_ratio=0.0 if settings.intake_port else 1.0,
-            flood_pause_ratio=0.0 if settings.intake_port else 3.0,
-        )
+        identity = identity_processor(store, settings)
         identity.recover()  # the graph is in memory: rebuild it from the log up to the processor's offset
         identity.backfill_facts()  # profiles stored before they carried what audiences read
         loader.on_loaded = identity.notify

@@ -86,6 +86,8 @@ class IdentityProcessor(BackgroundWorker):
         self.on_commit: Callable[[set[str], int, set[str]], None] | None = None
         # told how long each step of a round took (fetch, stitch, fold, serialize, commit, publish)
         self.step_took: Callable[[str, float], None] = untimed
+        # told (events processed, last event) as a re-projection goes (the CLI's progress bar)
+        self.on_progress: Callable[[int, int], None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     def recover(self) -> int:
@@ -156,6 +158,8 @@ class IdentityProcessor(BackgroundWorker):
                 continue
             self._process(cur, rows)
             processed += len(rows)
+            if self.on_progress is not None:
+                self.on_progress(self.offset, last)
             if time.perf_counter() - shown > 10:
                 shown = time.perf_counter()
                 log.warning("re-projecting: %d of %d events", self.offset, last)

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from click.testing import CliRunner
 
+from onefold.cli import main
 from onefold.identity.graph import IdentityGraph
 from onefold.identity.keys import event_keys
 from onefold.identity.rules import DEFAULT_RULES
@@ -287,5 +289,35 @@ def test_a_restart_with_other_rules_re_projects_the_log_under_them(tmp_path: Pat
         store = running.runtime.store.cursor()
         assert store.execute("SELECT count(*) FROM identity_rules_applied").fetchall() == [(2,)]
         assert get(running, "/api/identity/lookup", identifier="user_id:u1").json()["profile_id"] == now
+    finally:
+        stop_server(server, thread, running.runtime)
+
+
+def test_identity_apply_re_projects_ahead_of_the_next_start(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    running, server, thread = start_server(data_dir)
+    try:
+        send(running, running.create_source("web")["write_key"], STORY)
+    finally:
+        stop_server(server, thread, running.runtime)
+    runner = CliRunner()
+    unchanged = runner.invoke(main, ["identity", "apply", "--data", str(data_dir)])
+    assert unchanged.exit_code == 0, unchanged.output
+    assert "are built with these rules (the defaults)" in " ".join(unchanged.output.split())  # rich wraps lines
+
+    (data_dir / "rules.toml").write_text("[types.anonymous_id]\ntrack = false\n")
+    (data_dir / "onefold.toml").write_text('identity_rules_file = "rules.toml"\n')
+    applied = runner.invoke(main, ["identity", "apply", "--data", str(data_dir)])
+    assert applied.exit_code == 0, applied.output
+    said = " ".join(applied.output.split())
+    assert f"Re-projected {len(STORY)} events under rules.toml" in said
+    assert "4 profiles, 6 identifiers" in said  # u1 to u4 with two emails: no anonymous id is kept now
+
+    running, server, thread = start_server(data_dir, identity_rules_file="rules.toml")
+    try:  # the start finds the projection built with its rules: nothing to do again
+        rows = running.runtime.store.cursor().execute("SELECT count(*) FROM identity_rules_applied").fetchall()
+        assert rows == [(2,)]
+        assert get(running, "/api/identity/stats").json()["identifiers"] == 6
+        assert get(running, "/api/identity/lookup", identifier="anonymous_id:laptop-1").status_code == 404
     finally:
         stop_server(server, thread, running.runtime)
