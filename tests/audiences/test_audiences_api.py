@@ -75,7 +75,18 @@ def clock() -> Clock:
 
 @pytest.fixture
 def shop(make_server: Any, clock: Clock) -> tuple[RunningServer, str]:
-    server: RunningServer = make_server(clock=clock, audience_refresh_seconds=1)
+    """A shop whose audiences are also refreshed every second, so time-window conditions expire in a test."""
+    return open_shop(make_server(clock=clock, audience_refresh_seconds=1), clock)
+
+
+@pytest.fixture
+def quiet_shop(make_server: Any, clock: Clock) -> tuple[RunningServer, str]:
+    """The same shop with no scheduled round during a test: a scheduled round empties the saved values in memory
+    (onefold.audiences.saved_values), which would make what memory holds after a round depend on timing."""
+    return open_shop(make_server(clock=clock, audience_refresh_seconds=3600), clock)
+
+
+def open_shop(server: RunningServer, clock: Clock) -> tuple[RunningServer, str]:
     key = server.create_source("shop", "web", "US")["write_key"]
     client = segment_analytics.Client(key, host=server.url, sync_mode=True, max_retries=1)
     at = clock.now - timedelta(days=10)
@@ -143,8 +154,8 @@ def test_audience_and_computed_trait_end_to_end(shop):
     assert bob not in members(server.admin(), "big_spenders")
 
 
-def test_saved_values_of_the_profiles_a_round_touched_are_answered_from_memory(shop):
-    server, key = shop
+def test_saved_values_of_the_profiles_a_round_touched_are_answered_from_memory(quiet_shop):
+    server, key = quiet_shop
     service = server.runtime.audiences.service
     with server.admin() as admin:
         create(admin, "/api/computed-traits", "ltv", {"kind": "sum", "event": "Order Completed", "property": "revenue"})
@@ -177,8 +188,8 @@ def stored_values(server: RunningServer) -> dict[tuple[str, str], tuple[Any, dat
     return found
 
 
-def test_a_round_writes_only_the_trait_values_that_changed(shop, clock):
-    server, key = shop
+def test_a_round_writes_only_the_trait_values_that_changed(quiet_shop, clock):
+    server, key = quiet_shop
     service = server.runtime.audiences.service
     with server.admin() as admin:
         create(admin, "/api/computed-traits", "ltv", {"kind": "sum", "event": "Order Completed", "property": "revenue"})
@@ -224,8 +235,8 @@ def test_a_round_writes_only_the_trait_values_that_changed(shop, clock):
         assert {k: v for k, (v, _) in stored_values(server).items()} == {k: v for k, (v, _) in merged.items()}
 
 
-def test_a_new_profile_is_known_empty_from_memory_until_its_first_round(shop):
-    server, key = shop
+def test_a_new_profile_is_known_empty_from_memory_until_its_first_round(quiet_shop):
+    server, key = quiet_shop
     service, identity = server.runtime.audiences.service, server.runtime.identity
     with server.admin() as admin:
         create(admin, "/api/audiences", "buyers", {"event": "Order Completed"})
