@@ -102,7 +102,8 @@ class IdentityProcessor(BackgroundWorker):
         if applied is None:  # a new store, or one from before rules were recorded: taken as built with these
             self.tables.record_rules(fingerprint, rules_document(rules), reset=False)
         cur = self._store.cursor()
-        operations = self.tables.operations(upto=self.offset)
+        stored = self.tables.operations()
+        operations = [op for op in stored if op["after_seq"] <= self.offset]
         seq, replayed, next_op = 0, 0, 0
         while rows := self.tables.events_after(cur, seq, self._batch, upto=self.offset):
             for row in rows:
@@ -115,7 +116,7 @@ class IdentityProcessor(BackgroundWorker):
             replayed += len(rows)
         for op in operations[next_op:]:
             apply_operation(self.graph, op["kind"], op["args"], op["after_seq"])
-        later = self.tables.operations(after=self.offset)
+        later = stored[len(operations) :]  # operations are applied in log order, so these come last
         if later:  # a re-projection stopped part way (operations are otherwise recorded at the offset)
             return replayed + self._project_up_to(deque(later), self.tables.last_seq())
         return replayed

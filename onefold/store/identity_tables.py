@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,14 +247,7 @@ class IdentityTables:
         )
         if not links:
             return {}
-        events = {
-            row["seq"]: row
-            for row in self._store.dicts(
-                "SELECT seq, message_id, type AS event_type, source_id, timestamp, identifiers FROM events"
-                " WHERE seq = ANY(?::BIGINT[])",
-                [sorted({link["seq"] for link in links})],
-            )
-        }
+        events = self._events_at({link["seq"] for link in links}, with_identifiers=True)
         out: dict[Key, dict[str, Any]] = {}
         for link in links:
             event = events.get(link["seq"])
@@ -265,6 +259,14 @@ class IdentityTables:
                     "identifiers": identifiers,
                 }
         return out
+
+    def _events_at(self, seqs: Iterable[int], *, with_identifiers: bool = False) -> dict[int, dict[str, Any]]:
+        """What evidence shows of the events at ``seqs`` (erased ones are missing), by seq."""
+        columns = "seq, message_id, type AS event_type, source_id, timestamp" + (
+            ", identifiers" if with_identifiers else ""
+        )
+        rows = self._store.dicts(f"SELECT {columns} FROM events WHERE seq = ANY(?::BIGINT[])", [sorted(seqs)])
+        return {row["seq"]: row for row in rows}
 
     def merges_from(self, profile_id: str) -> list[dict[str, Any]]:
         """The merges that folded ``profile_id`` into later profiles, in order (an operator's merge names its
@@ -305,14 +307,7 @@ class IdentityTables:
         if not path:
             return []
         seqs = sorted({seq for seq, _ in path})
-        events = {
-            row["seq"]: row
-            for row in self._store.dicts(
-                "SELECT seq, message_id, type AS event_type, source_id, timestamp FROM events"
-                " WHERE seq = ANY(?::BIGINT[])",
-                [seqs],
-            )
-        }
+        events = self._events_at(seqs)
         by_operation: dict[tuple[int, frozenset[Key]], int] = {}
         for row in self._store.dicts(
             "SELECT m.seq, m.via, m.operation_id FROM identity_merges m"
@@ -361,13 +356,9 @@ class IdentityTables:
         rows = self._store.dicts("SELECT seq FROM identity_hubs WHERE type = ? AND value = ?", list(key))
         return rows[0] if rows else None
 
-    def operations(self, *, upto: int | None = None, after: int | None = None) -> list[dict[str, Any]]:
-        """Operator operations in the order they were applied (to replay them at their place in the log), those
-        applied after the event ``upto`` at the latest, or after a later event than ``after``."""
-        conditions = [f"after_seq <= {int(upto)}"] if upto is not None else []
-        conditions += [f"after_seq > {int(after)}"] if after is not None else []
-        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        rows = self._store.dicts(f"SELECT * FROM identity_operations{where} ORDER BY id", [])
+    def operations(self) -> list[dict[str, Any]]:
+        """Operator operations in the order they were applied (to replay them at their place in the log)."""
+        rows = self._store.dicts("SELECT * FROM identity_operations ORDER BY id", [])
         for row in rows:
             row["args"] = orjson.loads(row["args"])
             row["result"] = orjson.loads(row["result"])
