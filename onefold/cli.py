@@ -297,15 +297,16 @@ def identity_dry_run(data_dir: Path, rules_file: Path, examples: int) -> None:
 def identity_apply(data_dir: Path) -> None:
     """Re-project the event log under the identity rules the data directory is configured with, now.
 
-    The server does the same at its next start when the rules changed; running it here first shows progress and
-    makes that start immediate. Stop the server first: one process at a time owns the data directory.
+    The server does the same at its next start when the rules changed (or an upgrade changed how profiles are
+    folded); running it here first shows progress and makes that start immediate. Stop the server first: one
+    process at a time owns the data directory.
     """
     import logging
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from onefold.identity.rules import rules_fingerprint
+    from onefold.pipeline.identity_processor import projection_fingerprint
     from onefold.server import identity_processor
 
     try:
@@ -317,7 +318,7 @@ def identity_apply(data_dir: Path) -> None:
     origin = settings.identity_rules_file or "the defaults"
     try:
         processor = identity_processor(store, settings)
-        fingerprint = rules_fingerprint(processor.graph.rules)
+        fingerprint = projection_fingerprint(processor.graph.rules)
         if processor.tables.applied_rules() in (None, fingerprint):
             console.print(f"The profiles of {escape(str(data_dir))} are built with these rules ({escape(origin)}).")
             return

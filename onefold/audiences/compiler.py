@@ -40,6 +40,7 @@ from onefold.audiences.model import (
     Predicate,
     ReachableCondition,
     SequenceCondition,
+    SubscriptionCondition,
     TraitCondition,
 )
 from onefold.audiences.parse import fail
@@ -186,6 +187,8 @@ class _Builder:
         if isinstance(node, ConsentCondition):
             value = self._fact(("consent", node.purpose))
             return self._is_boolean(value, node.granted)
+        if isinstance(node, SubscriptionCondition):
+            return self.test_json(self._fact(("subscriptions", node.channel)), Predicate("equals", node.status))
         if isinstance(node, ReachableCondition):
             return self.sql.string_list_has(self._fact(("reachable",)), node.channel)
         raise TypeError(f"not a leaf condition: {node!r}")

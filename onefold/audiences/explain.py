@@ -15,6 +15,7 @@ from onefold.audiences.model import (
     Condition,
     EventCondition,
     NotCondition,
+    SubscriptionCondition,
     TraitCondition,
 )
 from onefold.audiences.reference import MISSING, Profile, aggregate, holds, lookup, matches, trait_value
@@ -58,4 +59,6 @@ def _value(node: Condition, profile: Profile, now: datetime, catalog: Catalog) -
         return aggregate(node.function, node.property, node.events, profile, now)
     if isinstance(node, ComputedTraitCondition):
         return trait_value(catalog.traits[node.name], profile, now)
+    if isinstance(node, SubscriptionCondition):
+        return (profile.facts.get("subscriptions") or {}).get(node.channel)
     return MISSING  # consent, reachability, sequences, other audiences: ``holds`` says it all

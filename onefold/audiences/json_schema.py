@@ -10,6 +10,7 @@ from typing import Any
 
 from onefold.audiences.model import AGGREGATES, CHANNELS, COUNT_OPS, OPERATORS, TRAIT_KINDS
 from onefold.audiences.parse import ATTRIBUTES, CONDITION_KEYS, MAX_DAYS, MAX_MINUTES
+from onefold.collect.normalize import SUBSCRIPTION_STATUSES
 
 _NAME = {"type": "string", "minLength": 1, "maxLength": 200}
 _SCALAR = {"type": ["string", "number", "boolean"]}
@@ -106,9 +107,18 @@ def audience_schema() -> dict[str, Any]:
             ),
             "audience": _object({"audience": _NAME}, ["audience"], "Member of another saved audience"),
             "consent": _object(
-                {"consent": _NAME, "granted": {"type": "boolean"}}, ["consent"], "Consent for a purpose or channel"
+                {"consent": _NAME, "granted": {"type": "boolean"}},
+                ["consent"],
+                "Consent for a purpose (a CMP category)",
             ),
-            "reachable": _object({"reachable": {"enum": list(CHANNELS)}}, ["reachable"], "Has an address and consent"),
+            "subscription": _object(
+                {"subscription": {"enum": list(CHANNELS)}, "status": {"enum": list(SUBSCRIPTION_STATUSES)}},
+                ["subscription"],
+                "The latest statement of the contact's subscription to a channel (status defaults to subscribed)",
+            ),
+            "reachable": _object(
+                {"reachable": {"enum": list(CHANNELS)}}, ["reachable"], "Has an address and is not unsubscribed"
+            ),
             "property_filter": _object({"property": _NAME, **_COMPARISON}, ["property", "op"], "An event property"),
             "scalar": _SCALAR,
         },

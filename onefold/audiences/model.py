@@ -112,6 +112,14 @@ class ConsentCondition:
 
 
 @dataclass(frozen=True, slots=True)
+class SubscriptionCondition:
+    """The latest statement of the contact's subscription to ``channel`` is ``status``."""
+
+    channel: str
+    status: str = "subscribed"
+
+
+@dataclass(frozen=True, slots=True)
 class ReachableCondition:
     channel: str
 
@@ -139,6 +147,7 @@ Condition = (
     | ComputedTraitCondition
     | AudienceCondition
     | ConsentCondition
+    | SubscriptionCondition
     | ReachableCondition
     | AllOf
     | AnyOf

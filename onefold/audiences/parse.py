@@ -35,9 +35,11 @@ from onefold.audiences.model import (
     Predicate,
     ReachableCondition,
     SequenceCondition,
+    SubscriptionCondition,
     TraitCondition,
     Window,
 )
+from onefold.collect.normalize import SUBSCRIPTION_STATUSES
 from onefold.errors import DefinitionError
 from onefold.profiles.facts import ATTRIBUTE_FIELDS, ENGAGEMENT_FIELDS
 
@@ -68,6 +70,7 @@ CONDITION_KEYS = (
     "computed_trait",
     "audience",
     "consent",
+    "subscription",
     "reachable",
 )
 
@@ -220,6 +223,16 @@ def _consent(raw: dict[str, Any], path: str) -> Condition:
     return ConsentCondition(_name(raw["consent"], f"{path}.consent"), granted)
 
 
+def _subscription(raw: dict[str, Any], path: str) -> Condition:
+    _object(raw, path, ("subscription", "status"))
+    if raw["subscription"] not in CHANNELS:
+        raise fail(f"{path}.subscription", f"unknown channel {raw['subscription']!r}", allowed=list(CHANNELS))
+    status = raw.get("status", "subscribed")
+    if status not in SUBSCRIPTION_STATUSES:
+        raise fail(f"{path}.status", f"unknown subscription status {status!r}", allowed=list(SUBSCRIPTION_STATUSES))
+    return SubscriptionCondition(raw["subscription"], status)
+
+
 def _reachable(raw: dict[str, Any], path: str) -> Condition:
     _object(raw, path, ("reachable",))
     if raw["reachable"] not in CHANNELS:
@@ -236,6 +249,7 @@ _LEAVES = {
     "computed_trait": _computed_trait,
     "audience": _audience,
     "consent": _consent,
+    "subscription": _subscription,
     "reachable": _reachable,
 }
 

@@ -37,6 +37,7 @@ from onefold.audiences.model import (
     Predicate,
     ReachableCondition,
     SequenceCondition,
+    SubscriptionCondition,
     TraitCondition,
 )
 
@@ -54,7 +55,8 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """What conditions read of a profile: ``facts`` holds ``traits``, ``attributes``, ``consent``, ``reachable``."""
+    """What conditions read of a profile: ``facts`` holds ``traits``, ``attributes``, ``consent``,
+    ``subscriptions`` and ``reachable``."""
 
     profile_id: str
     facts: Mapping[str, Any]
@@ -89,6 +91,8 @@ def holds(condition: Condition, profile: Profile, now: datetime, catalog: Catalo
             return holds(catalog.audiences[name], profile, now, catalog)
         case ConsentCondition(purpose, granted):
             return (profile.facts.get("consent") or {}).get(purpose) is granted
+        case SubscriptionCondition(channel, status):
+            return (profile.facts.get("subscriptions") or {}).get(channel) == status
         case ReachableCondition(channel):
             return channel in (profile.facts.get("reachable") or ())
     raise TypeError(f"not a condition: {condition!r}")

@@ -32,7 +32,7 @@ _JSON_TYPE = {"duckdb": "JSON", "postgres": "jsonb", "spark": "VARIANT"}
 _TIME_TYPE = {"duckdb": "TIMESTAMPTZ", "postgres": "timestamptz", "spark": "TIMESTAMP"}
 RELATIONS_READ = {  # what compiled SQL expects of the engine it runs on, per dialect
     dialect: {
-        FULL.profiles: f"profile_id, facts {json}: {{traits, attributes, consent, reachable}}",
+        FULL.profiles: f"profile_id, facts {json}: {{traits, attributes, consent, subscriptions, reachable}}",
         FULL.events: f"profile_id, seq BIGINT, event, ts {_TIME_TYPE[dialect]}, properties {json}",
         "session": "time zone UTC",
     }

@@ -14,10 +14,12 @@ from typing import Any
 import orjson
 
 from onefold.collect.normalize import (
+    SUBSCRIPTION_STATUSES,
     canonicalize_traits,
     extract_commerce,
     extract_consent,
     extract_identifiers,
+    invalid_subscription,
     parse_timestamp,
 )
 
@@ -181,6 +183,14 @@ def build_row(item: Any, msg_type: str | None, env: Envelope, new_message_id: Ca
     if kind == "identify" and not raw_traits and isinstance(context.get("traits"), dict):
         raw_traits = context["traits"]  # RudderStack's SDKs send identify traits in context.traits
     traits = canonicalize_traits(raw_traits) if raw_traits else None
+    for where, stated in (("traits", item.get("traits")), ("context.traits", context.get("traits"))):
+        bad = invalid_subscription(stated if isinstance(stated, dict) else None)
+        if bad is not None:
+            raise _Invalid(
+                "invalid_field",
+                f"field '{where}.{bad[0]}' must be one of {', '.join(SUBSCRIPTION_STATUSES)} (any case); "
+                f"got {bad[1]!r}. Send null or leave the trait out when the contact stated nothing",
+            )
 
     source = env.source
     extraction = extract_identifiers(item, source.default_region)

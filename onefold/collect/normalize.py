@@ -21,6 +21,8 @@ from onefold.collect.ecommerce import ECOMMERCE_EVENTS, Commerce, extract_commer
 
 __all__ = [
     "ECOMMERCE_EVENTS",
+    "SUBSCRIPTION_STATUSES",
+    "SUBSCRIPTION_TRAITS",
     "Commerce",
     "Extraction",
     "Identifier",
@@ -30,9 +32,11 @@ __all__ = [
     "extract_commerce",
     "extract_consent",
     "extract_identifiers",
+    "invalid_subscription",
     "normalize_email",
     "normalize_phone",
     "parse_timestamp",
+    "subscription_status",
 ]
 
 
@@ -430,6 +434,31 @@ def _rudderstack_consent(management: dict[str, Any]) -> dict[str, bool] | None:
             if key is not None:
                 consent[key] = granted
     return consent if found else None
+
+
+# --- channel subscriptions ---------------------------------------------------------------------------------
+# Segment's names for a contact's subscription state on a channel (Engage's user subscriptions), sent as traits.
+SUBSCRIPTION_TRAITS: Final = {"email_subscription_status": "email", "sms_subscription_status": "sms"}
+SUBSCRIPTION_STATUSES: Final = ("subscribed", "unsubscribed", "did-not-subscribe")
+
+
+def subscription_status(value: object) -> str | None:
+    """A subscription status as stored (``did_not_subscribe`` and any case accepted); None when ``value`` is not one."""
+    if not isinstance(value, str):
+        return None
+    status = value.strip().lower().replace("_", "-")
+    return status if status in SUBSCRIPTION_STATUSES else None
+
+
+def invalid_subscription(traits: dict[str, Any] | None) -> tuple[str, object] | None:
+    """The first subscription trait whose value is not a status (blank and null state nothing), or None."""
+    if not traits:
+        return None
+    for trait in SUBSCRIPTION_TRAITS:
+        value = traits.get(trait)
+        if value is not None and value != "" and subscription_status(value) is None:
+            return trait, value
+    return None
 
 
 def extract_consent(context: dict[str, Any] | None) -> dict[str, bool] | None:

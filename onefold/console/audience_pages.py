@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from onefold.audiences.model import TRAIT_KINDS
 from onefold.audiences.parse import ATTRIBUTES
+from onefold.collect.normalize import SUBSCRIPTION_STATUSES
 from onefold.console.charts import WIDE, Series, line_chart, sparkline
 from onefold.console.mask import mask_identifier
 from onefold.console.web import guarded, redirect, render
@@ -115,6 +116,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
         data = {
             **vocabulary,
             "attributes": list(ATTRIBUTES),
+            "subscription_statuses": list(SUBSCRIPTION_STATUSES),
             "computed_traits": [t["name"] for t in tables.all("computed_trait")],
             "audiences": [a["name"] for a in tables.all("audience") if a["name"] != name],
             "existing": existing and {k: existing[k] for k in ("name", "description", "definition")},

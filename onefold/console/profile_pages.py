@@ -16,7 +16,7 @@ from onefold.governance.users import Session
 from onefold.identity.api import Operation, operation_args
 from onefold.identity.keys import event_keys
 from onefold.profiles.profile_api import ProfileReader
-from onefold.profiles.view import computed_traits, consent_history, custom_traits
+from onefold.profiles.view import computed_traits, consent_history, custom_traits, subscription_history
 from onefold.store.privacy_tables import PrivacyTables
 
 if TYPE_CHECKING:
@@ -205,6 +205,7 @@ def routes(runtime: Runtime, reader: ProfileReader) -> list[BaseRoute]:
             computed=computed_traits(state),
             computed_rows=computed_rows(computed_traits(state), sources),
             consent=consent_history(state),
+            subscription_changes=subscription_history(state),
             audiences=audiences,
             saved_traits=saved_traits,
             timeline=timeline,

@@ -119,7 +119,7 @@ class ChannelRenderer(PersonPlan):
         msg: Message = {
             "type": "identify",
             "userId": self.esp_id,
-            "traits": {"email": self.esp_email(ts), "email_subscribed": True, "list": "newsletter"},
+            "traits": {"email": self.esp_email(ts), "email_subscription_status": "subscribed", "list": "newsletter"},
             "context": {"library": dict(LIBS["email"])},
         }
         self._emit(ts, "email", msg)

@@ -30,7 +30,7 @@ from onefold.pipeline.serving_cards import BatchFacts, cards_after, fill_wanted
 from onefold.profiles.cache import CommittedStates, StateCache
 from onefold.profiles.facts import facts
 from onefold.profiles.projection import Item, ProfileChanges, project
-from onefold.profiles.state import PROPERTY_EVENTS, ProfileEvent, Rank, no_precedence
+from onefold.profiles.state import FOLD_VERSION, PROPERTY_EVENTS, ProfileEvent, Rank, no_precedence
 from onefold.store import DuckDBStore
 from onefold.store.identity_tables import IdentityBatch, IdentityTables
 from onefold.store.profile_tables import ProfileTables
@@ -95,7 +95,7 @@ class IdentityProcessor(BackgroundWorker):
         their places in it; returns events replayed. When the stored projection was built with other rules, it is
         dropped and the whole log projected again under these (see ``_reproject``)."""
         rules = self.graph.rules
-        fingerprint = rules_fingerprint(rules)
+        fingerprint = projection_fingerprint(rules)
         applied = self.tables.applied_rules()
         if applied is not None and applied != fingerprint:
             return self._reproject(applied, fingerprint)
@@ -127,7 +127,8 @@ class IdentityProcessor(BackgroundWorker):
         Profiles, evidence and timelines are then exactly what streaming the log under these rules gives."""
         last = self.tables.last_seq()
         log.warning(
-            "the identity rules changed (%s -> %s): re-projecting the log's %d events under them before serving",
+            "the identity rules or the profile fold changed (%s -> %s): re-projecting the log's %d events before "
+            "serving",
             applied,
             fingerprint,
             last,
@@ -415,6 +416,12 @@ class IdentityProcessor(BackgroundWorker):
             self._kinds = {s.id: s.kind for s in self._store.list_sources()}
             kind = self._kinds.get(source_id, "other")
         return event_keys(kind, orjson.loads(identifiers) if identifiers else [])
+
+
+def projection_fingerprint(rules: IdentityRules) -> str:
+    """What the stored projection is built with: the rules, and the version of the fold (a store folded by an
+    older version is projected again, as after a change of rules)."""
+    return f"{rules_fingerprint(rules)}.fold{FOLD_VERSION}"
 
 
 def _json(text: str | None) -> Any:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from onefold.profiles.profile_api import ProfileReader
-from onefold.profiles.view import computed_traits, consent_history, custom_traits
+from onefold.profiles.view import computed_traits, consent_history, custom_traits, subscription_history
 
 Limit = Annotated[int, Query(ge=1, le=500)]
 
@@ -41,7 +41,8 @@ def profiles_router(reader: ProfileReader) -> APIRouter:
 
     @router.get("/{profile_id}")
     def profile(profile_id: str) -> dict[str, Any]:
-        """Everything about one profile: identifiers, traits with provenance, computed attributes, consent."""
+        """Everything about one profile: identifiers, traits with provenance, computed attributes, consent and
+        channel subscriptions with their histories."""
         state = reader.state(reader.profile_id(f"profile_id:{profile_id}"))
         audiences, saved_traits = reader.memberships(profile_id)
         return {
@@ -50,6 +51,7 @@ def profiles_router(reader: ProfileReader) -> APIRouter:
             "traits": custom_traits(state, verbose=True),
             "computed": computed_traits(state),
             "consent_history": consent_history(state),
+            "subscription_history": subscription_history(state),
             "computed_traits": saved_traits,
             "audiences": audiences,
         }

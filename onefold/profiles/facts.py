@@ -35,15 +35,16 @@ CONTACT_TRAITS = {"email": "email", "sms": "phone"}  # channel -> the trait that
 def facts(state: State) -> dict[str, Any]:
     computed = computed_traits(state)
     traits = trait_values(state)
-    consent: dict[str, bool] = computed["consent"]
-    reachable = [
+    subscriptions: dict[str, str] = computed["subscriptions"]
+    reachable = [  # an address, and no unsubscription as the latest statement (an opt-out model)
         channel
         for channel, trait in CONTACT_TRAITS.items()
-        if isinstance(traits.get(trait), str) and traits[trait] and consent.get(channel) is not False
+        if isinstance(traits.get(trait), str) and traits[trait] and subscriptions.get(channel) != "unsubscribed"
     ]
     return {
         "traits": traits,
         "attributes": {name: computed[name] for name in ATTRIBUTE_FIELDS},
-        "consent": consent,
+        "consent": computed["consent"],
+        "subscriptions": subscriptions,
         "reachable": reachable,
     }

@@ -11,7 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+from onefold.collect.normalize import SUBSCRIPTION_TRAITS, subscription_status
+
 State = dict[str, Any]
+# Raised whenever folding the same events starts giving other states: a store whose profiles were folded by an
+# older version is re-projected from its log at the next start (onefold.pipeline.identity_processor).
+FOLD_VERSION = 2  # 2: channel subscriptions apart from consent purposes
 # (trait, source_id) -> rank; lower wins before event time is compared (per-trait and per-source precedence)
 Rank = Callable[[str, str], int]
 
@@ -29,20 +34,21 @@ SMS_EVENTS = {
     "SMS Link Clicked": "clicked",
 }
 ENGAGEMENT = frozenset({"opened", "clicked"})
-# Events that state a consent choice for a channel, beside the consent categories sent in context.
-CONSENT_EVENTS = {
-    "SMS Opted Out": ("sms", False),
-    "SMS Opted In": ("sms", True),
-    "Email Unsubscribed": ("email", False),
-    "Unsubscribed": ("email", False),
-    "Email Subscribed": ("email", True),
+# Events that state a contact's subscription to a channel (besides the traits named in SUBSCRIPTION_TRAITS).
+SUBSCRIPTION_EVENTS = {
+    "SMS Opted Out": ("sms", "unsubscribed"),
+    "SMS Opted In": ("sms", "subscribed"),
+    "Email Unsubscribed": ("email", "unsubscribed"),
+    "Unsubscribed": ("email", "unsubscribed"),
+    "Email Subscribed": ("email", "subscribed"),
 }
 CART_ADD = frozenset({"Product Added", "Wishlist Product Added to Cart"})
 CART_REMOVE = frozenset({"Product Removed"})
 ORDER_DONE = frozenset({"Order Completed"})
 ORDER_VOID = frozenset({"Order Refunded", "Order Cancelled"})
 PRODUCT_VIEWS = frozenset({"Product Viewed"})
-CONSENT_HISTORY_LIMIT = 100  # statements kept per purpose (the ends of runs of one choice), oldest dropped first
+# statements kept per purpose or channel (the ends of runs of one choice), oldest dropped first
+CONSENT_HISTORY_LIMIT = 100
 PROPERTY_EVENTS = PRODUCT_VIEWS | CART_ADD | CART_REMOVE  # the only events whose properties the fold reads
 
 
@@ -88,6 +94,8 @@ def empty() -> State:
         # purpose -> statements in event-time order, kept at both ends of each run of one choice (see
         # _add_statement); the history shown is where the choice changes (onefold.profiles.view)
         "consent_history": {},
+        "subscriptions": {},  # channel -> {"status", "ts", "seq", "source"}: the latest statement, by event time
+        "subscription_history": {},  # channel -> statements, kept as consent's are
     }
 
 
@@ -105,14 +113,17 @@ def fold(state: State, event: ProfileEvent, rank: Rank = no_precedence) -> State
     if event.traits and event.type != "group":  # a group call's traits describe the account, not the person
         for trait, value in event.traits.items():
             _offer_trait(state["traits"], trait, _candidate(value, event), rank)
+        for trait, channel in SUBSCRIPTION_TRAITS.items():
+            if trait in event.traits and (status := subscription_status(event.traits[trait])) is not None:
+                _offer_subscription(state, channel, status, event)
     if event.consent:
         for purpose, granted in event.consent.items():
             _offer_consent(state, purpose, granted, event)
     if name is None:
         return state
-    if name in CONSENT_EVENTS:
-        purpose, granted = CONSENT_EVENTS[name]
-        _offer_consent(state, purpose, granted, event)
+    if name in SUBSCRIPTION_EVENTS:
+        channel, status = SUBSCRIPTION_EVENTS[name]
+        _offer_subscription(state, channel, status, event)
     if name in EMAIL_EVENTS:
         _engagement(state["email"], EMAIL_EVENTS[name], ts)
     elif name in SMS_EVENTS:
@@ -170,10 +181,34 @@ def _offer_trait(traits: dict[str, Any], trait: str, candidate: dict[str, Any], 
 
 def _offer_consent(state: State, purpose: str, granted: bool, event: ProfileEvent) -> None:
     entry = {"granted": granted, "ts": event.ts, "seq": event.seq, "source": event.source_id}
-    current = state["consent"].get(purpose)
-    if current is None or (event.ts, event.seq) > (current["ts"], current["seq"]):
-        state["consent"][purpose] = entry
-    _add_statement(consent_statements(state).setdefault(purpose, []), entry)
+    _offer_choice(state["consent"], consent_statements(state), purpose, entry, "granted")
+
+
+def _offer_subscription(state: State, channel: str, status: str, event: ProfileEvent) -> None:
+    entry = {"status": status, "ts": event.ts, "seq": event.seq, "source": event.source_id}
+    latest, statements = state.setdefault("subscriptions", {}), state.setdefault("subscription_history", {})
+    _offer_choice(latest, statements, channel, entry, "status")
+
+
+def _offer_choice(
+    latest: dict[str, Any], statements: dict[str, list[dict[str, Any]]], key: str, entry: dict[str, Any], choice: str
+) -> None:
+    """Record a statement of a consent purpose or a channel subscription: the latest by event time, and its
+    place in the history."""
+    current = latest.get(key)
+    if current is None or _when(entry) > _when(current):
+        latest[key] = entry
+    _add_statement(statements.setdefault(key, []), entry, choice)
+
+
+def subscriptions(state: State) -> dict[str, dict[str, Any]]:
+    """Channel -> the latest subscription statement, to read (a state folded before fold version 2 has none)."""
+    return state.get("subscriptions") or {}
+
+
+def subscription_statements(state: State) -> dict[str, list[dict[str, Any]]]:
+    """Channel -> its subscription statements in event-time order, to read."""
+    return state.get("subscription_history") or {}
 
 
 def consent_statements(state: State) -> dict[str, list[dict[str, Any]]]:
@@ -192,18 +227,19 @@ def _when(entry: dict[str, Any]) -> tuple[int, int]:
     return entry["ts"], entry["seq"]
 
 
-def _add_statement(statements: list[dict[str, Any]], entry: dict[str, Any]) -> None:
-    """Keep a purpose's consent statement where it belongs in event time. Of a run of one choice only the first
-    and the last statement are kept: consent arrives with every event of some sources, and the ends are what a
-    later, late-arriving statement needs to be placed between (the run it splits then resumes at the run's last
-    kept statement: the one approximation)."""
+def _add_statement(statements: list[dict[str, Any]], entry: dict[str, Any], choice: str = "granted") -> None:
+    """Keep a purpose's consent statement (or a channel's subscription statement: ``choice`` names the field
+    that holds the choice) where it belongs in event time. Of a run of one choice only the first and the last
+    statement are kept: consent arrives with every event of some sources, and the ends are what a later,
+    late-arriving statement needs to be placed between (the run it splits then resumes at the run's last kept
+    statement: the one approximation)."""
     if statements:
         last = statements[-1]
         if _when(last) >= _when(entry):
             if last["seq"] != entry["seq"]:
-                _add_history(statements, [entry])
+                _add_history(statements, [entry], choice)
             return
-        if len(statements) > 1 and statements[-2]["granted"] == last["granted"] == entry["granted"]:
+        if len(statements) > 1 and statements[-2][choice] == last[choice] == entry[choice]:
             statements[-1] = entry  # the run's new end
             return
     statements.append(entry)
@@ -211,7 +247,7 @@ def _add_statement(statements: list[dict[str, Any]], entry: dict[str, Any]) -> N
         del statements[0]
 
 
-def _add_history(statements: list[dict[str, Any]], entries: Iterable[dict[str, Any]]) -> None:
+def _add_history(statements: list[dict[str, Any]], entries: Iterable[dict[str, Any]], choice: str = "granted") -> None:
     """Add statements anywhere in time (a late event, another profile's), then keep only the ends of runs."""
     known = {h["seq"] for h in statements}
     statements.extend(e for e in entries if e["seq"] not in known)
@@ -219,9 +255,7 @@ def _add_history(statements: list[dict[str, Any]], entries: Iterable[dict[str, A
     statements[:] = [
         h
         for i, h in enumerate(statements)
-        if not (
-            0 < i < len(statements) - 1 and statements[i - 1]["granted"] == h["granted"] == statements[i + 1]["granted"]
-        )
+        if not (0 < i < len(statements) - 1 and statements[i - 1][choice] == h[choice] == statements[i + 1][choice])
     ][-CONSENT_HISTORY_LIMIT:]
 
 
@@ -328,6 +362,12 @@ def combine(a: State, b: State, rank: Rank = no_precedence) -> State:
                 out["consent"][purpose] = entry
         for purpose, statements in consent_statements(part).items():
             _add_history(consent_statements(out).setdefault(purpose, []), statements)
+        for channel, entry in subscriptions(part).items():
+            current = out["subscriptions"].get(channel)
+            if current is None or _when(entry) > _when(current):
+                out["subscriptions"][channel] = entry
+        for channel, statements in subscription_statements(part).items():
+            _add_history(out["subscription_history"].setdefault(channel, []), statements, "status")
         for order_id, order in part["orders"].items():
             _combine_order(out["orders"], order_id, order)
         for key, ts in part["cart_cleared"].items():
@@ -385,6 +425,7 @@ def computed(state: State) -> dict[str, Any]:
         "email": _engagement_view(state["email"]),
         "sms": _engagement_view(state["sms"]),
         "consent": {purpose: entry["granted"] for purpose, entry in sorted(state["consent"].items())},
+        "subscriptions": {channel: entry["status"] for channel, entry in sorted(subscriptions(state).items())},
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from onefold.profiles.state import State, computed, consent_statements, empty
+from onefold.profiles.state import State, computed, consent_statements, empty, subscription_statements
 
 TIME_FIELDS = frozenset({"first_seen", "last_seen", "first_order_at", "last_order_at"})
 _EPOCH = date(1970, 1, 1)
@@ -71,12 +71,21 @@ def custom_traits(state: State, *, verbose: bool = False) -> dict[str, Any]:
 
 def consent_history(state: State) -> list[dict[str, Any]]:
     """Each change of choice per purpose, oldest first: a choice restated is not history."""
+    return _changes(consent_statements(state), "purpose", "granted")
+
+
+def subscription_history(state: State) -> list[dict[str, Any]]:
+    """Each change of subscription status per channel, oldest first."""
+    return _changes(subscription_statements(state), "channel", "status")
+
+
+def _changes(statements_by_key: dict[str, list[dict[str, Any]]], key: str, choice: str) -> list[dict[str, Any]]:
     changes: list[tuple[int, int, str, dict[str, Any]]] = []
-    for purpose, statements in consent_statements(state).items():
-        choice = None
+    for name, statements in statements_by_key.items():
+        current = None
         for h in statements:
-            if h["granted"] is not choice:
-                choice = h["granted"]
-                shown = {"purpose": purpose, "granted": choice, "timestamp": iso(h["ts"]), "source_id": h["source"]}
-                changes.append((h["ts"], h["seq"], purpose, shown))
+            if h[choice] != current:
+                current = h[choice]
+                shown = {key: name, choice: current, "timestamp": iso(h["ts"]), "source_id": h["source"]}
+                changes.append((h["ts"], h["seq"], name, shown))
     return [shown for *_, shown in sorted(changes, key=lambda c: c[:3])]

@@ -43,7 +43,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "loyal_fans": {
         "or": [
             {"computed_trait": "orders_90d", "op": ">=", "value": 3},
-            {"and": [{"audience": "big_spenders"}, {"consent": "email", "granted": True}]},
+            {"and": [{"audience": "big_spenders"}, {"subscription": "email"}, {"consent": "marketing"}]},
             {"computed_trait": "favourite_category", "op": "in", "value": ["shoes", "running shoes"]},
         ]
     },

@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from onefold.audiences.reference import Event, Profile
+from onefold.collect.normalize import SUBSCRIPTION_STATUSES as STATUSES
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 EVENTS = ("A", "B", "C")
@@ -49,7 +50,8 @@ def histories(draw: st.DrawFn) -> list[Profile]:
                 "orders_count": draw(st.integers(0, 3)),
                 "sources": draw(st.lists(st.sampled_from(("web", "shop")), unique=True)),
             },
-            "consent": draw(st.dictionaries(st.sampled_from(("email", "sms")), st.booleans())),
+            "consent": draw(st.dictionaries(st.sampled_from(("ads", "analytics")), st.booleans())),
+            "subscriptions": draw(st.dictionaries(st.sampled_from(("email", "sms")), st.sampled_from(STATUSES))),
             "reachable": draw(st.lists(st.sampled_from(("email", "sms")), unique=True)),
         }
         profiles.append(Profile(f"p{i}", facts, tuple(events)))
@@ -136,7 +138,10 @@ def computed_traits(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def leaves(draw: st.DrawFn, *, audiences: bool) -> dict[str, Any]:
-    kinds = ["trait", "attribute", "event", "aggregate", "sequence", "computed_trait", "consent", "reachable"]
+    kinds = [
+        *("trait", "attribute", "event", "aggregate", "sequence", "computed_trait"),
+        *("consent", "subscription", "reachable"),
+    ]
     kind = draw(st.sampled_from([*kinds, "audience"] if audiences else kinds))
     if kind == "trait":
         return {"trait": draw(st.sampled_from(("k", "n", "when", "tags", "missing"))), **draw(predicates())}
@@ -169,7 +174,10 @@ def leaves(draw: st.DrawFn, *, audiences: bool) -> dict[str, Any]:
     if kind == "computed_trait":
         return {"computed_trait": draw(st.sampled_from(("t0", "t1"))), **draw(predicates())}
     if kind == "consent":
-        return {"consent": draw(st.sampled_from(("email", "sms"))), "granted": draw(st.booleans())}
+        return {"consent": draw(st.sampled_from(("ads", "analytics"))), "granted": draw(st.booleans())}
+    if kind == "subscription":
+        node = {"subscription": draw(st.sampled_from(("email", "sms")))}
+        return {**node, "status": draw(st.sampled_from(STATUSES))} if draw(st.booleans()) else node
     if kind == "reachable":
         return {"reachable": draw(st.sampled_from(("email", "sms")))}
     return {"audience": "a0"}

@@ -209,6 +209,22 @@ def test_cart_abandonment_is_built_as_a_sequence_without_json(demo: tuple[Runnin
     expect(page.locator("#count")).to_have_text(f"{expected:,} profiles")
 
 
+def test_a_channel_subscription_is_built_without_json(demo: tuple[RunningServer, str], page: Page) -> None:
+    server, password = demo
+    sign_in(page, server.url, DEMO_ADMIN_EMAIL, password)
+    page.goto(server.url + "/console/audiences/new")
+    page.get_by_label("condition kind").select_option("subscription")
+    page.get_by_label("channel").select_option("sms")
+    page.get_by_label("status").select_option("unsubscribed")
+    definition = {"subscription": "sms", "status": "unsubscribed"}
+    page.get_by_text("Definition as JSON").click()
+    assert json.loads(page.get_by_label("Definition as JSON").input_value()) == definition
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
+        expected = admin.post("/api/audiences/preview", json={"definition": definition}).json()["count"]
+    assert expected > 0  # the demo's people who texted STOP
+    expect(page.locator("#count")).to_have_text(f"{expected:,} profiles")
+
+
 def test_editing_keeps_every_demo_definition_as_it_was(demo: tuple[RunningServer, str], page: Page) -> None:
     """The builder reads a saved definition into its tree and writes it back unchanged."""
     server, password = demo

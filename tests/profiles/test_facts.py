@@ -28,8 +28,9 @@ def test_facts_flatten_traits_and_derive_reachability() -> None:
     )
     result = facts(state)
     assert result["traits"] == {"email": "ann@example.com", "phone": "+14155550100", "plan": "pro"}
-    assert result["consent"] == {"sms": False}
-    assert result["reachable"] == ["email"]  # an address, and no withdrawn consent
+    assert result["consent"] == {}
+    assert result["subscriptions"] == {"sms": "unsubscribed"}
+    assert result["reachable"] == ["email"]  # an address, and not unsubscribed
     assert result["attributes"]["orders_count"] == 1
     assert result["attributes"]["total_revenue"] == 30.0
     assert result["attributes"]["sources"] == ["shop", "web"]
@@ -39,4 +40,16 @@ def test_facts_flatten_traits_and_derive_reachability() -> None:
 def test_no_address_means_not_reachable() -> None:
     state = empty()
     fold(state, event(1, traits={"plan": "free", "email": ""}))
+    assert facts(state)["reachable"] == []
+
+
+def test_a_withdrawn_purpose_is_not_an_unsubscribed_channel() -> None:
+    state = empty()
+    fold(state, event(1, traits={"email": "ann@example.com", "email_subscription_status": "did-not-subscribe"}))
+    fold(state, ProfileEvent(seq=2, source_id="web", type="page", event=None, ts=2, consent={"email": False}))
+    result = facts(state)
+    assert result["consent"] == {"email": False}  # a CMP category that happens to be named "email"
+    assert result["subscriptions"] == {"email": "did-not-subscribe"}
+    assert result["reachable"] == ["email"]
+    fold(state, event(3, traits={"email_subscription_status": "unsubscribed"}))
     assert facts(state)["reachable"] == []

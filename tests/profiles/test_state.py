@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from onefold.profiles.state import ProfileEvent, combine, computed, empty, fold, trait_values
-from onefold.profiles.view import consent_history
+from onefold.profiles.view import consent_history, subscription_history
 
 WEB, CRM = "src_web", "src_crm"
 
@@ -82,23 +82,68 @@ def test_a_cart_add_older_than_the_purchase_stays_bought_even_when_it_arrives_la
     assert computed(state)["current_cart"] == []
 
 
-def test_engagement_and_consent_with_history():
+def test_engagement_consent_and_subscriptions_with_history():
     events = [
         ev(1, 100, "Email Sent"),
         ev(2, 150, "Email Opened"),
         ev(3, 160, "Email Link Clicked"),
         ev(4, 170, "SMS Sent"),
-        ev(5, 50, kind="identify", consent={"email": True, "sms": True}),
-        ev(6, 60, kind="page", consent={"email": True, "sms": True}),  # restated: no history entry
+        ev(
+            5,
+            50,
+            kind="identify",
+            consent={"ads": True, "analytics": True},
+            traits={"sms_subscription_status": "SUBSCRIBED"},
+        ),
+        ev(6, 60, kind="page", consent={"ads": True, "analytics": True}),  # restated: no history entry
         ev(7, 180, "SMS Opted Out"),
+        ev(8, 190, kind="page", consent={"ads": False}),
     ]
     state = build(events)
     view = computed(state)
     assert view["email"] == {"sent": 1, "delivered": 0, "opened": 1, "clicked": 1, "last_engagement": 160}
     assert view["sms"]["sent"] == 1
     assert view["sms"]["last_engagement"] is None
-    assert view["consent"] == {"email": True, "sms": False}
-    assert changes(state) == [("email", True, 50), ("sms", True, 50), ("sms", False, 180)]
+    # purposes and channels are two dimensions: a channel's opt-out is not a purpose's withdrawal, nor the reverse
+    assert view["consent"] == {"ads": False, "analytics": True}
+    assert view["subscriptions"] == {"sms": "unsubscribed"}
+    assert changes(state) == [("ads", True, 50), ("analytics", True, 50), ("ads", False, 190)]
+    assert channel_changes(state) == [("sms", "subscribed", 50), ("sms", "unsubscribed", 180)]
+
+
+def channel_changes(state: dict[str, Any]) -> list[tuple[str, str, int]]:
+    return [
+        (h["channel"], h["status"], int(datetime.fromisoformat(h["timestamp"]).timestamp() * 1000))
+        for h in subscription_history(state)
+    ]
+
+
+def test_subscription_traits_take_any_case_and_the_latest_statement_by_event_time_wins():
+    state = build(
+        [
+            ev(1, 300, kind="identify", traits={"email_subscription_status": "did_not_subscribe"}),
+            ev(2, 100, kind="identify", traits={"email_subscription_status": "Subscribed"}),  # older: history only
+            ev(3, 400, kind="identify", traits={"email_subscription_status": ""}),  # blank states nothing
+            ev(4, 500, kind="group", traits={"email_subscription_status": "unsubscribed"}),  # the account's
+            ev(5, 200, kind="track", event="Email Subscribed"),
+            ev(6, 250, kind="page", traits={"sms_subscription_status": "unsubscribed"}),  # context.traits
+        ]
+    )
+    assert computed(state)["subscriptions"] == {"email": "did-not-subscribe", "sms": "unsubscribed"}
+    assert channel_changes(state) == [
+        ("email", "subscribed", 100),
+        ("sms", "unsubscribed", 250),
+        ("email", "did-not-subscribe", 300),
+    ]
+    # a state folded before subscriptions were kept reads as having none, and grows
+    old = build([ev(1, 100, kind="page")])
+    del old["subscriptions"], old["subscription_history"]
+    as_stored = copy.deepcopy(old)
+    assert computed(old)["subscriptions"] == {}
+    assert subscription_history(combine(old, old)) == []
+    assert old == as_stored  # reading and combining change nothing
+    fold(old, ev(2, 200, "Unsubscribed"))
+    assert computed(combine(old, build([])))["subscriptions"] == {"email": "unsubscribed"}
 
 
 def changes(state: dict[str, Any]) -> list[tuple[str, bool, int]]:
@@ -155,7 +200,11 @@ def test_consent_history_ends_with_the_current_choice_in_any_arrival_order(state
         assert all(b[1] != a[1] for a, b in itertools.pairwise(shown))  # every entry is a change
 
 
-NAMES = ["Product Viewed", "Product Added", "Order Completed", "Order Refunded", "Email Opened", "SMS Sent", None]
+NAMES = [
+    *("Product Viewed", "Product Added", "Order Completed", "Order Refunded", "Email Opened", "SMS Sent"),
+    *("Email Unsubscribed", "SMS Opted In", None),
+]
+SUBSCRIPTION_TRAIT_VALUES = st.sampled_from(["subscribed", "unsubscribed", "did-not-subscribe", "UNSUBSCRIBED"])
 
 
 @st.composite
@@ -171,8 +220,14 @@ def event_lists(draw: Any) -> list[ProfileEvent]:
                 draw(st.sampled_from(NAMES)),
                 kind=draw(st.sampled_from(["track", "identify", "page"])),
                 source=draw(st.sampled_from([WEB, CRM])),
-                traits=draw(st.one_of(st.none(), st.dictionaries(st.sampled_from(["a", "b"]), st.integers(0, 3)))),
-                consent=draw(st.one_of(st.none(), st.dictionaries(st.sampled_from(["email", "sms"]), st.booleans()))),
+                traits=draw(
+                    st.one_of(
+                        st.none(),
+                        st.dictionaries(st.sampled_from(["a", "b"]), st.integers(0, 3)),
+                        st.fixed_dictionaries({"email_subscription_status": SUBSCRIPTION_TRAIT_VALUES}),
+                    )
+                ),
+                consent=draw(st.one_of(st.none(), st.dictionaries(st.sampled_from(["ads", "sms"]), st.booleans()))),
                 properties=product,
                 products=[product],
                 order_id=draw(st.sampled_from(["o1", "o2", None])),
@@ -193,6 +248,11 @@ def test_merging_two_profiles_equals_one_profile_that_saw_every_event(events, da
     merged = combine(build(part_a), build(part_b))
     assert computed(merged) == computed(whole)
     assert trait_values(merged) == trait_values(whole)
+    for state in (whole, merged):  # each channel's history is changes, and ends at its current status
+        for channel, status in computed(state)["subscriptions"].items():
+            shown = [h["status"] for h in subscription_history(state) if h["channel"] == channel]
+            assert shown[-1] == status
+            assert all(a != b for a, b in itertools.pairwise(shown))
     assert computed(combine(build(part_b), build(part_a))) == computed(merged)
 
 

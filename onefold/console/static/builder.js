@@ -10,7 +10,8 @@
   const KINDS = {
     event: "performed an event", sequence: "did one event, then", trait: "trait", attribute: "computed attribute",
     aggregate: "total / average of",
-    computed_trait: "computed trait", audience: "in audience", consent: "consent", reachable: "reachable on", raw: "JSON",
+    computed_trait: "computed trait", audience: "in audience", consent: "consent", subscription: "subscription",
+    reachable: "reachable on", raw: "JSON",
   };
   let root = { group: "and", negate: false, children: [] };
 
@@ -55,6 +56,8 @@
       out = { audience: node.name };
     } else if (node.kind === "consent") {
       out = { consent: node.name, granted: node.granted };
+    } else if (node.kind === "subscription") {
+      out = { subscription: node.name, status: node.status };
     } else if (node.kind === "reachable") {
       out = { reachable: node.name };
     } else {
@@ -64,10 +67,10 @@
   }
   function leaf(kind) {
     const first = { event: data.events[0], sequence: data.events[0], trait: data.traits[0], attribute: data.attributes[0],
-      computed_trait: data.computed_traits[0], audience: data.audiences[0], consent: "email", reachable: "email" };
+      computed_trait: data.computed_traits[0], audience: data.audiences[0], consent: "marketing", subscription: "email", reachable: "email" };
     return { kind, negate: false, name: first[kind] || "", op: kind === "attribute" ? ">=" : "equals", value: "",
       performed: true, countOp: ">=", countValue: "", days: "", whereProperty: "", whereOp: "equals", whereValue: "",
-      fn: "sum", property: "revenue", granted: true, raw: "{}", thenEvent: data.events[1] || "", minutes: "60" };
+      fn: "sum", property: "revenue", granted: true, status: "subscribed", raw: "{}", thenEvent: data.events[1] || "", minutes: "60" };
   }
   function fromDefinition(def) {
     const negate = def && typeof def === "object" && "not" in def && Object.keys(def).length === 1;
@@ -108,6 +111,7 @@
     }
     if ("audience" in def) return { ...leaf("audience"), name: def.audience };
     if ("consent" in def) return { ...leaf("consent"), name: def.consent, granted: def.granted !== false };
+    if ("subscription" in def) return { ...leaf("subscription"), name: def.subscription, status: def.status || "subscribed" };
     if ("reachable" in def) return { ...leaf("reachable"), name: def.reachable };
     return { ...leaf("raw"), raw: JSON.stringify(def, null, 2) };
   }
@@ -175,8 +179,11 @@
       case "audience":
         return [select(data.audiences, node.name, set(node, "name"), "audience")];
       case "consent":
-        return [field(node, "name", "purpose or channel"),
+        return [field(node, "name", "purpose"),
           select(["granted", "denied"], node.granted ? "granted" : "denied", (v) => { node.granted = v === "granted"; changed(true); }, "granted")];
+      case "subscription":
+        return [select(["email", "sms"], node.name, set(node, "name"), "channel"),
+          select(data.subscription_statuses, node.status, set(node, "status"), "status")];
       case "reachable":
         return [select(["email", "sms"], node.name, set(node, "name"), "channel")];
       default:

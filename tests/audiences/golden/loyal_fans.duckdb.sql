@@ -78,7 +78,8 @@ SELECT
 FROM (
   SELECT
     profile_id,
-    facts -> '$.consent.email' AS f0
+    facts -> '$.subscriptions.email' AS f0,
+    facts -> '$.consent.marketing' AS f1
   FROM profiles
 ) AS p
 LEFT JOIN ev
@@ -95,8 +96,16 @@ WHERE
         COALESCE(ev.c1, 0) >= CAST(500.0 AS DOUBLE)
       ), FALSE)
     )
+    AND COALESCE(
+      (
+        JSON_TYPE(p.f0) = 'VARCHAR' AND (
+          p.f0 ->> '$'
+        ) IN ('subscribed')
+      ),
+      FALSE
+    )
     AND COALESCE((
-      JSON_TYPE(p.f0) = 'BOOLEAN' AND TRY_CAST(p.f0 AS BOOLEAN) = TRUE
+      JSON_TYPE(p.f1) = 'BOOLEAN' AND TRY_CAST(p.f1 AS BOOLEAN) = TRUE
     ), FALSE)
   )
   OR COALESCE(

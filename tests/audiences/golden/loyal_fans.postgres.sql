@@ -85,7 +85,8 @@ SELECT
 FROM (
   SELECT
     profile_id,
-    JSONB_EXTRACT_PATH(facts, 'consent', 'email') AS f0
+    JSONB_EXTRACT_PATH(facts, 'subscriptions', 'email') AS f0,
+    JSONB_EXTRACT_PATH(facts, 'consent', 'marketing') AS f1
   FROM profiles
 ) AS p
 LEFT JOIN ev
@@ -102,10 +103,13 @@ WHERE
         COALESCE(ev.c1, 0) >= CAST(500.0 AS DOUBLE PRECISION)
       ), FALSE)
     )
+    AND COALESCE((
+      JSONB_TYPEOF(p.f0) = 'string' AND p.f0 #>> '{}' IN ('subscribed')
+    ), FALSE)
     AND COALESCE(
       (
-        JSONB_TYPEOF(p.f0) = 'boolean'
-        AND CASE WHEN JSONB_TYPEOF(p.f0) = 'boolean' THEN CAST(p.f0 AS BOOLEAN) END = TRUE
+        JSONB_TYPEOF(p.f1) = 'boolean'
+        AND CASE WHEN JSONB_TYPEOF(p.f1) = 'boolean' THEN CAST(p.f1 AS BOOLEAN) END = TRUE
       ),
       FALSE
     )

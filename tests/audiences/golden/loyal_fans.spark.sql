@@ -85,7 +85,8 @@ SELECT
 FROM (
   SELECT
     profile_id,
-    TRY_VARIANT_GET(facts, '$["consent"]["email"]', 'variant') AS f0
+    TRY_VARIANT_GET(facts, '$["subscriptions"]["email"]', 'variant') AS f0,
+    TRY_VARIANT_GET(facts, '$["consent"]["marketing"]', 'variant') AS f1
   FROM profiles
 ) AS p
 LEFT JOIN ev
@@ -104,10 +105,17 @@ WHERE
     )
     AND COALESCE(
       (
-        SCHEMA_OF_VARIANT(p.f0) = 'BOOLEAN'
+        SCHEMA_OF_VARIANT(p.f0) = 'STRING'
+        AND TRY_VARIANT_GET(p.f0, '$', 'string') IN ('subscribed')
+      ),
+      FALSE
+    )
+    AND COALESCE(
+      (
+        SCHEMA_OF_VARIANT(p.f1) = 'BOOLEAN'
         AND CASE
-          WHEN SCHEMA_OF_VARIANT(p.f0) = 'BOOLEAN'
-          THEN TRY_VARIANT_GET(p.f0, '$', 'boolean')
+          WHEN SCHEMA_OF_VARIANT(p.f1) = 'BOOLEAN'
+          THEN TRY_VARIANT_GET(p.f1, '$', 'boolean')
         END = TRUE
       ),
       FALSE
