@@ -297,8 +297,8 @@ def identity_dry_run(data_dir: Path, rules_file: Path, examples: int) -> None:
 def identity_apply(data_dir: Path) -> None:
     """Re-project the event log under the identity rules the data directory is configured with, now.
 
-    The server does the same at its next start when the rules changed (or an upgrade changed how profiles are
-    folded); running it here first shows progress and makes that start immediate. Stop the server first: one
+    The server does the same at its next start when the rules changed (or an upgrade changed how the log is
+    projected); running it here first shows progress and makes that start immediate. Stop the server first: one
     process at a time owns the data directory.
     """
     import logging

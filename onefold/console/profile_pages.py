@@ -225,12 +225,14 @@ def routes(runtime: Runtime, reader: ProfileReader) -> list[BaseRoute]:
         body = Operation.model_validate(
             {k: form.get(k) or None for k in ("kind", "identifier", "a", "b")} | {"kind": form.get("kind")}
         )
-        result = runtime.identity.operate(body.kind, operation_args(body), actor=session.user.email)
+        args = operation_args(body)
+        result = runtime.identity.operate(body.kind, args, actor=session.user.email)
         if result["refused"]:
             rules = ", ".join(sorted({r["rule"] for r in result["refusals"]}))
             raise Conflict(f"refused by rule {rules}; nothing changed")
+        # the identifiers as stored ([type, value]), so that an erasure finds and redacts them here too
         PrivacyTables(runtime.store).record_audit(
-            session.user.email, f"identity.{body.kind}", profile_id, {"operation": result["id"], **form}
+            session.user.email, f"identity.{body.kind}", profile_id, {"operation": result["id"], **args}
         )
         kept = profile_id if reader.profiles.state(profile_id) is not None else _merged_into(runtime, profile_id)
         return redirect(f"/console/profiles/{kept or profile_id}?done={body.kind}")

@@ -34,7 +34,12 @@ class SuppressionList:
 
     def receipt_for(self, kind: str, value: str) -> str | None:
         """The erasure receipt that suppressed this identifier, or None."""
-        return self._receipts.get(identifier_hash(kind, value)) if self._receipts else None
+        if not self._receipts:
+            return None
+        found = self._receipts.get(identifier_hash(kind, value))
+        if found is None and kind == "previous_id":  # an alias's previous id may be the erased user id too
+            found = self._receipts.get(identifier_hash("user_id", value))
+        return found
 
     def adding(self, hashes: Iterable[str], receipt_id: str) -> SuppressionList:
         return SuppressionList({**self._receipts, **dict.fromkeys(hashes, receipt_id)})

@@ -15,7 +15,7 @@ from onefold.pipeline.identity_processor import IdentityProcessor
 
 _NORMALIZERS: dict[str, Callable[[str], str | None]] = {
     "email": normalize_email,
-    "phone": lambda raw: normalize_phone(raw, None).e164 or raw.strip(),
+    "phone": lambda raw: normalize_phone(raw, None).e164,
     "advertising_id": lambda raw: raw.strip().lower(),
 }
 
@@ -26,6 +26,13 @@ def parse_identifier(text: str, field: str) -> Key:
     if not sep or not kind or not raw:
         raise CollectError(f"field '{field}' must look like type:value, e.g. email:ann@example.com", field=field)
     value = _NORMALIZERS.get(kind, str.strip)(raw)
+    if kind == "phone" and value is None:
+        # the collector stores phones in E.164 only, read with the sending source's region; here no region applies
+        raise CollectError(
+            f"field '{field}' holds the phone {raw!r}, which is not a valid number with its country code: write it "
+            "in E.164, e.g. phone:+14155550100 (phones are stored in E.164)",
+            field=field,
+        )
     return kind, value if value else raw.strip()
 
 
@@ -94,17 +101,24 @@ def identity_router(processor: IdentityProcessor, rules: IdentityRules, settle: 
         a: str = Query(..., description="type:value"), b: str = Query(..., description="type:value")
     ) -> dict[str, Any]:
         """Why two identifiers are one profile (``evidence``: the events and manual merges that tie them, in
-        order), or why they are not (``refused``: the refused unions between their profiles, with the rule)."""
+        order), or why they are not (``refused``: the refused unions between their profiles, with the rule;
+        ``set_aside``: identifiers both profiles' events carried but could not link through, such as a hub)."""
         caught_up()
         keys = (parse_identifier(a, "a"), parse_identifier(b, "b"))
-        owners = [tables.owner(k) for k in keys]
+        # a hub stays with one part of a split, yet names no one person (as in lookup)
+        owners = [None if tables.hub(k) else tables.owner(k) for k in keys]
         same = owners[0] is not None and owners[0] == owners[1]
         answer: dict[str, Any] = {"same_profile": same}
         if same:
             path = processor.run_exclusive(lambda _: processor.graph.evidence_between(*keys))
             answer["evidence"] = tables.evidence_steps(path or [])
         elif owners[0] is not None and owners[1] is not None:
-            answer["refused"] = tables.refusals_between(tables.lineage(owners[0]), tables.lineage(owners[1]))
+            one, other = tables.lineage(owners[0]), tables.lineage(owners[1])
+            answer["refused"] = tables.refusals_between(one, other)
+            answer["set_aside"] = [
+                {**row, "status": status((row["identifier"]["type"], row["identifier"]["value"]))}
+                for row in tables.set_aside_in_both(one, other)
+            ]
         parts = []
         for key, owner in zip(keys, owners, strict=True):
             link = tables.link_of(key)
@@ -119,6 +133,20 @@ def identity_router(processor: IdentityProcessor, rules: IdentityRules, settle: 
                 }
             )
         return {**answer, "a": parts[0], "b": parts[1]}
+
+    @router.get("/hubs")
+    def hubs(
+        before: int | None = Query(None, ge=1, description="next_before of the previous page"),
+        limit: int = Query(100, ge=1, le=1000, description="events that showed hubs (most show one)"),
+    ) -> dict[str, Any]:
+        """Identifiers quarantined from merging as hubs (a family tablet, a shop's shared e-mail), newest first."""
+        caught_up()
+        rows = tables.hubs(before=before, events=limit + 1)
+        seqs = sorted({r["seq"] for r in rows}, reverse=True)
+        more = len(seqs) > limit
+        if more:
+            rows = [r for r in rows if r["seq"] > seqs[-1]]
+        return {"data": rows, "next_before": rows[-1]["seq"] if more else None}
 
     @router.get("/stats")
     def stats() -> dict[str, int]:

@@ -47,6 +47,9 @@ class IdentityGraph:
         self._table = table = KeyTable(order)
         self._unique = frozenset(table.type_id(t) for t in rules.unique_types)
         self._profiles: dict[str, Profile] = {}
+        # seq -> the last part number issued for a split at it: a profile id is never issued twice, even after
+        # the profile that had it was merged away (several operations can split profiles at one seq)
+        self._parts_issued: dict[int, int] = {}
         self._companions = Companions(rules, table)  # for hub detection
         self.hubs: set[Key] = set()
         self.first_seen: Mapping[Key, int] = FirstSeen(table)
@@ -295,11 +298,9 @@ class IdentityGraph:
         """Keep ``parts[0]`` in ``profile``; every other part becomes a new profile. Returns the new ids."""
         table = self._table
         new_ids: list[str] = []
-        n = 0
+        n = self._parts_issued.get(seq, 0)
         for part in parts[1:]:
             n += 1
-            while f"prof_{seq:010d}_{n}" in self._profiles:  # defensive: an id is never reused
-                n += 1
             fresh = Profile(f"prof_{seq:010d}_{n}", min(table.first[k] for k in part))
             fresh.keys = tuple(sorted(part))
             for key_id in part:
@@ -307,6 +308,8 @@ class IdentityGraph:
             fresh.set_evidence(touching(evidence, part))
             self._profiles[fresh.id] = fresh
             new_ids.append(fresh.id)
+        if n:
+            self._parts_issued[seq] = n
         keep = parts[0] if parts else set()
         profile.keys = tuple(sorted(keep))
         profile.set_evidence(touching(evidence, keep))

@@ -37,6 +37,7 @@ BLOCKED_VALUES: frozenset[str] = frozenset(
         "false",
         "id",
         "distinct_id",
+        "distinctid",
         "not_authenticated",
         "email",
         "user",
@@ -61,6 +62,7 @@ BLOCKED_VALUES: frozenset[str] = frozenset(
         "a@a.com",
     }
 )
+_QUOTES = "\"'"  # a blocked value inside quotes is blocked too (PostHog blocks the quoted variants)
 BLOCKED_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"^[0-]*$"),  # all zeros and dashes: nil UUIDs, 0000000000
     re.compile(r"^\+?(\d)\1{6,}$"),  # one digit repeated: +11111111111
@@ -131,6 +133,8 @@ class IdentityRules:
     def is_blocked(self, key: Key) -> bool:
         value = key[1].strip().lower()
         if value in self.blocked_values:
+            return True
+        if value[:1] in _QUOTES and value.strip(_QUOTES) in self.blocked_values:  # "null", 'anonymous', '""'
             return True
         if self.extra_blocked_patterns and any(p.match(value) for p in self.extra_blocked_patterns):
             return True

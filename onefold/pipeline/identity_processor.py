@@ -30,7 +30,7 @@ from onefold.pipeline.serving_cards import BatchFacts, cards_after, fill_wanted
 from onefold.profiles.cache import CommittedStates, StateCache
 from onefold.profiles.facts import facts
 from onefold.profiles.projection import Item, ProfileChanges, project
-from onefold.profiles.state import FOLD_VERSION, PROPERTY_EVENTS, ProfileEvent, Rank, no_precedence
+from onefold.profiles.state import PROPERTY_EVENTS, ProfileEvent, Rank, no_precedence
 from onefold.store import DuckDBStore
 from onefold.store.identity_tables import IdentityBatch, IdentityTables
 from onefold.store.profile_tables import ProfileTables
@@ -127,8 +127,8 @@ class IdentityProcessor(BackgroundWorker):
         Profiles, evidence and timelines are then exactly what streaming the log under these rules gives."""
         last = self.tables.last_seq()
         log.warning(
-            "the identity rules or the profile fold changed (%s -> %s): re-projecting the log's %d events before "
-            "serving",
+            "the identity rules or the projection's version changed (%s -> %s): re-projecting the log's %d events "
+            "before serving",
             applied,
             fingerprint,
             last,
@@ -418,10 +418,16 @@ class IdentityProcessor(BackgroundWorker):
         return event_keys(kind, orjson.loads(identifiers) if identifiers else [])
 
 
+# Raised whenever projecting the same log starts giving other profiles or states: a store projected by an older
+# version is projected again from its log at the next start, as after a change of rules. 2: channel
+# subscriptions kept apart from consent purposes; a split's new part never takes an id issued before; cart items
+# keep their quantity.
+PROJECTION_VERSION = 2
+
+
 def projection_fingerprint(rules: IdentityRules) -> str:
-    """What the stored projection is built with: the rules, and the version of the fold (a store folded by an
-    older version is projected again, as after a change of rules)."""
-    return f"{rules_fingerprint(rules)}.fold{FOLD_VERSION}"
+    """What the stored projection is built with: the rules and the projection's version."""
+    return f"{rules_fingerprint(rules)}.v{PROJECTION_VERSION}"
 
 
 def _json(text: str | None) -> Any:

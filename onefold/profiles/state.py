@@ -14,9 +14,6 @@ from typing import Any, NamedTuple
 from onefold.collect.normalize import SUBSCRIPTION_TRAITS, subscription_status
 
 State = dict[str, Any]
-# Raised whenever folding the same events starts giving other states: a store whose profiles were folded by an
-# older version is re-projected from its log at the next start (onefold.pipeline.identity_processor).
-FOLD_VERSION = 2  # 2: channel subscriptions apart from consent purposes
 # (trait, source_id) -> rank; lower wins before event time is compared (per-trait and per-source precedence)
 Rank = Callable[[str, str], int]
 
@@ -202,7 +199,8 @@ def _offer_choice(
 
 
 def subscriptions(state: State) -> dict[str, dict[str, Any]]:
-    """Channel -> the latest subscription statement, to read (a state folded before fold version 2 has none)."""
+    """Channel -> the latest subscription statement, to read (a state folded before projection version 2 has
+    none)."""
     return state.get("subscriptions") or {}
 
 
@@ -269,7 +267,7 @@ def _product_of(properties: dict[str, Any] | None) -> dict[str, Any]:
     props = properties or {}
     product_id = props.get("product_id") or props.get("productId") or props.get("sku") or props.get("id")
     product: dict[str, Any] = {
-        k: props[k] for k in ("name", "category", "price", "sku", "brand", "variant") if k in props
+        k: props[k] for k in ("name", "category", "price", "quantity", "sku", "brand", "variant") if k in props
     }
     product["product_id"] = str(product_id) if product_id is not None else None
     return product

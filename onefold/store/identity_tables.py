@@ -352,6 +352,44 @@ class IdentityTables:
             row["identifier"] = {"type": row.pop("type"), "value": row.pop("value")}
         return rows
 
+    def set_aside_in_both(self, one: list[str], other: list[str], limit: int = 20) -> list[dict[str, Any]]:
+        """Identifiers set aside in events of a profile of ``one`` and in events of a profile of ``other`` (a hub,
+        a blocked value, an excluded identifier): what the two carried alike yet could not link through, with the
+        rules that set it aside, first seen being set aside at ``first_seq``."""
+        rows = self._store.dicts(
+            "WITH a AS (SELECT type, value, rule, seq FROM identity_refusals"
+            "  WHERE list_has_any(CAST(profiles AS VARCHAR[]), ?::VARCHAR[])),"
+            " b AS (SELECT type, value, rule, seq FROM identity_refusals"
+            "  WHERE list_has_any(CAST(profiles AS VARCHAR[]), ?::VARCHAR[])),"
+            " both_sides AS (SELECT type, value FROM a INTERSECT SELECT type, value FROM b)"
+            " SELECT r.type, r.value, list(DISTINCT r.rule ORDER BY r.rule) AS rules, min(r.seq) AS first_seq"
+            " FROM (SELECT * FROM a UNION ALL SELECT * FROM b) r JOIN both_sides USING (type, value)"
+            " GROUP BY r.type, r.value ORDER BY first_seq, r.type, r.value LIMIT ?",
+            [one, other, limit],
+        )
+        return [
+            {"identifier": {"type": r["type"], "value": r["value"]}, "rules": r["rules"], "first_seq": r["first_seq"]}
+            for r in rows
+        ]
+
+    def hubs(self, *, before: int | None, events: int) -> list[dict[str, Any]]:
+        """Identifiers quarantined from merging as hubs, newest first: those shown by the ``events`` latest events
+        before seq ``before`` that showed any (so one event's hubs are never cut apart by paging), each with the
+        event that showed it and how many profiles its events were set aside from."""
+        rows = self._store.dicts(
+            "SELECT h.type, h.value, h.seq, e.message_id, e.timestamp AS detected_at,"
+            " (SELECT count(DISTINCT p) FROM identity_refusals r, unnest(CAST(r.profiles AS VARCHAR[])) AS u(p)"
+            "  WHERE r.type = h.type AND r.value = h.value) AS profiles_set_aside_from"
+            " FROM identity_hubs h LEFT JOIN events e ON e.seq = h.seq"
+            " WHERE h.seq IN (SELECT DISTINCT seq FROM identity_hubs WHERE seq < coalesce(?, 9223372036854775807)"
+            "  ORDER BY seq DESC LIMIT ?)"
+            " ORDER BY h.seq DESC, h.type, h.value",
+            [before, events],
+        )
+        for row in rows:
+            row["identifier"] = {"type": row.pop("type"), "value": row.pop("value")}
+        return rows
+
     def hub(self, key: Key) -> dict[str, Any] | None:
         rows = self._store.dicts("SELECT seq FROM identity_hubs WHERE type = ? AND value = ?", list(key))
         return rows[0] if rows else None

@@ -83,6 +83,12 @@ class PrivacyTables:
                 counts[name] = int(row[0]) if row else 0
                 statements.append(f"DELETE FROM {table} WHERE {condition}")
             receipt["deleted"] = counts
+            redactions = _redactions(cur, set(keys), f"erased:{receipt['id']}")
+            receipt["redacted"] = {table: len(rows) for table, rows in redactions.items()}
+            for table, rows in redactions.items():
+                for row_id, column_values in rows:
+                    sets = ", ".join(f"{column} = '{_sql_text(value)}'" for column, value in column_values.items())
+                    statements.append(f"UPDATE {table} SET {sets} WHERE id = {int(row_id)}")
             actor, action, subject = audit
             statements.append(
                 "INSERT INTO erasure_receipts VALUES ("
@@ -141,8 +147,10 @@ class PrivacyTables:
         )
 
     def export(self, profile_id: str) -> dict[str, Any]:
-        """Every row Onefold holds about the profile: events, identifiers, the evidence about them, its audiences
-        (with their history), its computed traits and the probabilistic match candidates naming it."""
+        """Every row Onefold holds about the profile: events, identifiers, the evidence about them, the operators'
+        identity operations naming it, its audiences (with their history), its computed traits, the probabilistic
+        match candidates naming it and the quarantined payloads carrying its identifiers (what an erasure
+        deletes or redacts)."""
         store = self._store
         events = store.dicts(
             "SELECT e.* FROM event_profiles p JOIN events e ON e.seq = p.seq WHERE p.profile_id = ? ORDER BY e.seq",
@@ -151,6 +159,19 @@ class PrivacyTables:
         for event in events:
             decode_event_json(event)
         keys = store.dicts("SELECT type, value, first_seq FROM identity_keys WHERE profile_id = ?", [profile_id])
+        named = {(k["type"], k["value"]) for k in keys}
+        operations = [
+            op
+            for op in store.dicts("SELECT * FROM identity_operations ORDER BY id", [])
+            if _mentions([orjson.loads(op["args"]), orjson.loads(op["result"])], named, profile_id)
+        ]
+        for op in operations:
+            op["args"], op["result"] = orjson.loads(op["args"]), orjson.loads(op["result"])
+        quarantined = store.dicts(
+            "SELECT * FROM quarantine q WHERE EXISTS (SELECT 1 FROM unnest(?::VARCHAR[]) AS v(value)"
+            " WHERE contains(q.payload, v.value)) ORDER BY id",
+            [sorted(value for _, value in named)],
+        )
         return {
             "identifiers": keys,
             "events": events,
@@ -169,7 +190,9 @@ class PrivacyTables:
                     "SELECT * FROM match_pairs WHERE a_profile = ? OR b_profile = ? ORDER BY id",
                     [profile_id, profile_id],
                 ),
+                "operations": operations,
             },
+            "quarantined": quarantined,
             "audiences": store.dicts(
                 "SELECT a.name, m.entered_at FROM audience_members m JOIN audiences a ON a.id = m.audience_id"
                 " WHERE m.profile_id = ? ORDER BY a.name",
@@ -189,6 +212,61 @@ class PrivacyTables:
                 )
             },
         }
+
+
+# Records kept after an erasure that may name the person's identifiers: operators' identity operations (replayed
+# at every start, so they stay, with the identifiers replaced) and the console's audit entries of them.
+_REDACTED: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("identity_operations", ("args", "result"), "TRUE"),
+    ("audit_log", ("details",), "action LIKE 'identity.%'"),
+)
+
+
+def _redactions(
+    cur: duckdb.DuckDBPyConnection, keys: set[Key], mark: str
+) -> dict[str, list[tuple[int, dict[str, str]]]]:
+    """Per table, the rows naming an erased identifier, with the JSON columns as they are to be stored: each
+    identifier ([type, value], or "type:value") replaced by ``mark``."""
+    found: dict[str, list[tuple[int, dict[str, str]]]] = {}
+    for table, columns, where in _REDACTED:
+        for row in cur.execute(f"SELECT id, {', '.join(columns)} FROM {table} WHERE {where}").fetchall():
+            changed = {}
+            for column, text in zip(columns, row[1:], strict=True):
+                value = orjson.loads(text) if text else None
+                redacted = _redact(value, keys, mark)
+                if redacted != value:
+                    changed[column] = orjson.dumps(redacted).decode()
+            if changed:
+                found.setdefault(table, []).append((row[0], changed))
+    return found
+
+
+def _mentions(value: Any, keys: set[Key], profile_id: str) -> bool:
+    """Whether JSON ``value`` names the profile or one of its identifiers (as [type, value] or "type:value")."""
+    if isinstance(value, list):
+        if len(value) == 2 and all(isinstance(v, str) for v in value) and (value[0], value[1]) in keys:
+            return True
+        return any(_mentions(v, keys, profile_id) for v in value)
+    if isinstance(value, dict):
+        return any(_mentions(v, keys, profile_id) for v in value.values())
+    if isinstance(value, str):
+        kind, _, raw = value.partition(":")
+        return value == profile_id or (kind, raw) in keys
+    return False
+
+
+def _redact(value: Any, keys: set[Key], mark: str) -> Any:
+    if isinstance(value, list):
+        if len(value) == 2 and all(isinstance(v, str) for v in value) and (value[0], value[1]) in keys:
+            return [value[0], mark]
+        return [_redact(v, keys, mark) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact(v, keys, mark) for k, v in value.items()}
+    if isinstance(value, str):
+        kind, sep, raw = value.partition(":")
+        if sep and (kind, raw) in keys:
+            return f"{kind}:{mark}"
+    return value
 
 
 def _sql_text(text: str) -> str:

@@ -82,6 +82,12 @@ def test_blocked_values_never_link_anyone():
     assert decisions[4].profile_id is None
 
 
+@pytest.mark.parametrize("value", ["distinctid", '"null"', "'Anonymous'", '"', "''", '"[object Object]"'])
+def test_posthogs_illegal_ids_and_their_quoted_variants_are_blocked(value):
+    assert DEFAULT_RULES.is_blocked(("anonymous_id", value))
+    assert not DEFAULT_RULES.is_blocked(("anonymous_id", f'"{value}x"'))  # quotes around a real value are kept
+
+
 def test_cannot_link_keeps_two_user_ids_apart_and_sets_aside_the_weakest_identifier():
     graph = IdentityGraph(DEFAULT_RULES)
     graph.observe(1, [("user_id", "u1"), ("email", "shared@example.com")])
@@ -429,6 +435,24 @@ def test_a_manual_merge_keeps_the_older_id_and_survives_a_later_hub_split():
     graph.observe(4, [("crm_id", "c2"), phone])  # the phone turns out to be shared: a hub
     assert phone in graph.hubs
     assert same_profile(graph, ("crm_id", "c1"), ("email", "ann@example.com"))
+
+
+def test_a_profile_id_is_never_issued_again_after_its_profile_was_merged_away():
+    graph = IdentityGraph(DEFAULT_RULES)
+    shared = ("email", "shared@example.com")
+    graph.observe(1, [("anonymous_id", "a1"), shared])
+    graph.observe(2, [("anonymous_id", "a2"), shared])
+    graph.observe(3, [("user_id", "u3"), ("email", "bo@example.com")])
+    graph.observe(4, [("user_id", "u3"), ("anonymous_id", "a4")])
+    # three operations at one place in the log: a split, a merge of its part back, another split
+    [split] = graph.exclude_identifier(4, shared).splits
+    [part] = split.new_profiles
+    assert graph.merge_profiles(4, part, "prof_0000000001").merges[0].loser == part
+    [other] = graph.exclude_link(4, ("user_id", "u3"), ("anonymous_id", "a4")).splits
+    assert other.new_profiles != (part,)  # the merged-away id names nobody, ever again
+    issued = {split.new_profiles[0], other.new_profiles[0]}
+    assert len(issued) == 2
+    assert not issued & {"prof_0000000001", "prof_0000000003"}
 
 
 def test_a_manual_merge_is_refused_when_it_breaks_a_rule():

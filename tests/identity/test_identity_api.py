@@ -111,6 +111,48 @@ def test_identity_routes_need_the_admin_token(server):
     assert "type:value" in bad.json()["error"]["message"]
 
 
+def test_a_phone_is_read_as_stored_or_refused_naming_the_field_never_taken_as_written(server, source):
+    send(server, source["write_key"], [{"type": "identify", "userId": "u1", "traits": {"phone": "(415) 555-0199"}}])
+    found = get(server, "/api/identity/lookup", identifier="phone:+1 (415) 555-0199")
+    assert found.status_code == 200, found.text  # written with its country code: normalized as stored
+    assert ["phone", "+14155550199"] in [[k["type"], k["value"]] for k in found.json()["identifiers"]]
+    national = get(server, "/api/identity/lookup", identifier="phone:(415) 555-0199")
+    assert national.status_code == 400
+    assert "'identifier'" in national.json()["error"]["message"]
+    assert "+14155550100" in national.json()["error"]["message"]
+    with server.admin() as admin:  # an exclusion that would detach nothing is refused, not acknowledged
+        excluded = admin.post(
+            "/api/identity/operations", json={"kind": "exclude_identifier", "identifier": "phone:415-555-0199"}
+        )
+    assert excluded.status_code == 400
+    assert get(server, "/api/identity/lookup", identifier="phone:+14155550199").json()["profile_id"]
+
+
+def test_a_hub_is_listed_and_named_as_why_the_people_who_shared_it_stay_apart(server, source):
+    shop = [{"type": "identify", "userId": f"hub-u{i}", "traits": {"email": "till@shop.example"}} for i in range(5)]
+    tablet = [{"type": "identify", "userId": f"fam-{i}", "context": {"device": {"id": "tablet-1"}}} for i in range(5)]
+    send(server, source["write_key"], shop + tablet)
+
+    apart = get(server, "/api/identity/explain", a="user_id:hub-u3", b="user_id:hub-u4").json()
+    assert apart["same_profile"] is False
+    [shared] = apart["set_aside"]
+    assert shared["identifier"] == {"type": "email", "value": "till@shop.example"}
+    assert shared["status"] == "hub"
+    # the hub stays with one part of the split, yet is nobody's: explain says so, as lookup does
+    first = get(server, "/api/identity/explain", a="user_id:hub-u0", b="email:till@shop.example").json()
+    assert first["same_profile"] is False
+    assert first["b"]["status"] == "hub"
+
+    newest = get(server, "/api/identity/hubs", limit="1").json()
+    [tablet_hub] = newest["data"]
+    assert tablet_hub["identifier"] == {"type": "device_id", "value": "tablet-1"}
+    assert tablet_hub["detected_at"]
+    assert tablet_hub["profiles_set_aside_from"] >= 2
+    older = get(server, "/api/identity/hubs", limit="1", before=str(newest["next_before"])).json()
+    assert [h["identifier"]["value"] for h in older["data"]] == ["till@shop.example"]
+    assert older["next_before"] is None
+
+
 def card(number: str) -> dict[str, Any]:
     return {"externalIds": [{"id": number, "type": "loyalty_card", "collection": "users", "encoding": "none"}]}
 

@@ -113,3 +113,44 @@ def test_erasure_survives_a_restart(tmp_path):
         assert refused.json()["error"]["code"] == "suppressed"
     finally:
         stop_server(uv, thread, server.runtime)
+
+
+def test_operations_and_quarantined_payloads_naming_the_person_are_exported_then_redacted_or_deleted(tmp_path):
+    running, server, thread = start_server(tmp_path / "data")
+    try:
+        key = running.create_source("web")["write_key"]
+        send(running, key, ANN + BOB)
+        bad = {"type": "identify", "userId": "ann", "traits": {"email_subscription_status": "maybe"}}
+        assert httpx.post(running.url + "/v1/batch", json={"batch": [bad]}, auth=(key, "")).json()["rejected"]
+        settle(running)
+        with running.admin() as admin:
+            ann = admin.get("/api/identity/lookup", params={"identifier": "user_id:ann"}).json()["profile_id"]
+            bob = admin.get("/api/identity/lookup", params={"identifier": "user_id:bob"}).json()["profile_id"]
+            apart = {"kind": "exclude_link", "a": "email:ann@example.com", "b": "email:bob@example.com"}
+            assert admin.post("/api/identity/operations", json=apart).status_code == 201
+            merge = {"kind": "merge_profiles", "a": ann, "b": bob}
+            assert admin.post("/api/identity/operations", json=merge).status_code == 409  # recorded, refused
+
+        data = post(running, "/api/privacy/export", {"identifier": "user_id:ann"}).json()
+        assert [op["kind"] for op in data["evidence"]["operations"]] == ["exclude_link", "merge_profiles"]
+        assert [q["code"] for q in data["quarantined"]] == ["invalid_field"]
+
+        receipt = post(running, "/api/privacy/erase", {"identifier": "user_id:ann"}).json()
+        assert receipt["deleted"]["quarantined_payloads"] == 1
+        assert receipt["redacted"] == {"identity_operations": 1}
+        with running.admin() as admin:
+            kept = admin.get("/api/identity/operations").text + admin.get("/api/identity/changes").text
+        assert "ann@example.com" not in kept
+        assert "bob@example.com" in kept  # Bob was not erased
+        alias = {"type": "alias", "previousId": "ann", "userId": "ann-2"}  # the erased user id, as an alias names it
+        rejected = httpx.post(running.url + "/v1/batch", json={"batch": [alias]}, auth=(key, "")).json()["rejected"]
+        assert [r["code"] for r in rejected] == ["suppressed"]
+    finally:
+        stop_server(server, thread, running.runtime)
+    running, server, thread = start_server(tmp_path / "data")  # the redacted operations replay
+    try:
+        with running.admin() as admin:
+            assert admin.get("/api/identity/lookup", params={"identifier": "user_id:bob"}).json()["profile_id"] == bob
+            assert admin.get("/api/identity/lookup", params={"identifier": "user_id:ann"}).status_code == 404
+    finally:
+        stop_server(server, thread, running.runtime)

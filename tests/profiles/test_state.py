@@ -47,7 +47,7 @@ def test_source_precedence_beats_a_newer_value_for_the_traits_it_names():
 
 def test_commerce_attributes():
     shoe = {"product_id": "p1", "name": "Shoe", "category": "Shoes", "price": 80}
-    hat = {"product_id": "p2", "name": "Hat", "category": "Hats", "price": 20}
+    hat = {"product_id": "p2", "name": "Hat", "category": "Hats", "price": 20, "quantity": 2}
     events = [
         ev(1, 100, "Product Viewed", properties=shoe),
         ev(2, 110, "Product Viewed", properties=hat),
