@@ -32,7 +32,8 @@ RESERVED_NAMES = frozenset({"schema", "preview", "changes"})  # paths under /api
 class DefinitionIn(BaseModel):
     name: str = Field(min_length=1, max_length=200, examples=["cart_abandoners"])
     description: str = Field(default="", max_length=2000)
-    definition: dict[str, Any] = Field(description="See GET /api/audiences/schema")
+    # any JSON: the parser refuses what is not a definition, naming the node ("$": expects a JSON object)
+    definition: Any = Field(description="See GET /api/audiences/schema")
 
     @field_validator("name")
     @classmethod
@@ -40,6 +41,8 @@ class DefinitionIn(BaseModel):
         """A name is part of the item's URL: it may not hold a slash or be one of the API's own paths."""
         if "/" in name:
             raise ValueError(f"a name may not contain '/' (it is part of the URL); got {name!r}")
+        if name in (".", ".."):
+            raise ValueError(f"{name!r} cannot be part of a URL path; choose another name")
         if name in RESERVED_NAMES:
             raise ValueError(f"{name!r} is one of the API's own paths; choose another name")
         return name
@@ -47,11 +50,11 @@ class DefinitionIn(BaseModel):
 
 class DefinitionUpdate(BaseModel):
     description: str | None = Field(default=None, max_length=2000)
-    definition: dict[str, Any]
+    definition: Any
 
 
 class Preview(BaseModel):
-    definition: dict[str, Any]
+    definition: Any
     limit: int = Field(default=10, ge=0, le=100, description="How many matching profiles to show")
 
 

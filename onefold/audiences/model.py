@@ -201,8 +201,14 @@ def _time_relative_leaf(node: Condition) -> bool:
     if isinstance(node, SequenceCondition | ComputedTraitCondition | AudienceCondition):
         return True
     if isinstance(node, EventCondition | AggregateCondition):
-        return node.events.window is not None
+        return time_relative_filter(node.events)
     return isinstance(node, TraitCondition) and node.test.predicate.op == "within_last_days"
+
+
+def time_relative_filter(events: EventFilter) -> bool:
+    """Whether the events a filter keeps can change with time alone: a window, or a property compared
+    ``within_last_days`` (a date the event carries, which leaves the window as days pass)."""
+    return events.window is not None or any(test.predicate.op == "within_last_days" for test in events.where)
 
 
 @dataclass(frozen=True)

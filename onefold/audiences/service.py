@@ -17,7 +17,7 @@ import orjson
 
 from onefold.audiences.compiler import Relations, compile_audience, compile_traits, sql_time, to_sql
 from onefold.audiences.explain import explain
-from onefold.audiences.model import Catalog, Condition, references, time_relative
+from onefold.audiences.model import Catalog, Condition, references, time_relative, time_relative_filter
 from onefold.audiences.parse import fail, parse_computed_trait, parse_condition, reference_path
 from onefold.audiences.reference import Event, Profile
 from onefold.audiences.saved_values import SavedValues
@@ -350,7 +350,7 @@ class AudienceService:
 
 def _changes_with_time(row: dict[str, Any], catalog: Catalog) -> bool:
     if row["kind"] == "computed_trait":
-        return row["definition"].get("within_days") is not None
+        return time_relative_filter(catalog.traits[row["name"]].events)
     return time_relative(catalog.audiences[row["name"]])
 
 

@@ -83,6 +83,8 @@ class AudienceTables:
                 ),
                 f"DELETE FROM audience_members WHERE audience_id = {_quote(item_id)}",
                 f"DELETE FROM trait_values WHERE trait_id = {_quote(item_id)}",
+                f"INSERT INTO deleted_definitions SELECT id, kind, name, {_time(now)} FROM audiences"
+                f" WHERE id = {_quote(item_id)}",
                 f"DELETE FROM audiences WHERE id = {_quote(item_id)}",
             ],
         )
@@ -194,11 +196,20 @@ class AudienceTables:
         )
 
     def export_rows(self, audience_id: str) -> duckdb.DuckDBPyConnection:
-        """A cursor over every member with its email, phone and user id (for CSV export), in profile order."""
+        """A cursor over every member with its email, phone and user id (for CSV export), in profile order.
+
+        Addresses are the normalized identifiers (emails lower-cased, phones E.164) a destination matches on:
+        the email identifier the ``email`` trait names, else the newest one; the newest phone identifier. The
+        trait as sent is the fallback for a profile with no such identifier (an address the collector could
+        not normalize)."""
         cur = self._store.cursor()
         return cur.execute(
-            "SELECT m.profile_id, m.entered_at, p.facts->>'$.traits.email' AS email,"
-            " p.facts->>'$.traits.phone' AS phone,"
+            "SELECT m.profile_id, m.entered_at,"
+            " coalesce((SELECT k.value FROM identity_keys k WHERE k.profile_id = m.profile_id AND k.type = 'email'"
+            "  ORDER BY k.value = lower(trim(p.facts->>'$.traits.email')) DESC, k.first_seq DESC LIMIT 1),"
+            "  p.facts->>'$.traits.email') AS email,"
+            " coalesce((SELECT k.value FROM identity_keys k WHERE k.profile_id = m.profile_id AND k.type = 'phone'"
+            "  ORDER BY k.first_seq DESC LIMIT 1), p.facts->>'$.traits.phone') AS phone,"
             " (SELECT min(k.value) FROM identity_keys k WHERE k.profile_id = m.profile_id AND k.type = 'user_id')"
             " AS user_id FROM audience_members m LEFT JOIN profiles p USING (profile_id)"
             " WHERE m.audience_id = ? ORDER BY m.profile_id",
@@ -214,8 +225,9 @@ class AudienceTables:
                 where.append(f"c.{column} = ?")
                 params.append(value)
         return self._store.dicts(
-            "SELECT c.id, c.audience_id, a.name AS audience, c.profile_id, c.change, c.at_time AS at, c.reason,"
-            " c.upto_seq FROM audience_changes c LEFT JOIN audiences a ON a.id = c.audience_id"
+            "SELECT c.id, c.audience_id, coalesce(a.name, d.name) AS audience, c.profile_id, c.change,"
+            " c.at_time AS at, c.reason, c.upto_seq FROM audience_changes c LEFT JOIN audiences a"
+            " ON a.id = c.audience_id LEFT JOIN deleted_definitions d ON d.id = c.audience_id"
             f" WHERE {' AND '.join(where)} ORDER BY c.id LIMIT ?",
             [*params, limit],
         )

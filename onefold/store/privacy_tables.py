@@ -12,6 +12,7 @@ from onefold.store.duckdb_store import DuckDBStore, decode_event_json, run_trans
 from onefold.store.results import first_row
 
 Key = tuple[str, str]
+ERASED_REASON = "the person was erased at their request (receipt {receipt})"
 
 # (what the receipt calls it, the rows of a profile's data that go)
 _ERASED: tuple[tuple[str, str, str], ...] = (
@@ -72,7 +73,10 @@ class PrivacyTables:
         cur.register("_erase_seqs", pa.Table.from_arrays([pa.array([s[0] for s in seqs], pa.int64())], ["seq"]))
         key_columns = [pa.array([k[0] for k in keys], pa.string()), pa.array([k[1] for k in keys], pa.string())]
         cur.register("_erase_keys", pa.Table.from_arrays(key_columns, ["type", "value"]))
-        views = ["_erase_seqs", "_erase_keys"]
+        held = cur.execute("SELECT audience_id FROM audience_members WHERE profile_id = ?", [profile_id]).fetchall()
+        memberships = [pa.array([r[0] for r in held], pa.string()), pa.array([profile_id] * len(held), pa.string())]
+        cur.register("_erase_memberships", pa.Table.from_arrays(memberships, ["audience_id", "profile_id"]))
+        views = ["_erase_seqs", "_erase_keys", "_erase_memberships"]
         try:
             counts: dict[str, int] = {}
             quoted = "'" + profile_id.replace("'", "''") + "'"
@@ -83,6 +87,19 @@ class PrivacyTables:
                 counts[name] = int(row[0]) if row else 0
                 statements.append(f"DELETE FROM {table} WHERE {condition}")
             receipt["deleted"] = counts
+            # destinations that follow the changes feed remove the person: an exit from every audience they were in
+            # (named by profile id only), recorded after their history is deleted; and the sizes follow
+            statements.append(
+                "INSERT INTO audience_changes SELECT (SELECT coalesce(max(id), 0) FROM audience_changes)"
+                " + row_number() OVER (ORDER BY audience_id), audience_id, profile_id, 'exited', now(),"
+                f" '{_sql_text(ERASED_REASON.format(receipt=receipt['id']))}',"
+                f" (SELECT coalesce(max(seq), 0) FROM events) FROM _erase_memberships"
+            )
+            statements.append(
+                "UPDATE audiences SET size = CASE kind WHEN 'audience' THEN"
+                " (SELECT count(*) FROM audience_members m WHERE m.audience_id = audiences.id)"
+                " ELSE (SELECT count(*) FROM trait_values v WHERE v.trait_id = audiences.id) END"
+            )
             redactions = _redactions(cur, set(keys), f"erased:{receipt['id']}")
             receipt["redacted"] = {table: len(rows) for table, rows in redactions.items()}
             for table, rows in redactions.items():

@@ -194,4 +194,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE identity_rules_applied (fingerprint VARCHAR NOT NULL, rules JSON NOT NULL,"
         " applied_at TIMESTAMPTZ NOT NULL, events BIGINT NOT NULL)",
     ),
+    # 15: deleted audiences and computed traits by id, so the changes feed still names the audience of the exits
+    # its deletion recorded.
+    (
+        "CREATE TABLE deleted_definitions (id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, name VARCHAR NOT NULL,"
+        " deleted_at TIMESTAMPTZ NOT NULL)",
+    ),
 )

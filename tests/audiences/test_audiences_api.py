@@ -135,11 +135,16 @@ def test_audience_and_computed_trait_end_to_end(shop):
         whole = admin.get(f"/api/profiles/{ann}").json()
         assert [a["name"] for a in whole["audiences"]] == ["big_spenders"]
         assert whole["computed_traits"]["lifetime_value"] == 550
-        # CSV export
+        # CSV export: addresses as the identifiers a destination matches on, not as typed
+        contact = {"email": " Ann@Example.ORG ", "phone": "(415) 555-0100"}
+        send(server, shop[1], [{"type": "identify", "userId": "ann", "traits": contact}])
+        settle(server)
         exported = admin.get("/api/audiences/big_spenders/members.csv")
         assert exported.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(exported.text)))
-        assert [(r["profile_id"], r["email"], r["user_id"]) for r in rows] == [(ann, "ann@example.org", "ann")]
+        assert [(r["profile_id"], r["email"], r["phone"], r["user_id"]) for r in rows] == [
+            (ann, "ann@example.org", "+14155550100", "ann")
+        ]
         # Segment's Profile API, classes audience and computed_trait
         reader = admin.post("/api/tokens", json={"name": "app", "scopes": ["profiles:read"]}).json()["token"]
     traits = httpx.get(server.url + BASE + "/user_id:ann/traits", params={"class": "audience"}, auth=(reader, ""))
@@ -321,9 +326,38 @@ def test_time_window_expires_without_a_new_event(shop, clock):
         assert all("time passed" in c["reason"] for c in exits if c["change"] == "exited")
 
 
+def test_a_date_an_event_carries_leaves_its_window_without_a_new_event(shop, clock):
+    server, key = shop
+    booked = (clock.now - timedelta(hours=20)).isoformat()
+    send(server, key, [{"type": "track", "userId": "ann", "event": "Trip Booked", "properties": {"departs": booked}}])
+    settle(server)
+    recent = {"event": "Trip Booked", "where": [{"property": "departs", "op": "within_last_days", "value": 1}]}
+    with server.admin() as admin:
+        create(admin, "/api/audiences", "departed_lately", recent)
+        create(admin, "/api/computed-traits", "trips_lately", {"kind": "count", **recent})
+        ann = profile_of(admin, "ann")
+        assert members(admin, "departed_lately") == {ann}
+        assert admin.get(f"/api/profiles/{ann}").json()["computed_traits"]["trips_lately"] == 1
+        clock.advance(timedelta(hours=5))  # the departure is now 25 hours ago
+        server.runtime.audiences.notify()
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while members(admin, "departed_lately") and datetime.now(UTC) < deadline:
+            threading.Event().wait(0.2)
+        assert members(admin, "departed_lately") == set()
+        assert admin.get(f"/api/profiles/{ann}").json()["computed_traits"]["trips_lately"] == 0
+
+
 def test_bad_definitions_are_refused_with_the_failing_node(shop):
     server, _ = shop
     with server.admin() as admin:
+        for not_an_object in ([1], "x", None):
+            refused = admin.post("/api/audiences/preview", json={"definition": not_an_object})
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["error"]["details"]["path"] == "$"
+        for name in (".", ".."):
+            dotted = admin.post("/api/audiences", json={"name": name, "definition": {"event": "X"}})
+            assert dotted.status_code == 422
+            assert "URL path" in dotted.text
         bad = admin.post(
             "/api/audiences/preview", json={"definition": {"and": [{"trait": "plan", "op": "like", "value": 1}]}}
         )
@@ -403,6 +437,7 @@ def test_preview_schema_listing_update_and_delete(shop):
         feed = admin.get("/api/audiences/changes", params={"profile_id": ann}).json()["data"]
         assert feed[-1]["change"] == "exited"
         assert feed[-1]["reason"] == "the audience was deleted"
+        assert feed[-1]["audience"] == "free"  # still named, so a destination keyed on names removes Ann
         assert admin.get("/api/audiences").json()["data"] == []
 
 
@@ -503,7 +538,13 @@ def test_erasure_removes_memberships_history_and_computed_values(shop):
             1,
         )
         assert members(admin, "pros") == set()
-        assert admin.get("/api/audiences/changes", params={"profile_id": ann}).json()["data"] == []
+        # the history is gone; what is left is one exit per audience, so destinations remove the person
+        [exit_] = admin.get("/api/audiences/changes", params={"profile_id": ann}).json()["data"]
+        assert (exit_["audience"], exit_["change"]) == ("pros", "exited")
+        assert erased.json()["id"] in exit_["reason"]
+        sizes = {a["name"]: a["size"] for a in admin.get("/api/audiences").json()["data"]}
+        assert sizes["pros"] == 0
+        assert server.runtime.audiences.service.tables.get("computed_trait", "views")["size"] == 2  # Bob's, Cy's
 
 
 def test_profiles_stored_without_facts_get_them_at_the_next_start(tmp_path, clock):
