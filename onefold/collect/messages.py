@@ -237,6 +237,33 @@ def build_row(item: Any, msg_type: str | None, env: Envelope, new_message_id: Ca
     )
 
 
+# where build_row puts the message id and the flags of what extraction could not use
+_MESSAGE_ID_AT, _FLAGS_AT = 0, 18
+_FLAG_REASONS = {
+    "placeholder_id": "a placeholder (null, undefined, the all-zero UUID...) is not an id; send the real one or none",
+    "invalid_id": "an id is a string or a number",
+    "invalid_email": "not an e-mail address",
+    "invalid_phone": "not a valid phone number in the source's default region; send it in E.164 (+14155550100)",
+    "invalid_external_id": "each externalIds entry needs a string 'type' and an 'id'",
+    "invalid_external_ids": "context.externalIds is a list of {id, type, collection, encoding}",
+    "invalid_device": "context.device is an object ({id, advertisingId, ...})",
+}
+
+
+def row_warnings(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """What the stored events carried that identity cannot use (the event is kept whole, so nothing is lost,
+    but the value links no profile): one warning per flagged field, for the sender to fix."""
+    warnings: list[dict[str, Any]] = []
+    for row in rows:
+        if row[_FLAGS_AT] is None:
+            continue
+        for flag in orjson.loads(row[_FLAGS_AT]):
+            code, _, field = flag.partition(":")
+            reason = f"field '{field}': {_FLAG_REASONS.get(code, code)}; it was stored, but links no profile"
+            warnings.append({"messageId": row[_MESSAGE_ID_AT], "code": code, "field": field, "reason": reason})
+    return warnings
+
+
 def build_rows(
     items: list[Any], msg_type: str | None, env: Envelope, new_message_id: Callable[[], str]
 ) -> tuple[list[tuple[Any, ...]], list[Rejection]]:

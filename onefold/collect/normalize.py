@@ -305,6 +305,8 @@ class _Collector:
     def opaque(self, kind: str, raw: object, path: str, *, fold_case: bool = False) -> None:
         value = _id_text(raw)
         if value is None:
+            if raw is not None and not isinstance(raw, str):  # a list, an object, a boolean: not an id
+                self.flags.append(f"invalid_id:{path}")
             return
         if value.lower() in _PLACEHOLDER_IDS:
             self.flags.append(f"placeholder_id:{path}")
@@ -346,6 +348,8 @@ class _Collector:
 
     def external_ids(self, entries: object) -> None:
         if not isinstance(entries, list):
+            if entries is not None:
+                self.flags.append("invalid_external_ids:context.externalIds")  # Segment sends a list
             return
         for index, entry in enumerate(entries):
             path = f"context.externalIds[{index}]"
@@ -371,6 +375,8 @@ class _Collector:
 
     def device(self, device: object) -> None:
         if not isinstance(device, dict):
+            if device is not None:
+                self.flags.append("invalid_device:context.device")
             return
         self.opaque("device_id", device.get("id"), "context.device.id")
         advertising = device.get("advertisingId")

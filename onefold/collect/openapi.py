@@ -64,6 +64,19 @@ _RESULT = {
                 },
             },
         },
+        "warnings": {
+            "description": "Fields of accepted events that link no profile (an invalid e-mail, a placeholder id...)",
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "messageId": {"type": "string"},
+                    "code": {"type": "string"},
+                    "field": {"type": "string"},
+                    "reason": {"type": "string"},
+                },
+            },
+        },
     },
 }
 _RESPONSES = {

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onefold.collect.messages import Envelope, Rejection, SourceInfo, build_rows
+from onefold.collect.messages import Envelope, Rejection, SourceInfo, build_rows, row_warnings
 from onefold.collect.wire import (
     BATCH_PATHS,
     SHORT_PATHS,
@@ -88,6 +88,7 @@ class Examined:
     accepted: int
     rejections: list[Rejection]
     single: bool  # a one-event endpoint: a rejected event is answered as an error
+    warnings: list[dict[str, Any]]  # fields of accepted events that link no profile (row_warnings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +232,7 @@ class Collector:
                 "stored": result.stored,
                 "duplicates": result.duplicates,
                 "rejected": [r.to_json() for r in examined.rejections],
+                "warnings": examined.warnings,
             },
             headers=call.cors,
         )
@@ -284,7 +286,7 @@ def examine(
     rows, rejections = build_rows(items, msg_type, envelope, _new_message_id)
     quarantine = [_quarantined(r, source, endpoint, received_at) for r in rejections]
     single = endpoint in SINGLE_PATHS or SHORT_PATHS.get(endpoint) is not None
-    return Examined(prepare(rows, quarantine), len(rows), rejections, single)
+    return Examined(prepare(rows, quarantine), len(rows), rejections, single, row_warnings(rows))
 
 
 def _unpack(

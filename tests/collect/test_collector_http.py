@@ -599,3 +599,29 @@ def test_loader_gathers_a_trickle_of_commits_and_a_reader_cuts_the_wait_short(ma
     names = [e["event"] for e in running.events()]  # the admin API waits for every acknowledged event
     assert names == ["first", "e0", "e1", "e2", "e3", "e4"]
     assert _loader_transactions(running) == 2  # the five trickled commits went in as one transaction
+
+
+def test_fields_that_link_no_profile_are_stored_and_answered_with_warnings(server, source):
+    batch: list[dict[str, Any]] = [
+        {"type": "identify", "userId": "u1", "messageId": "m-ok", "traits": {"email": "ann@example.com"}},
+        {"type": "identify", "userId": "u1", "messageId": "m-email", "traits": {"email": "not an address"}},
+        {"type": "track", "userId": "u1", "event": "E", "messageId": "m-ext", "context": {"externalIds": {"id": "1"}}},
+        {"type": "track", "userId": "u1", "event": "E", "messageId": "m-dev", "context": {"device": "ipad"}},
+        {"type": "track", "userId": "u1", "event": "E", "messageId": "m-id", "context": {"device": {"id": [1, 2]}}},
+        {"type": "track", "userId": "u1", "anonymousId": "undefined", "event": "E", "messageId": "m-placeholder"},
+    ]
+    answer = post(server, "/v1/batch", {"batch": batch}, key=source["write_key"])
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["accepted"] == 6
+    assert body["rejected"] == []
+    assert [(w["messageId"], w["code"], w["field"]) for w in body["warnings"]] == [
+        ("m-email", "invalid_email", "traits.email"),
+        ("m-ext", "invalid_external_ids", "context.externalIds"),
+        ("m-dev", "invalid_device", "context.device"),
+        ("m-id", "invalid_id", "context.device.id"),
+        ("m-placeholder", "placeholder_id", "anonymousId"),
+    ]
+    assert all("links no profile" in w["reason"] for w in body["warnings"])
+    stored = {e["message_id"] for e in server.events()}
+    assert {m["messageId"] for m in batch} <= stored  # warned, and kept whole
