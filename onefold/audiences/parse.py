@@ -331,7 +331,11 @@ def _scalar(value: Any, path: str) -> Any:
 
 def _date(value: Any, path: str) -> datetime:
     if not isinstance(value, str) or not _DATE.match(value):
-        raise fail(path, "expects an ISO-8601 date or time such as 2026-01-31 or 2026-01-31T12:00:00Z")
+        raise fail(
+            path,
+            "expects an ISO-8601 date or time such as 2026-01-31 or 2026-01-31T12:00:00Z",
+            allowed="YYYY-MM-DD, optionally with Thh:mm[:ss[.ffffff]] and Z or an offset",
+        )
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
@@ -351,13 +355,13 @@ def _path(value: Any, path: str) -> Path:
 
 def _name(value: Any, path: str) -> str:
     if not isinstance(value, str) or not _NAME.match(value):
-        raise fail(path, "expects a name of 1 to 200 printable characters")
+        raise fail(path, "expects a name of 1 to 200 printable characters", allowed="1 to 200 printable characters")
     return value
 
 
 def _int(value: Any, path: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise fail(path, f"expects a whole number from {low} to {high}")
+        raise fail(path, f"expects a whole number from {low} to {high}", allowed={"minimum": low, "maximum": high})
     return value
 
 

@@ -177,13 +177,12 @@ class PrivacyTables:
             decode_event_json(event)
         keys = store.dicts("SELECT type, value, first_seq FROM identity_keys WHERE profile_id = ?", [profile_id])
         named = {(k["type"], k["value"]) for k in keys}
-        operations = [
-            op
-            for op in store.dicts("SELECT * FROM identity_operations ORDER BY id", [])
-            if _mentions([orjson.loads(op["args"]), orjson.loads(op["result"])], named, profile_id)
-        ]
-        for op in operations:
+        operations = []
+        for op in store.dicts("SELECT * FROM identity_operations ORDER BY id", []):
             op["args"], op["result"] = orjson.loads(op["args"]), orjson.loads(op["result"])
+            recorded = [op["args"], op["result"]]
+            if _redact(recorded, named, "\0", profile_id) != recorded:  # it names the profile or its identifiers
+                operations.append(op)
         quarantined = store.dicts(
             "SELECT * FROM quarantine q WHERE EXISTS (SELECT 1 FROM unnest(?::VARCHAR[]) AS v(value)"
             " WHERE contains(q.payload, v.value)) ORDER BY id",
@@ -258,28 +257,18 @@ def _redactions(
     return found
 
 
-def _mentions(value: Any, keys: set[Key], profile_id: str) -> bool:
-    """Whether JSON ``value`` names the profile or one of its identifiers (as [type, value] or "type:value")."""
-    if isinstance(value, list):
-        if len(value) == 2 and all(isinstance(v, str) for v in value) and (value[0], value[1]) in keys:
-            return True
-        return any(_mentions(v, keys, profile_id) for v in value)
-    if isinstance(value, dict):
-        return any(_mentions(v, keys, profile_id) for v in value.values())
-    if isinstance(value, str):
-        kind, _, raw = value.partition(":")
-        return value == profile_id or (kind, raw) in keys
-    return False
-
-
-def _redact(value: Any, keys: set[Key], mark: str) -> Any:
+def _redact(value: Any, keys: set[Key], mark: str, profile_id: str | None = None) -> Any:
+    """JSON ``value`` with each of ``keys`` ([type, value], or "type:value") and ``profile_id`` replaced by
+    ``mark``."""
     if isinstance(value, list):
         if len(value) == 2 and all(isinstance(v, str) for v in value) and (value[0], value[1]) in keys:
             return [value[0], mark]
-        return [_redact(v, keys, mark) for v in value]
+        return [_redact(v, keys, mark, profile_id) for v in value]
     if isinstance(value, dict):
-        return {k: _redact(v, keys, mark) for k, v in value.items()}
+        return {k: _redact(v, keys, mark, profile_id) for k, v in value.items()}
     if isinstance(value, str):
+        if value == profile_id:
+            return mark
         kind, sep, raw = value.partition(":")
         if sep and (kind, raw) in keys:
             return f"{kind}:{mark}"

@@ -307,6 +307,15 @@ def test_new_events_and_merges_change_membership_at_once_with_history(shop, cloc
         assert [(c["audience"], c["change"]) for c in feed] == [("twice_viewed", "entered")]
 
 
+def emptied_by_time(server: RunningServer, admin: httpx.Client, name: str, seconds: float = 20) -> bool:
+    """Wake the audience processor after the clock moved, and wait for its scheduled round to empty ``name``."""
+    server.runtime.audiences.notify()
+    deadline = datetime.now(UTC) + timedelta(seconds=seconds)
+    while members(admin, name) and datetime.now(UTC) < deadline:
+        threading.Event().wait(0.2)
+    return members(admin, name) == set()
+
+
 def test_time_window_expires_without_a_new_event(shop, clock):
     server, _ = shop
     with server.admin() as admin:
@@ -314,11 +323,7 @@ def test_time_window_expires_without_a_new_event(shop, clock):
         ann, bob = profile_of(admin, "ann"), profile_of(admin, "bob")
         assert members(admin, "recent_buyers") == {ann, bob}
         clock.advance(timedelta(days=3))  # the orders are now 13 days old
-        server.runtime.audiences.notify()
-        deadline = datetime.now(UTC) + timedelta(seconds=20)
-        while members(admin, "recent_buyers") and datetime.now(UTC) < deadline:
-            threading.Event().wait(0.2)
-        assert members(admin, "recent_buyers") == set()
+        assert emptied_by_time(server, admin, "recent_buyers")
         exits = admin.get("/api/audiences/recent_buyers/history").json()["data"]
         assert sorted((c["profile_id"], c["change"]) for c in exits if c["change"] == "exited") == sorted(
             [(ann, "exited"), (bob, "exited")]
@@ -339,11 +344,7 @@ def test_a_date_an_event_carries_leaves_its_window_without_a_new_event(shop, clo
         assert members(admin, "departed_lately") == {ann}
         assert admin.get(f"/api/profiles/{ann}").json()["computed_traits"]["trips_lately"] == 1
         clock.advance(timedelta(hours=5))  # the departure is now 25 hours ago
-        server.runtime.audiences.notify()
-        deadline = datetime.now(UTC) + timedelta(seconds=20)
-        while members(admin, "departed_lately") and datetime.now(UTC) < deadline:
-            threading.Event().wait(0.2)
-        assert members(admin, "departed_lately") == set()
+        assert emptied_by_time(server, admin, "departed_lately")
         assert admin.get(f"/api/profiles/{ann}").json()["computed_traits"]["trips_lately"] == 0
 
 

@@ -57,6 +57,25 @@ def test_unknown_key_lists_what_is_allowed() -> None:
     assert "within_days" in caught.value.details["allowed"]
 
 
+@pytest.mark.parametrize(
+    ("definition", "allowed"),
+    [
+        ({"event": "X", "within_days": 0}, {"minimum": 1, "maximum": 3650}),
+        ({"sequence": {"first": {"event": "A"}, "then": {"event": "B"}, "within_minutes": 0}}, {"minimum": 1}),
+        ({"event": "X", "between": ["soon", "2026-02-01"]}, "YYYY-MM-DD"),
+        ({"event": ""}, "1 to 200 printable characters"),
+    ],
+)
+def test_ranges_dates_and_names_say_what_is_allowed(definition: Any, allowed: Any) -> None:
+    with pytest.raises(DefinitionError) as caught:
+        parse_condition(definition)
+    given = caught.value.details["allowed"]
+    if isinstance(allowed, dict):
+        assert allowed.items() <= given.items()
+    else:
+        assert allowed in given
+
+
 def test_depth_and_size_are_bounded() -> None:
     deep: dict[str, Any] = {"event": "X"}
     for _ in range(20):
