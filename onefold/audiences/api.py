@@ -15,18 +15,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from onefold.audiences.json_schema import audience_schema, computed_trait_schema
 from onefold.audiences.service import AudienceService
-from onefold.errors import Conflict
-from onefold.profiles.view import BUILT_IN_TRAITS
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
 EXPORT_CHUNK = 5_000
-
-
-RESERVED_NAMES = frozenset({"schema", "preview", "changes"})  # paths under /api/audiences/ and /api/computed-traits/
 
 
 class DefinitionIn(BaseModel):
@@ -34,18 +29,6 @@ class DefinitionIn(BaseModel):
     description: str = Field(default="", max_length=2000)
     # any JSON: the parser refuses what is not a definition, naming the node ("$": expects a JSON object)
     definition: Any = Field(description="See GET /api/audiences/schema")
-
-    @field_validator("name")
-    @classmethod
-    def _addressable(cls, name: str) -> str:
-        """A name is part of the item's URL: it may not hold a slash or be one of the API's own paths."""
-        if "/" in name:
-            raise ValueError(f"a name may not contain '/' (it is part of the URL); got {name!r}")
-        if name in (".", ".."):
-            raise ValueError(f"{name!r} cannot be part of a URL path; choose another name")
-        if name in RESERVED_NAMES:
-            raise ValueError(f"{name!r} is one of the API's own paths; choose another name")
-        return name
 
 
 class DefinitionUpdate(BaseModel):
@@ -158,13 +141,8 @@ def _definition_routes(router: APIRouter, service: AudienceService, kind: str, p
 
     @router.post(path, status_code=201, name=f"create {kind}")
     def create(body: DefinitionIn) -> dict[str, Any]:
-        """Save a definition and evaluate it over every profile before answering."""
-        if kind == "computed_trait" and body.name in BUILT_IN_TRAITS:
-            raise Conflict(
-                f"'{body.name}' is a built-in computed trait of every profile; choose another name",
-                field="name",
-                built_in=sorted(BUILT_IN_TRAITS),
-            )
+        """Save a definition and evaluate it over every profile before answering (the name is checked by the
+        service: the console's forms create through it too)."""
         return _out(service.create(kind, body.name, body.description, body.definition))
 
     @router.get(path, name=f"list {kind}s")

@@ -22,10 +22,13 @@ from onefold.audiences.parse import fail, parse_computed_trait, parse_condition,
 from onefold.audiences.reference import Event, Profile
 from onefold.audiences.saved_values import SavedValues
 from onefold.background import end_step, untimed
-from onefold.errors import Conflict, NotFound
+from onefold.errors import CollectError, Conflict, NotFound
 from onefold.ids import random_uuid
+from onefold.profiles.view import BUILT_IN_TRAITS
 from onefold.store import DuckDBStore
 from onefold.store.audience_tables import SCOPE, AudienceTables
+
+RESERVED_NAMES = frozenset({"schema", "preview", "changes", "new", ".", ".."})  # paths under the API and console
 
 FULL = Relations()
 _JSON_TYPE = {"duckdb": "JSON", "postgres": "jsonb", "spark": "VARIANT"}
@@ -101,6 +104,7 @@ class AudienceService:
 
     # --- definitions --------------------------------------------------------------------------------------
     def create(self, kind: str, name: str, description: str, definition: Any) -> dict[str, Any]:
+        _check_name(kind, name)
         self._check(kind, name, definition)
         item_id = random_uuid()
         self.tables.create(kind, item_id, name, description, definition, self._clock())
@@ -346,6 +350,26 @@ class AudienceService:
                 self._cache.clear()
             text = self._cache[cache_key] = to_sql(build(SENTINEL), dialect, pretty=pretty)
         return text.replace(SENTINEL_SQL, sql_time(now))
+
+
+def _check_name(kind: str, name: str) -> None:
+    """A name is part of the item's URLs (API and console) and, for a computed trait, of every profile's traits."""
+    if not name or len(name) > 200 or not name.isprintable():
+        raise CollectError("a name has 1 to 200 printable characters", field="name")
+    if any(c in name for c in "/?#%"):
+        raise CollectError(
+            f"a name may not contain '/', '?', '#' or '%' (it is part of URLs); got {name!r}", field="name"
+        )
+    if name in RESERVED_NAMES:
+        raise CollectError(
+            f"{name!r} is one of the API's or the console's own paths; choose another name", field="name"
+        )
+    if kind == "computed_trait" and name in BUILT_IN_TRAITS:
+        raise Conflict(
+            f"'{name}' is a built-in computed trait of every profile; choose another name",
+            field="name",
+            built_in=sorted(BUILT_IN_TRAITS),
+        )
 
 
 def _changes_with_time(row: dict[str, Any], catalog: Catalog) -> bool:

@@ -66,6 +66,10 @@ def line_chart(
         points = " ".join(point(i, v) for i, v in enumerate(s.values))
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}">')
         parts.append(f"<title>{escape(s.label)}: {_short(sum(s.values))} in all</title></polyline>")
+        if len(s.values) == 1:  # a line of one point draws nothing: a dot shows the first day's value
+            cx, cy = point(0, s.values[0]).split(",")
+            parts.append(f'<circle cx="{cx}" cy="{cy}" r="4" fill="{colour}"><title>{escape(s.label)}: ')
+            parts.append(f"{_short(s.values[0])}</title></circle>")
     parts.append("</svg>")
     legend = "".join(
         f'<span><i style="background:{PALETTE[i % len(PALETTE)]}"></i>{escape(s.label)}</span>'

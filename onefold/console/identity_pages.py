@@ -85,6 +85,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
             largest=activity.largest_profiles(limit=SHOWN),
             hubs=hubs,
             pending=[_masked_pair(p, clear) for p in pending],
+            pending_total=matching.tables.count_pairs("pending"),
             blocked_values=values,
             blocked_patterns=patterns,
             rules=rules_summary(identity.graph.rules),

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
+from urllib.parse import urlencode
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from onefold.console.mask import mask_identifier, mask_trait
 from onefold.console.web import guarded, redirect, render
-from onefold.errors import Conflict, NotFound
+from onefold.errors import CollectError, Conflict, NotFound
 from onefold.governance.roles import IDENTITY_WRITE, PII, PROFILES
 from onefold.governance.users import Session
 from onefold.identity.api import Operation, operation_args
@@ -41,7 +43,9 @@ class Masker:
 
 def search_results(reader: ProfileReader, masker: Masker, query: str, after: str) -> tuple[list[dict[str, Any]], str]:
     tables = reader.profiles
-    ids = tables.search(query, limit=PAGE_SIZE + 1, after=after)
+    # without the grant, search reads ids only: matching e-mails, phones or names by prefix would let a user
+    # spell out, letter by letter, a value the pages mask
+    ids = tables.search(query, limit=PAGE_SIZE + 1, after=after, personal=masker.clear)
     summaries = tables.summaries(ids[:PAGE_SIZE])
     results = []
     for profile_id in ids[:PAGE_SIZE]:
@@ -164,9 +168,17 @@ def routes(runtime: Runtime, reader: ProfileReader) -> list[BaseRoute]:
     def search(request: Request, session: Session) -> Response:
         query = request.query_params.get("q", "").strip()
         after = request.query_params.get("after", "")
-        results, next_after = search_results(reader, Masker(session), query, after) if query else ([], "")
+        masker = Masker(session)
+        results, next_after = search_results(reader, masker, query, after) if query else ([], "")
         return render(
-            request, session, "profiles.html", title="Profiles", q=query, results=results, next_after=next_after
+            request,
+            session,
+            "profiles.html",
+            title="Profiles",
+            q=query,
+            results=results,
+            next_after=next_after,
+            personal=masker.clear,
         )
 
     @guarded(gate, PROFILES)
@@ -183,10 +195,27 @@ def routes(runtime: Runtime, reader: ProfileReader) -> list[BaseRoute]:
         audiences, saved_traits = reader.memberships(profile_id)
         names = [n for n in request.query_params.getlist("event") if n]
         from_sources = [s for s in request.query_params.getlist("source") if s]
+        before = request.query_params.get("before", "")
+        rows = reader.profiles.timeline(
+            profile_id,
+            limit=TIMELINE_SIZE + 1,
+            before_seq=int(before) if before.isdigit() else None,
+            names=names,
+            sources=from_sources,
+        )
         timeline = [
             {**e, "properties": {k: masker.trait(k, v) for k, v in e["properties"].items()}}
-            for e in reader.profiles.timeline(profile_id, limit=TIMELINE_SIZE, names=names, sources=from_sources)
+            for e in rows[:TIMELINE_SIZE]
         ]
+        older = (
+            urlencode(
+                [("event", n) for n in names]
+                + [("source", s) for s in from_sources]
+                + [("before", timeline[-1]["seq"])]
+            )
+            if len(rows) > TIMELINE_SIZE
+            else ""
+        )
         event_names = reader.profiles.event_names(profile_id)
         identities = identity_rows(runtime, masker, profile_id)
         picks = (request.query_params.get("why_a", ""), request.query_params.get("why_b", ""))
@@ -207,8 +236,9 @@ def routes(runtime: Runtime, reader: ProfileReader) -> list[BaseRoute]:
             consent=consent_history(state),
             subscription_changes=subscription_history(state),
             audiences=audiences,
-            saved_traits=saved_traits,
+            saved_traits={name: masker.trait(name, value) for name, value in saved_traits.items()},
             timeline=timeline,
+            older=older,
             event_names=event_names,
             selected_events=names,
             selected_sources=from_sources,
@@ -221,10 +251,16 @@ def routes(runtime: Runtime, reader: ProfileReader) -> list[BaseRoute]:
     def operate(request: Request, session: Session) -> Response:
         """Exclude an identifier (split it off) or a link between two identifiers, from the 360 view."""
         profile_id = request.path_params["profile_id"]
+        if reader.profiles.state(profile_id) is None:
+            raise NotFound(f"there is no profile {profile_id}; it may have been merged: open it again from search")
         form: dict[str, str] = request.state.form
-        body = Operation.model_validate(
-            {k: form.get(k) or None for k in ("kind", "identifier", "a", "b")} | {"kind": form.get("kind")}
-        )
+        try:
+            body = Operation.model_validate({k: form.get(k) or None for k in ("kind", "identifier", "a", "b")})
+        except ValidationError as invalid:
+            kinds = ", ".join(get_args(Operation.model_fields["kind"].annotation))
+            raise CollectError(
+                f"not an identity operation ({invalid.error_count()} problems): 'kind' is one of {kinds}"
+            ) from None
         args = operation_args(body)
         result = runtime.identity.operate(body.kind, args, actor=session.user.email)
         if result["refused"]:

@@ -262,6 +262,10 @@ class MatchTables:
         rows = self._store.dicts(f"SELECT {_PAIR_COLUMNS} FROM match_pairs WHERE id = ?", [pair_id])
         return _pair_out(rows[0]) if rows else None
 
+    def count_pairs(self, status: str) -> int:
+        row = first_row(self._store.cursor().execute("SELECT count(*) FROM match_pairs WHERE status = ?", [status]))
+        return int(row[0]) if row else 0
+
     def pairs(
         self, *, status: str | None, limit: int, after: int = 0, run_id: int | None = None
     ) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from onefold.store.duckdb_store import DuckDBStore
 from onefold.store.results import first_row
+from onefold.store.schema import AUDIENCE_EVENT_NAME
 
 # The columns the profile fold reads. Properties only for the events whose properties it uses, and context
 # traits only for calls other than identify (identify traits are already in `traits`), to keep the scan small.
@@ -90,8 +91,9 @@ class ProfileTables:
         names: Iterable[str] = (),
         sources: Iterable[str] = (),
     ) -> list[dict[str, Any]]:
-        """The profile's events, newest first, paged by sequence number; ``names`` filters by event name and
-        ``sources`` by source id.
+        """The profile's events, latest received first (the log's order; each carries its event time), paged by
+        sequence number; ``names`` filters by event name (a track call's event, a page's or screen's name, or
+        "Page Viewed" / "Screen Viewed" as audiences call them) and ``sources`` by source id.
 
         Two indexed steps (the profile's sequence numbers, then those events) rather than one join, which
         DuckDB answers by scanning both tables."""
@@ -109,13 +111,15 @@ class ProfileTables:
         ]
         if not seqs:
             return []
-        names_filter = f" AND coalesce(event, name) IN ({', '.join('?' for _ in wanted)})" if wanted else ""
+        listed = ", ".join("?" for _ in wanted)
+        names_filter = f" AND (coalesce(e.event, e.name) IN ({listed}) OR {AUDIENCE_EVENT_NAME} IN ({listed}))"
+        names_filter = names_filter if wanted else ""
         sources_filter = f" AND source_id IN ({', '.join('?' for _ in from_sources)})" if from_sources else ""
         rows = self._store.dicts(
             "SELECT seq, message_id, source_id, type, event, name, timestamp, properties, traits, channel, revenue,"
-            f" currency, order_id FROM events WHERE seq = ANY(?::BIGINT[]){names_filter}{sources_filter}"
+            f" currency, order_id FROM events e WHERE seq = ANY(?::BIGINT[]){names_filter}{sources_filter}"
             " ORDER BY seq DESC LIMIT ?",
-            [seqs, *wanted, *from_sources, limit],
+            [seqs, *wanted, *wanted, *from_sources, limit],
         )
         for row in rows:
             for column in ("properties", "traits"):
@@ -183,19 +187,28 @@ class ProfileTables:
                 out[key["profile_id"]]["identifiers"].append((key["type"], key["value"]))
         return out
 
-    def search(self, text: str, *, limit: int, after: str = "") -> list[str]:
+    def search(self, text: str, *, limit: int, after: str = "", personal: bool = True) -> list[str]:
         """Profiles with an identifier or a trait value (nested ones too: an address's city) starting with ``text``
-        (case-insensitive), by id."""
+        (case-insensitive), by id. Not ``personal``: identifiers other than e-mails and phones only."""
         escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        if personal:
+            hits = (
+                "SELECT profile_id FROM identity_keys WHERE lower(value) LIKE ? ESCAPE '\\'"
+                " UNION SELECT profile_id FROM profiles WHERE len(list_filter("
+                "  json_extract_string(facts, '$.traits..*'), lambda v: lower(v) LIKE ? ESCAPE '\\')) > 0"
+            )
+            params: list[Any] = [escaped, escaped]
+        else:
+            hits = (
+                "SELECT profile_id FROM identity_keys WHERE lower(value) LIKE ? ESCAPE '\\'"
+                " AND type NOT IN ('email', 'phone')"
+            )
+            params = [escaped]
         rows = (
             self._store.cursor()
             .execute(
-                "WITH hits AS ("
-                " SELECT profile_id FROM identity_keys WHERE lower(value) LIKE ? ESCAPE '\\'"
-                " UNION SELECT profile_id FROM profiles WHERE len(list_filter("
-                "  json_extract_string(facts, '$.traits..*'), lambda v: lower(v) LIKE ? ESCAPE '\\')) > 0)"
-                " SELECT profile_id FROM hits WHERE profile_id > ? ORDER BY profile_id LIMIT ?",
-                [escaped, escaped, after, limit],
+                f"WITH hits AS ({hits}) SELECT profile_id FROM hits WHERE profile_id > ? ORDER BY profile_id LIMIT ?",
+                [*params, after, limit],
             )
             .fetchall()
         )

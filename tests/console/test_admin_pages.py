@@ -134,6 +134,10 @@ def test_the_identity_page_reviews_probabilistic_pairs_side_by_side(make_server:
     assert "Faraday" in page
     assert f"/console/identity/reviews/{pair['id']}/accept" in page
     assert "Rules in force" in page
+    waiting = len(reviews(server, "pending"))
+    card = page.split("Waiting for review")[1].split("</div>")[0]
+    assert f">{waiting:,}<" in card  # every pending pair, not the ones shown
+    assert "{'" not in page  # an address reads as JSON, not as a Python dict
     assert admin.form(f"/console/identity/reviews/{pair['id']}/nonsense", {}).status_code == 404
     accepted = admin.form(f"/console/identity/reviews/{pair['id']}/accept", {})
     assert accepted.status_code == 303

@@ -226,8 +226,18 @@ def test_a_channel_subscription_is_built_without_json(demo: tuple[RunningServer,
 
 
 def test_editing_keeps_every_demo_definition_as_it_was(demo: tuple[RunningServer, str], page: Page) -> None:
-    """The builder reads a saved definition into its tree and writes it back unchanged."""
+    """The builder reads a saved definition into its tree and writes it back unchanged, value types included."""
     server, password = demo
+    tricky = {
+        "or": [
+            {"trait": "address.postal_code", "op": "equals", "value": "78245"},
+            {"trait": "tier", "op": "in", "value": ["lead, hot", "008", "true", True, 8, ' "q" ']},
+            {"trait": "flag", "op": "not_equals", "value": "false"},
+        ]
+    }
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
+        created = admin.post("/api/audiences", json={"name": "typed_values", "definition": tricky})
+    assert created.status_code == 201, created.text
     sign_in(page, server.url, DEMO_ADMIN_EMAIL, password)
     saved = server.runtime.audiences.service.tables.all("audience")
     assert len(saved) >= 4
@@ -258,7 +268,7 @@ def test_the_overview_updates_without_a_reload(demo: tuple[RunningServer, str], 
 
 def test_roles_in_the_browser(demo: tuple[RunningServer, str], browser: Browser, shots: Path) -> None:
     server, password = demo
-    _, email = a_customer(server)
+    customer, email = a_customer(server)
     add_user(server, "vic@example.com", "viewer")
     add_user(server, "ana@example.com", "analyst")
     context = browser.new_context(viewport={"width": 1280, "height": 860})
@@ -275,10 +285,14 @@ def test_roles_in_the_browser(demo: tuple[RunningServer, str], browser: Browser,
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     analyst = context.new_page()
     sign_in(analyst, server.url, "ana@example.com", PASSWORD)
-    analyst.goto(server.url + "/console/profiles?q=" + email[:6])
+    ids = server.runtime.identity.tables.profile_keys(customer)
+    an_id = next(k["value"] for k in ids if k["type"] not in ("email", "phone"))
+    analyst.goto(server.url + "/console/profiles?q=" + an_id)
     masked = email[0] + "***@" + email.split("@")[1]
     expect(analyst.locator("main")).to_contain_text(masked)
     expect(analyst.locator("main")).not_to_contain_text(email)
+    analyst.goto(server.url + "/console/profiles?q=" + email[:6])  # a masked value is not searched
+    expect(analyst.locator("main")).to_contain_text("No profile has an id starting with")
     context.close()
 
     context = browser.new_context(viewport={"width": 1280, "height": 860})

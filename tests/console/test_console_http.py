@@ -147,6 +147,11 @@ def test_an_analyst_without_the_grant_sees_masked_personal_data(loaded: RunningS
     clear = granted.get(f"/console/profiles/{ann}").text
     assert "ann.lee@example.com" in clear
     assert "+14155550101" in clear
+    # search cannot spell out what the pages mask: without the grant it reads ids, never e-mails or phones
+    assert "/console/profiles/" + ann in granted.get("/console/profiles", q="+1415").text
+    for probe in ("+1415", "ann.l"):
+        assert "/console/profiles/" + ann not in analyst.get("/console/profiles", q=probe).text
+    assert "/console/profiles/" + ann in analyst.get("/console/profiles", q="ann-lap").text
 
 
 def test_the_360_view_shows_identities_traits_and_timeline(loaded: RunningServer) -> None:
@@ -168,6 +173,21 @@ def test_the_360_view_shows_identities_traits_and_timeline(loaded: RunningServer
     assert rows.count("<tr>") == 1
     assert "Cart Viewed" in rows
     assert f'name="source" value="{shop["id"]}" checked' in by_source
+    # the filter offers pages as "Page Viewed" (as audiences name them), and finds them by that name
+    assert 'name="event" value="Page Viewed"' in page
+    pages = admin.get(f"/console/profiles/{profile_id(loaded, 'ann')}", event="Page Viewed").text
+    assert ">Home<" in pages.split('id="timeline"')[1]
+    # past a page of 50, older events are a link away, with the filter kept
+    send(loaded, shop["write_key"], [{"type": "track", "userId": "ann", "event": f"Step {i}"} for i in range(55)])
+    settle(loaded)
+    first = admin.get(f"/console/profiles/{profile_id(loaded, 'ann')}").text
+    link = first.split('id="timeline"')[1].split("Older events")[0].rsplit('href="?', 1)[1].split('"')[0]
+    query = dict(part.split("=") for part in link.split("#")[0].replace("&amp;", "&").split("&"))
+    older = admin.get(f"/console/profiles/{profile_id(loaded, 'ann')}", **query).text
+    older_rows = older.split('id="timeline"')[1].split("<tbody>")[1].split("</tbody>")[0]
+    assert "Step 4<" in older_rows
+    assert "Step 54<" not in older_rows
+    assert ">Home<" in older_rows
 
 
 def test_the_360_view_explains_why_two_identifiers_are_one_profile(loaded: RunningServer) -> None:
@@ -209,6 +229,13 @@ def test_an_admin_splits_an_identifier_off_from_the_360_view(loaded: RunningServ
     assert "identity.exclude_identifier" in actions
     operations = tables.operations()
     assert operations[-1]["actor"] == "admin@example.com"
+    unknown = admin.form(f"/console/profiles/{ann}/identity", {"kind": "explode", "identifier": "user_id:ann"})
+    assert unknown.status_code == 400
+    assert "exclude_identifier" in unknown.text  # what is allowed
+    assert admin.form(f"/console/profiles/{ann}/identity", {}).status_code == 400
+    nobody = admin.form("/console/profiles/prof_9/identity", {"kind": "exclude_identifier", "identifier": "user_id:x"})
+    assert nobody.status_code == 404
+    assert len(tables.operations()) == len(operations)  # nothing ran
 
     marketer = sign_in_as(loaded, "marketer")
     refused = marketer.form(f"/console/profiles/{ann}/identity", {"kind": "exclude_identifier", "identifier": "x:y"})
@@ -239,6 +266,8 @@ def test_audience_pages_show_size_history_and_members(loaded: RunningServer) -> 
     detail = marketer.get("/console/audiences/pro_plan").text
     assert "ann.lee@example.com" in detail
     assert "entered" in detail
+    assert "<circle" in detail  # one day of membership is a dot, not an empty frame
+    assert f">{profile_id(loaded, 'ann')}</a>" in detail  # the whole profile id
     for dialect in ("postgres", "spark", "duckdb"):  # the audience as SQL, as the API gives it
         answer = marketer.get("/api/audiences/pro_plan/sql", dialect=dialect).json()
         assert str(escape(answer["sql"])) in detail
@@ -322,6 +351,10 @@ def test_a_marketer_creates_a_computed_trait_from_the_audiences_page(loaded: Run
     bad = marketer.form("/console/computed-traits", {"name": "x", "kind": "count", "event": "E", "within_days": "-3"})
     assert bad.status_code == 400
     assert "$.within_days" in bad.text
+    for name, status in (("orders_count", 409), ("", 400), ("bad/name", 400)):  # as the API refuses them
+        refused = marketer.form("/console/computed-traits", {"name": name, "kind": "count", "event": "E"})
+        assert refused.status_code == status, (name, refused.status_code)
+    assert [t["name"] for t in loaded.runtime.audiences.service.tables.all("computed_trait")] == ["spend_30d"]
     viewer = sign_in_as(loaded, "viewer")
     assert "New computed trait" not in viewer.get("/console/audiences").text
     assert viewer.form("/console/computed-traits", {"name": "y", "kind": "count", "event": "E"}).status_code == 403

@@ -33,3 +33,22 @@ def test_traits_are_masked_by_name_and_nested_objects_key_by_key() -> None:
     }
     assert mask_trait("birthday", None) is None
     assert mask_trait("birth_year", 1980) == "***"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "shown"),
+    [
+        ("work_contact", "harper@work.example", "h***@work.example"),
+        ("friend", " Jane.Friend@example.org ", "J***@example.org"),
+        ("recipient", "+14155550123", "**********23"),
+        ("backup", "(415) 555-0123", "************23"),
+        ("contacts", ["ann@example.com", "plan"], ["a***@example.com", "plan"]),
+        ("order_id", "100234567", "100234567"),  # a bare digit string is an id, not a phone
+        ("sku", "A-12", "A-12"),
+        ("email_subscription_status", "subscribed", "subscribed"),  # a status, though named after e-mail
+    ],
+)
+def test_values_shaped_like_contacts_are_masked_whatever_the_field_is_called(
+    name: str, value: object, shown: object
+) -> None:
+    assert mask_trait(name, value) == shown

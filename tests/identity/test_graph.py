@@ -281,10 +281,12 @@ def test_invariants_hold_for_any_event_stream(events):
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.one_of(st.text(), st.from_regex(r"\+?[0-9a-f-]{1,40}", fullmatch=True)))
+@given(st.one_of(st.text(), st.from_regex(r"\+?[0-9a-f-]{1,40}", fullmatch=True), st.from_regex(r"['\"]+\w*['\"]*")))
 def test_the_blocked_value_shortcut_agrees_with_the_patterns(value):
     plain = value.strip().lower()
-    expected = plain in DEFAULT_RULES.blocked_values or any(p.match(plain) for p in DEFAULT_RULES.blocked_patterns)
+    quoted = plain[:1] in "\"'" and plain.strip("\"'") in DEFAULT_RULES.blocked_values  # "null", 'guest', '"'
+    listed = plain in DEFAULT_RULES.blocked_values or quoted
+    expected = listed or any(p.match(plain) for p in DEFAULT_RULES.blocked_patterns)
     assert DEFAULT_RULES.is_blocked(("anonymous_id", value)) == expected
 
 

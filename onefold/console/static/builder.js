@@ -16,16 +16,42 @@
   let root = { group: "and", negate: false, children: [] };
 
   // --- definition <-> tree ---------------------------------------------------------------------------------
+  // A value is typed as text: numbers and true/false read as such, and text in double quotes (JSON) stays
+  // text, so "78245" or "true" or "lead, hot" round-trip as the strings they are.
+  function parseScalar(text) {
+    const t = text.trim();
+    if (t.length >= 2 && t.startsWith('"') && t.endsWith('"')) {
+      try { return JSON.parse(t); } catch (error) { return text; }
+    }
+    if (t !== "" && !isNaN(Number(t))) return Number(t);
+    if (t === "true" || t === "false") return t === "true";
+    return text;
+  }
+  function splitList(text) {  // on commas outside double quotes
+    const parts = [];
+    let current = "", quoted = false, escaped = false;
+    for (const ch of text) {
+      if (ch === "," && !quoted) { parts.push(current); current = ""; continue; }
+      if (ch === '"' && !escaped) quoted = !quoted;
+      escaped = ch === "\\" && !escaped;
+      current += ch;
+    }
+    parts.push(current);
+    return parts;
+  }
   function parseValue(text, op) {
     if (op === "exists") return undefined;
-    if (op === "in" || op === "between") return text.split(",").map((part) => parseValue(part.trim(), "equals"));
-    if (text.trim() !== "" && !isNaN(Number(text))) return Number(text);
-    if (text === "true" || text === "false") return text === "true";
-    return text;
+    if (op === "in" || op === "between") return splitList(text).map((part) => parseScalar(part.trim()));
+    return parseScalar(text);
+  }
+  function showScalar(value, inList) {
+    if (typeof value !== "string") return String(value);
+    const plain = parseScalar(inList ? value.trim() : value) === value && !value.startsWith('"');
+    return plain && !(inList && (value.includes(",") || value !== value.trim())) ? value : JSON.stringify(value);
   }
   function showValue(value) {
     if (value === undefined || value === null) return "";
-    return Array.isArray(value) ? value.join(", ") : String(value);
+    return Array.isArray(value) ? value.map((v) => showScalar(v, true)).join(", ") : showScalar(value, false);
   }
   function compare(node, key) {
     const out = { [key]: node.name, op: node.op };
