@@ -136,8 +136,14 @@ def test_an_admin_splits_an_identity_in_the_360_view(demo: tuple[RunningServer, 
     last = rows.nth(before - 1)
     identifier = last.locator("input[name=identifier]").get_attribute("value")
     assert identifier is not None
+    page.once("dialog", lambda dialog: dialog.dismiss())  # asked first: cancelled, nothing happens
+    last.get_by_role("button", name="Split off").click()
+    assert page.locator("section[aria-labelledby=identities] tbody tr").count() == before
+    assert len(server.runtime.identity.tables.operations()) == 0
+    page.once("dialog", lambda dialog: dialog.accept())
     last.get_by_role("button", name="Split off").click()
     expect(page.get_by_role("status")).to_contain_text("Done: exclude identifier")
+    assert len(server.runtime.identity.tables.operations()) == 1  # the cancelled click never reached the server
     kind, value = identifier.split(":", 1)
     held = {(k["type"], k["value"]) for k in server.runtime.identity.tables.profile_keys(profile_id)}
     assert (kind, value) not in held
