@@ -67,8 +67,10 @@ class PrivacyTables:
         receipt: dict[str, Any],
         audit: tuple[str, str, str],
     ) -> dict[str, int]:
-        """Delete the profile's events, identifiers, evidence, state and quarantined payloads; store the receipt
-        (counts filled in) and an audit entry in the same transaction. Returns the counts."""
+        """Delete the profile's events, identifiers, evidence, state and quarantined payloads; redact its
+        identifiers where records stay (operator operations, the console's audit entries of them); record its
+        exits from audiences; store the receipt (counts filled in) and an audit entry, all in one transaction.
+        Returns the counts."""
         seqs = cur.execute("SELECT seq FROM event_profiles WHERE profile_id = ?", [profile_id]).fetchall()
         cur.register("_erase_seqs", pa.Table.from_arrays([pa.array([s[0] for s in seqs], pa.int64())], ["seq"]))
         key_columns = [pa.array([k[0] for k in keys], pa.string()), pa.array([k[1] for k in keys], pa.string())]
