@@ -1,9 +1,13 @@
 """The intake journal: append-only segment files that make an acknowledgement durable in one fsync.
 
-Each record is framed as ``length (4 bytes) | crc32 (4 bytes) | payload``. A group of records is written with
-one ``write`` and one ``fdatasync``; only then is the group acknowledged. A crash can leave a torn group at the
-tail of the newest segment, which was never acknowledged; opening the journal truncates it. Anything else
-that fails to decode before the durable end is corruption, reported loudly and never skipped.
+Each record is framed as ``length (4 bytes) | crc32 (4 bytes) | payload``; the top bit of the length marks the
+last record of a group. A group of records is written with one ``write`` and one ``fdatasync``; only then is
+the group acknowledged. A crash can leave a torn group at the tail of the newest segment, which was never
+acknowledged: opening the journal truncates it whole, back to the end of the last whole group (a write killed
+part way can leave whole records of a group on disk; keeping them would store part of a request that was never
+acknowledged). Journals written before groups were marked carry no mark; there the last whole record is the
+end. Anything else that fails to decode before the durable end is corruption, reported loudly and never
+skipped.
 
 Positions are ``(segment number, byte offset)`` pairs, ordered as tuples.
 """
@@ -20,6 +24,8 @@ from onefold.errors import StoreError
 
 Position = tuple[int, int]
 _FRAME = struct.Struct("<II")
+_GROUP_END = 0x8000_0000  # in the length field: this record ends its group
+_LENGTH = 0x7FFF_FFFF
 SEGMENT_BYTES = 64 * 1024 * 1024
 
 
@@ -34,15 +40,33 @@ def _segment_name(number: int) -> str:
 
 
 def encode(payloads: list[bytes]) -> bytes:
-    return b"".join(_FRAME.pack(len(p), zlib.crc32(p)) + p for p in payloads)
+    """A group of records, the last one marked as its end."""
+    last = len(payloads) - 1
+    return b"".join(
+        _FRAME.pack(len(p) | (_GROUP_END if i == last else 0), zlib.crc32(p)) + p for i, p in enumerate(payloads)
+    )
 
 
 def decode(data: bytes) -> tuple[list[bytes], int]:
     """The whole records in ``data`` and how many bytes they span (a torn or bad tail is left out)."""
+    records, offset, _ = _scan(data)
+    return records, offset
+
+
+def durable_length(data: bytes) -> int:
+    """How many bytes of a segment's ``data`` hold whole groups: the end of the last marked record, or, in a
+    segment written before groups were marked, of the last whole record."""
+    _, offset, group_end = _scan(data)
+    return group_end if group_end is not None else offset
+
+
+def _scan(data: bytes) -> tuple[list[bytes], int, int | None]:
+    """Whole records, the bytes they span, and the end of the last record that ends a group (None if none)."""
     records: list[bytes] = []
-    offset, size = 0, len(data)
+    offset, size, group_end = 0, len(data), None
     while offset + _FRAME.size <= size:
-        length, crc = _FRAME.unpack_from(data, offset)
+        marked, crc = _FRAME.unpack_from(data, offset)
+        length = marked & _LENGTH
         end = offset + _FRAME.size + length
         if end > size:
             break
@@ -51,7 +75,9 @@ def decode(data: bytes) -> tuple[list[bytes], int]:
             break
         records.append(payload)
         offset = end
-    return records, offset
+        if marked & _GROUP_END:
+            group_end = end
+    return records, offset, group_end
 
 
 def bytes_between(start: Position, end: Position) -> int:
@@ -112,7 +138,7 @@ class Journal:
 
     def _truncate_torn_tail(self, path: Path) -> int:
         data = path.read_bytes()
-        _, valid = decode(data)
+        valid = durable_length(data)
         if valid != len(data):
             os.truncate(path, valid)
             os.fsync(self._fd)
@@ -172,7 +198,7 @@ class Journal:
                     data = handle.read(min(max_bytes, stop - offset))
                     records, used = decode(data)
                     if not records and len(data) >= _FRAME.size:
-                        length = _FRAME.unpack_from(data, 0)[0]
+                        length = _FRAME.unpack_from(data, 0)[0] & _LENGTH
                         if _FRAME.size + length > len(data):  # one record larger than the chunk
                             handle.seek(offset)
                             records, used = decode(handle.read(min(_FRAME.size + length, stop - offset)))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 import subprocess
 import sys
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,6 +55,30 @@ def test_open_truncates_a_torn_tail_and_appends_after_it(tmp_path: Path):
     reopened.append([b"c"])
     records = [r for chunk, _ in reopened.read((1, 0), reopened.end, 1024) for r in chunk]
     assert records == [b"a", b"b", b"c"]
+    reopened.close()
+
+
+def test_open_truncates_a_group_cut_after_whole_records_so_no_request_is_half_stored(tmp_path: Path):
+    journal = Journal(tmp_path)
+    journal.append([b"a", b"b"])
+    journal.close()
+    segment = next(tmp_path.glob("*.log"))
+    group = encode([b"c", b"d", b"e"])  # one request's events, written by one write that a SIGKILL cut short
+    with segment.open("ab") as handle:
+        handle.write(group[: len(encode([b"c", b"d"]))])  # whole records "c" and "d", but not the group's end
+    reopened = Journal(tmp_path)
+    assert reopened.end == (1, len(encode([b"a", b"b"])))
+    assert [r for chunk, _ in reopened.read((1, 0), reopened.end, 1024) for r in chunk] == [b"a", b"b"]
+    reopened.close()
+
+
+def test_a_segment_written_before_groups_were_marked_keeps_its_whole_records(tmp_path: Path):
+    old_frames = b"".join(struct.pack("<II", len(p), zlib.crc32(p)) + p for p in (b"a", b"b", b"c"))
+    (tmp_path / "00000001.log").write_bytes(old_frames + encode([b"torn"])[:-2])
+    reopened = Journal(tmp_path)
+    assert reopened.end == (1, len(old_frames))
+    reopened.append([b"d"])
+    assert [r for chunk, _ in reopened.read((1, 0), reopened.end, 1024) for r in chunk] == [b"a", b"b", b"c", b"d"]
     reopened.close()
 
 
