@@ -192,10 +192,7 @@ def test_a_marketer_builds_an_audience_and_watches_its_count(
 
 
 def test_cart_abandonment_is_built_as_a_sequence_without_json(demo: tuple[RunningServer, str], page: Page) -> None:
-    server, password = demo
-    sign_in(page, server.url, DEMO_ADMIN_EMAIL, password)
-    page.goto(server.url + "/console/audiences/new")
-    page.get_by_label("condition kind").select_option("sequence")
+    server = new_condition(demo, page, "sequence")
     page.get_by_label("first event").fill("Product Added")
     page.get_by_label("then performed").select_option("then did not")
     page.get_by_label("then event").fill("Order Completed")
@@ -211,6 +208,15 @@ def test_cart_abandonment_is_built_as_a_sequence_without_json(demo: tuple[Runnin
     built_and_counted(server, page, definition)
 
 
+def new_condition(demo: tuple[RunningServer, str], page: Page, kind: str) -> RunningServer:
+    """Sign in as the demo's admin and open a new audience in the builder with one condition of ``kind``."""
+    server, password = demo
+    sign_in(page, server.url, DEMO_ADMIN_EMAIL, password)
+    page.goto(server.url + "/console/audiences/new")
+    page.get_by_label("condition kind").select_option(kind)
+    return server
+
+
 def built_and_counted(server: RunningServer, page: Page, definition: dict[str, Any]) -> None:
     """The builder wrote ``definition`` and its live count is the API's preview count (some profiles match)."""
     page.get_by_text("Definition as JSON").click()
@@ -222,10 +228,7 @@ def built_and_counted(server: RunningServer, page: Page, definition: dict[str, A
 
 
 def test_a_channel_subscription_is_built_without_json(demo: tuple[RunningServer, str], page: Page) -> None:
-    server, password = demo
-    sign_in(page, server.url, DEMO_ADMIN_EMAIL, password)
-    page.goto(server.url + "/console/audiences/new")
-    page.get_by_label("condition kind").select_option("subscription")
+    server = new_condition(demo, page, "subscription")
     page.get_by_label("channel").select_option("sms")
     page.get_by_label("status").select_option("unsubscribed")
     built_and_counted(server, page, {"subscription": "sms", "status": "unsubscribed"})  # who texted STOP
