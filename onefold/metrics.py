@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,9 @@ class Metrics:
         )
         self.wal_bytes = Gauge(
             "onefold_duckdb_wal_bytes",
-            "Size of DuckDB's write-ahead log; it drops to zero at each checkpoint (16 MB by default).",
+            "Size of each DuckDB file's write-ahead log; it drops to zero at each checkpoint of the file (16 MB by"
+            " default), and commits to the file wait while it is checkpointed.",
+            ["file"],
             registry=self.registry,
         )
         self.gc_pause = Histogram(
@@ -128,17 +131,20 @@ class Metrics:
     def audience_step_took(self, step: str, seconds: float) -> None:
         self.audience_step_seconds.labels(step).observe(seconds)
 
-    def watch_wal(self, database: Path) -> None:
-        """Report the size of ``database``'s write-ahead log at each scrape (zero when there is none)."""
-        wal = database.with_name(database.name + ".wal")
-
-        def size() -> float:
-            try:
-                return float(wal.stat().st_size)
-            except FileNotFoundError:
-                return 0.0
-
-        self.wal_bytes.set_function(size)
+    def watch_wal(self, databases: Iterable[Path]) -> None:
+        """Report the size of each database's write-ahead log at each scrape (zero when there is none)."""
+        for database in databases:
+            self.wal_bytes.labels(database.name).set_function(_file_size(database.with_name(database.name + ".wal")))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _file_size(path: Path) -> Callable[[], float]:
+    def size() -> float:
+        try:
+            return float(path.stat().st_size)
+        except FileNotFoundError:
+            return 0.0
+
+    return size

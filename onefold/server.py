@@ -129,7 +129,7 @@ class Runtime:
         identity.round_took = audiences.round_took = metrics.round_took
         identity.step_took = metrics.step_took
         audiences.service.step_took = metrics.audience_step_took
-        metrics.watch_wal(store.path)
+        metrics.watch_wal(store.files())
         users = Users(store, clock)
         ensure_first_admin(users, settings)
         admin_token = ensure_admin_token(store, settings.admin_token)

@@ -29,6 +29,7 @@ from onefold.identity.keys import event_keys
 from onefold.identity.operations import apply_operation
 from onefold.identity.rules import IdentityRules, Key
 from onefold.store.duckdb_store import DB_FILE_NAME, LOCK_FILE_NAME
+from onefold.store.files import attach
 from onefold.store.results import first_row
 
 KINDS = ("merged", "split", "changed")
@@ -117,6 +118,7 @@ def open_log(data_dir: Path) -> Iterator[EventLog]:
     try:
         try:
             con = duckdb.connect(str(path), read_only=True)
+            attach(con, data_dir, read_only=True)
         except duckdb.Error as exc:
             raise StoreError(f"cannot open {path} read-only ({exc}); {_STOP_SERVER}", path=str(path)) from exc
         try:

@@ -13,8 +13,10 @@ import pyarrow as pa
 
 from onefold.errors import Conflict, NotFound
 from onefold.store.duckdb_store import DuckDBStore, run_transaction
+from onefold.store.files import AUDIENCES
 from onefold.store.results import first_row
 
+AUD = AUDIENCES.catalog  # writes name the audiences' file (store/files.py)
 SCOPE = "_audience_scope"  # the relation of profile ids an incremental evaluation is limited to
 MATCHING = "_audience_matching"
 KINDS = {"audience": "audience", "computed_trait": "computed trait"}
@@ -40,7 +42,7 @@ class AudienceTables:
     def create(self, kind: str, item_id: str, name: str, description: str, definition: Any, now: datetime) -> None:
         try:
             self._store.cursor().execute(
-                "INSERT INTO audiences (id, kind, name, description, definition, created_at, updated_at)"
+                f"INSERT INTO {AUD}.audiences (id, kind, name, description, definition, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [item_id, kind, name, description, orjson.dumps(definition).decode(), now, now],
             )
@@ -52,7 +54,7 @@ class AudienceTables:
 
     def update(self, item_id: str, description: str, definition: Any, now: datetime) -> None:
         self._store.cursor().execute(
-            "UPDATE audiences SET description = ?, definition = ?, updated_at = ? WHERE id = ?",
+            f"UPDATE {AUD}.audiences SET description = ?, definition = ?, updated_at = ? WHERE id = ?",
             [description, orjson.dumps(definition).decode(), now, item_id],
         )
 
@@ -81,11 +83,11 @@ class AudienceTables:
                     "the audience was deleted",
                     upto,
                 ),
-                f"DELETE FROM audience_members WHERE audience_id = {_quote(item_id)}",
-                f"DELETE FROM trait_values WHERE trait_id = {_quote(item_id)}",
-                f"INSERT INTO deleted_definitions SELECT id, kind, name, {_time(now)} FROM audiences"
+                f"DELETE FROM {AUD}.audience_members WHERE audience_id = {_quote(item_id)}",
+                f"DELETE FROM {AUD}.trait_values WHERE trait_id = {_quote(item_id)}",
+                f"INSERT INTO {AUD}.deleted_definitions SELECT id, kind, name, {_time(now)} FROM audiences"
                 f" WHERE id = {_quote(item_id)}",
-                f"DELETE FROM audiences WHERE id = {_quote(item_id)}",
+                f"DELETE FROM {AUD}.audiences WHERE id = {_quote(item_id)}",
             ],
         )
 
@@ -112,10 +114,10 @@ class AudienceTables:
             f"CREATE OR REPLACE TEMP TABLE _exited AS SELECT * FROM _current EXCEPT SELECT * FROM {MATCHING}",
             _changes_from("_entered", "entered", now, reason, upto),
             _changes_from("_exited", "exited", now, reason, upto),
-            "DELETE FROM audience_members USING _exited e"
+            f"DELETE FROM {AUD}.audience_members USING _exited e"
             " WHERE audience_members.audience_id = e.audience_id AND audience_members.profile_id = e.profile_id",
-            f"INSERT INTO audience_members SELECT audience_id, profile_id, {at} FROM _entered",
-            f"UPDATE audiences SET evaluated_at = {at}, size = (SELECT count(*) FROM audience_members m"
+            f"INSERT INTO {AUD}.audience_members SELECT audience_id, profile_id, {at} FROM _entered",
+            f"UPDATE {AUD}.audiences SET evaluated_at = {at}, size = (SELECT count(*) FROM audience_members m"
             f" WHERE m.audience_id = audiences.id) WHERE id IN ({ids})",
             "INSERT INTO _audience_counts SELECT audience_id, count(*) FILTER (WHERE change = 'entered'),"
             " count(*) FILTER (WHERE change = 'exited') FROM (SELECT audience_id, 'entered' AS change FROM _entered"
@@ -131,14 +133,14 @@ class AudienceTables:
             for i, trait_id in enumerate(trait_ids)
         )
         recount = (
-            f"UPDATE audiences SET evaluated_at = {at}, size = (SELECT count(*) FROM trait_values v"
+            f"UPDATE {AUD}.audiences SET evaluated_at = {at}, size = (SELECT count(*) FROM trait_values v"
             f" WHERE v.trait_id = audiences.id) WHERE id IN ({ids})"
         )
         if not scoped:  # over every profile, rewriting took 6 s where diffing took 9 (1M profiles, 3M values)
             return [
                 f"CREATE OR REPLACE TEMP TABLE _trait_values AS {values_sql}",
-                f"DELETE FROM trait_values WHERE trait_id IN ({ids})",
-                f"INSERT INTO trait_values SELECT trait_id, profile_id, value, {at} FROM ({values})"
+                f"DELETE FROM {AUD}.trait_values WHERE trait_id IN ({ids})",
+                f"INSERT INTO {AUD}.trait_values SELECT trait_id, profile_id, value, {at} FROM ({values})"
                 " WHERE value IS NOT NULL",
                 recount,
             ]
@@ -148,9 +150,10 @@ class AudienceTables:
         return [
             f"CREATE OR REPLACE TEMP TABLE _trait_values AS {values_sql}",
             f"CREATE OR REPLACE TEMP TABLE _new_values AS SELECT * FROM ({values}) WHERE value IS NOT NULL",
-            f"DELETE FROM trait_values t WHERE trait_id IN ({ids}) AND profile_id IN (SELECT profile_id FROM {SCOPE})"
-            f" AND NOT EXISTS (SELECT 1 FROM _new_values n WHERE {same_key} AND n.value::VARCHAR = t.value::VARCHAR)",
-            f"INSERT INTO trait_values SELECT trait_id, profile_id, value, {at} FROM _new_values n"
+            f"DELETE FROM {AUD}.trait_values t WHERE trait_id IN ({ids})"
+            f" AND profile_id IN (SELECT profile_id FROM {SCOPE}) AND NOT EXISTS (SELECT 1 FROM _new_values n"
+            f" WHERE {same_key} AND n.value::VARCHAR = t.value::VARCHAR)",
+            f"INSERT INTO {AUD}.trait_values SELECT trait_id, profile_id, value, {at} FROM _new_values n"
             f" WHERE NOT EXISTS (SELECT 1 FROM trait_values t WHERE {same_key})",
             recount,
         ]
@@ -185,7 +188,7 @@ class AudienceTables:
         return None if row is None else int(row[0])
 
     def offset_statement(self, seq: int) -> str:
-        return f"INSERT OR REPLACE INTO audience_offsets VALUES ('audiences', {int(seq)})"
+        return f"INSERT OR REPLACE INTO {AUD}.audience_offsets VALUES ('audiences', {int(seq)})"
 
     # --- reads --------------------------------------------------------------------------------------------
     def members(self, audience_id: str, *, after: str, limit: int) -> list[dict[str, Any]]:
@@ -335,7 +338,7 @@ def _changes_from(rows: str, change: str, now: datetime, reason: str, upto: int)
     """INSERT the (audience_id, profile_id) ``rows`` (a table or a parenthesized query) as ``change`` records,
     numbered after the last one."""
     return (
-        "INSERT INTO audience_changes SELECT (SELECT coalesce(max(id), 0) FROM audience_changes)"
+        f"INSERT INTO {AUD}.audience_changes SELECT (SELECT coalesce(max(id), 0) FROM audience_changes)"
         " + row_number() OVER (ORDER BY audience_id, profile_id),"
         f" audience_id, profile_id, {_quote(change)}, {_time(now)}, {_quote(reason)}, {int(upto)} FROM {rows}"
     )

@@ -1,7 +1,9 @@
-"""The embedded store: one DuckDB file in the data directory, owned by the server process.
+"""The embedded store: DuckDB files in the data directory, owned by the server process.
 
 DuckDB allows one writing process, so the CLI and console reach the data through the server's API. Inside the
 process, each thread uses its own cursor; the group-commit writer is the only writer of the event log.
+
+The event log and the audiences live in files of their own, attached to the main one (store/files.py).
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ import orjson
 import pyarrow as pa
 
 from onefold.errors import Conflict, NotFound, StoreError
+from onefold.store import pending_erasures
+from onefold.store.files import ATTACHED, LOG, StoreFile, attach, move_tables
 from onefold.store.results import first_row
 from onefold.store.schema import (
     EVENT_COLUMN_NAMES,
     EVENT_COLUMNS,
     EVENT_JSON_COLUMNS,
     MIGRATIONS,
+    MOVE_INTO,
     QUARANTINE_COLUMN_NAMES,
     QUARANTINE_COLUMNS,
 )
@@ -112,6 +117,10 @@ def run_transaction(cur: duckdb.DuckDBPyConnection, statements: list[str], views
             cur.unregister(view)
 
 
+def _attached(catalog: str) -> StoreFile:
+    return next(file for file in ATTACHED if file.catalog == catalog)
+
+
 class DuckDBStore:
     """All SQL of the embedded tier lives here; callers get plain records and dicts."""
 
@@ -129,9 +138,11 @@ class DuckDBStore:
             ) from exc
         # UTC for every cursor: audience conditions read date strings without an offset as UTC, in SQL as in Python
         self._con.execute("SET GLOBAL TimeZone = 'UTC'")
+        attach(self._con, path.parent)
         self.path = path
         self._admin_lock = threading.Lock()
         self._migrate()
+        pending_erasures.finish(self.cursor())
 
     @classmethod
     def open(cls, data_dir: Path, *, memory_limit: str = "128MB") -> DuckDBStore:
@@ -140,6 +151,10 @@ class DuckDBStore:
     def close(self) -> None:
         self._con.close()
         os.close(self._lock_fd)
+
+    def files(self) -> list[Path]:
+        """The store's DuckDB files: the main one, then the attached ones (store/files.py)."""
+        return [self.path, *(self.path.with_name(file.file_name) for file in ATTACHED)]
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection for one thread; DuckDB connections must not be shared across threads."""
@@ -154,6 +169,8 @@ class DuckDBStore:
         for number, statements in enumerate(MIGRATIONS, start=1):
             if number <= current:
                 continue
+            if statements[0].startswith(MOVE_INTO):
+                statements = move_tables(con, _attached(statements[0].removeprefix(MOVE_INTO)))
             con.execute("BEGIN")
             for statement in statements:
                 con.execute(statement)
@@ -244,31 +261,31 @@ class DuckDBStore:
         statements: list[str] = []
         if events is not None and events.num_rows:
             cur.register("_onefold_events", events)
-            statements.append(f"INSERT INTO events SELECT {_EVENT_SELECT} FROM _onefold_events")
+            statements.append(f"INSERT INTO {LOG.catalog}.events SELECT {_EVENT_SELECT} FROM _onefold_events")
         if quarantine is not None and quarantine.num_rows:
             cur.register("_onefold_quarantine", quarantine)
-            statements.append(f"INSERT INTO quarantine SELECT {_QUARANTINE_SELECT} FROM _onefold_quarantine")
-        number, offset = (int(x) for x in position)
-        statements.append(f"INSERT OR REPLACE INTO meta VALUES ('journal_position', '{number}:{offset}')")
-        if deduplicated:
             statements.append(
-                f"UPDATE counters SET value = value + {int(deduplicated)} WHERE name = 'events_deduplicated'"
+                f"INSERT INTO {LOG.catalog}.quarantine SELECT {_QUARANTINE_SELECT} FROM _onefold_quarantine"
             )
+        number, offset = (int(x) for x in position)
+        statements.append(
+            f"UPDATE {LOG.catalog}.log_state SET journal_segment = {number}, journal_offset = {offset},"
+            f" events_deduplicated = events_deduplicated + {int(deduplicated)}"
+        )
         run_transaction(cur, statements, ("_onefold_events", "_onefold_quarantine"))
 
     def journal_position(self) -> tuple[int, int] | None:
-        value = self.get_meta("journal_position")
-        if value is None:
+        row = first_row(self.cursor().execute(f"SELECT journal_segment, journal_offset FROM {LOG.catalog}.log_state"))
+        if row is None or row[0] is None:
             return None
-        number, offset = value.split(":")
-        return int(number), int(offset)
+        return int(row[0]), int(row[1])
 
     # --- reads for the API --------------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
         row = first_row(
             self.cursor().execute(
                 "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM quarantine),"
-                " (SELECT value FROM counters WHERE name = 'events_deduplicated'),"
+                f" (SELECT events_deduplicated FROM {LOG.catalog}.log_state),"
                 " (SELECT count(*) FROM sources)"
             )
         )

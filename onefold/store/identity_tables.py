@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from onefold.store.arrow_rows import rows_table
 from onefold.store.duckdb_store import DuckDBStore, run_transaction
+from onefold.store.files import AUDIENCES
 from onefold.store.results import first_row
 from onefold.store.schema import AUDIENCE_EVENT_NAME
 
@@ -115,8 +116,8 @@ _PROFILE_UPDATES = (
 )
 
 
-# what a projection built with other rules leaves to rebuild: everything derived from the log by stitching, and
-# the audiences' position (so their next start evaluates everything again). Operations and the log stay.
+# what a projection built with other rules leaves to rebuild: everything derived from the log by stitching.
+# Operations and the log stay; the audiences' position is dropped first, in their own file (record_rules).
 _RESET_PROJECTION = (
     "DELETE FROM identity_keys",
     "DELETE FROM identity_links",
@@ -127,7 +128,6 @@ _RESET_PROJECTION = (
     "DELETE FROM event_profiles",
     "DELETE FROM profiles",
     "DELETE FROM processor_offsets WHERE name = 'identity'",
-    "DELETE FROM audience_offsets",
 )
 
 
@@ -163,8 +163,11 @@ class IdentityTables:
 
     def record_rules(self, fingerprint: str, document: dict[str, Any], *, reset: bool) -> None:
         """Record the rules the projection follows from now on; ``reset``: drop the projection built with others
-        in the same transaction."""
+        in the same transaction. Before it, the audiences' position goes (their next start evaluates everything
+        again): first, in their file, so that a crash between the two leaves nothing but a full evaluation."""
         cur = self._store.cursor()
+        if reset:
+            cur.execute(f"DELETE FROM {AUDIENCES.table('audience_offsets')}")
         cur.execute("BEGIN")
         try:
             for statement in _RESET_PROJECTION if reset else ():

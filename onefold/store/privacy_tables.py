@@ -8,20 +8,28 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from onefold.store import pending_erasures
 from onefold.store.duckdb_store import DuckDBStore, decode_event_json, run_transaction
 from onefold.store.results import first_row
 
 Key = tuple[str, str]
-ERASED_REASON = "the person was erased at their request (receipt {receipt})"
 
-# (what the receipt calls it, the rows of a profile's data that go)
-_ERASED: tuple[tuple[str, str, str], ...] = (
+# (what the receipt calls it, the rows of a profile's data that go). Rows in the other files are counted in the
+# main file's transaction and deleted right after it (pending_erasures.finish).
+_ELSEWHERE: tuple[tuple[str, str, str], ...] = (
     ("events", "events", "seq IN (SELECT seq FROM _erase_seqs)"),
-    ("timeline_entries", "event_profiles", "profile_id = $pid"),
-    ("profile_states", "profiles", "profile_id = $pid"),
     ("audience_memberships", "audience_members", "profile_id = $pid"),
     ("audience_history", "audience_changes", "profile_id = $pid"),
     ("computed_trait_values", "trait_values", "profile_id = $pid"),
+    (
+        "quarantined_payloads",
+        "quarantine",
+        "EXISTS (SELECT 1 FROM _erase_keys k WHERE contains(quarantine.payload, k.value))",
+    ),
+)
+_ERASED: tuple[tuple[str, str, str], ...] = (
+    ("timeline_entries", "event_profiles", "profile_id = $pid"),
+    ("profile_states", "profiles", "profile_id = $pid"),
     ("identifiers", "identity_keys", "profile_id = $pid"),
     ("link_evidence", "identity_links", "profile_id = $pid OR seq IN (SELECT seq FROM _erase_seqs)"),
     (  # an operation's evidence carries the seq of the event it came after, which may be anyone's
@@ -47,11 +55,6 @@ _ERASED: tuple[tuple[str, str, str], ...] = (
         "a_profile = $pid OR b_profile = $pid OR EXISTS (SELECT 1 FROM _erase_keys k WHERE (k.type = a_type AND"
         " k.value = a_value) OR (k.type = b_type AND k.value = b_value))",
     ),
-    (
-        "quarantined_payloads",
-        "quarantine",
-        "EXISTS (SELECT 1 FROM _erase_keys k WHERE contains(quarantine.payload, k.value))",
-    ),
 )
 
 
@@ -69,39 +72,27 @@ class PrivacyTables:
     ) -> dict[str, int]:
         """Delete the profile's events, identifiers, evidence, state and quarantined payloads; redact its
         identifiers where records stay (operator operations, the console's audit entries of them); record its
-        exits from audiences; store the receipt (counts filled in) and an audit entry, all in one transaction.
-        Returns the counts."""
+        exits from audiences; store the receipt (counts filled in) and an audit entry. Returns the counts.
+
+        The main file's rows go in one transaction, with a note of what the other files hold of the person;
+        then those, one transaction per file (pending_erasures)."""
         seqs = cur.execute("SELECT seq FROM event_profiles WHERE profile_id = ?", [profile_id]).fetchall()
         cur.register("_erase_seqs", pa.Table.from_arrays([pa.array([s[0] for s in seqs], pa.int64())], ["seq"]))
         key_columns = [pa.array([k[0] for k in keys], pa.string()), pa.array([k[1] for k in keys], pa.string())]
         cur.register("_erase_keys", pa.Table.from_arrays(key_columns, ["type", "value"]))
         held = cur.execute("SELECT audience_id FROM audience_members WHERE profile_id = ?", [profile_id]).fetchall()
-        memberships = [pa.array([r[0] for r in held], pa.string()), pa.array([profile_id] * len(held), pa.string())]
-        cur.register("_erase_memberships", pa.Table.from_arrays(memberships, ["audience_id", "profile_id"]))
-        views = ["_erase_seqs", "_erase_keys", "_erase_memberships"]
+        views = ["_erase_seqs", "_erase_keys"]
         try:
             counts: dict[str, int] = {}
             quoted = "'" + profile_id.replace("'", "''") + "'"
             statements = []
-            for name, table, where in _ERASED:
+            for name, table, where in _ELSEWHERE + _ERASED:
                 condition = where.replace("$pid", quoted)
                 row = first_row(cur.execute(f"SELECT count(*) FROM {table} WHERE {condition}"))
                 counts[name] = int(row[0]) if row else 0
-                statements.append(f"DELETE FROM {table} WHERE {condition}")
+                if (name, table, where) in _ERASED:
+                    statements.append(f"DELETE FROM {table} WHERE {condition}")
             receipt["deleted"] = counts
-            # destinations that follow the changes feed remove the person: an exit from every audience they were in
-            # (named by profile id only), recorded after their history is deleted; and the sizes follow
-            statements.append(
-                "INSERT INTO audience_changes SELECT (SELECT coalesce(max(id), 0) FROM audience_changes)"
-                " + row_number() OVER (ORDER BY audience_id), audience_id, profile_id, 'exited', now(),"
-                f" '{_sql_text(ERASED_REASON.format(receipt=receipt['id']))}',"
-                f" (SELECT coalesce(max(seq), 0) FROM events) FROM _erase_memberships"
-            )
-            statements.append(
-                "UPDATE audiences SET size = CASE kind WHEN 'audience' THEN"
-                " (SELECT count(*) FROM audience_members m WHERE m.audience_id = audiences.id)"
-                " ELSE (SELECT count(*) FROM trait_values v WHERE v.trait_id = audiences.id) END"
-            )
             redactions = _redactions(cur, set(keys), f"erased:{receipt['id']}")
             receipt["redacted"] = {table: len(rows) for table, rows in redactions.items()}
             for table, rows in redactions.items():
@@ -118,10 +109,20 @@ class PrivacyTables:
                 f"'{_sql_text(actor)}', '{_sql_text(action)}', '{_sql_text(subject)}', "
                 f"'{_sql_text(orjson.dumps({'receipt': receipt['id'], 'deleted': counts}).decode())}' FROM audit_log"
             )
+            statements.append(
+                pending_erasures.note(
+                    receipt["id"],
+                    profile_id,
+                    [s[0] for s in seqs],
+                    sorted({k[1] for k in keys}),
+                    sorted(r[0] for r in held),
+                )
+            )
             run_transaction(cur, statements, ())
         finally:
             for view in views:
                 cur.unregister(view)
+        pending_erasures.finish(cur)
         return counts
 
     def receipt(self, receipt_id: str) -> dict[str, Any] | None:

@@ -451,8 +451,8 @@ def test_memberships_survive_a_restart_and_catch_up(tmp_path, clock):
         u1 = profile_of(admin, "u1")
         assert members(admin, "viewers") == {u1}
     # the evaluated position falls behind (as after a crash between the identity commit and the evaluation)
-    server.runtime.store.cursor().execute("UPDATE audience_offsets SET seq = 0")
-    server.runtime.store.cursor().execute("DELETE FROM audience_members")
+    server.runtime.store.cursor().execute("UPDATE onefold_audiences.audience_offsets SET seq = 0")
+    server.runtime.store.cursor().execute("DELETE FROM onefold_audiences.audience_members")
     stop_server(uv, thread, server.runtime)
     server, uv, thread = start_server(tmp_path, clock)
     try:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
 import httpx
 
+from onefold.store import DB_FILE_NAME, DuckDBStore, pending_erasures
+from onefold.store.files import attach
 from tests.conftest import RunningServer, start_server, stop_server
 from tests.profiles.test_profile_api import profile_get, send, settle, token
 
@@ -113,6 +116,66 @@ def test_erasure_survives_a_restart(tmp_path):
         assert refused.json()["error"]["code"] == "suppressed"
     finally:
         stop_server(uv, thread, server.runtime)
+
+
+def test_an_erasure_cut_short_after_the_main_file_is_finished_at_the_next_start(tmp_path):
+    """One transaction writes one DuckDB file: the main file's rows go first, with a note of what the log and the
+    audiences' file still hold of the person. A crash right after leaves the note; the next start finishes it,
+    and finishing again records the person's exits once."""
+    data_dir = tmp_path / "data"
+    server, uv, thread = start_server(data_dir)
+    try:
+        key = server.create_source("web")["write_key"]
+        with server.admin() as admin:
+            created = admin.post("/api/audiences", json={"name": "buyers", "definition": {"event": "Order Completed"}})
+            assert created.status_code == 201, created.text
+        send(server, key, [*ANN, *BOB])
+        # refused (userId is a list) and quarantined, with Ann's e-mail in its payload
+        httpx.post(server.url + "/v1/identify", json={"userId": ["ann@example.com"]}, auth=(key, ""))
+        settle(server)
+        assert server.runtime.audiences.wait_idle()
+        with server.admin() as admin:
+            ann = admin.get("/api/identity/lookup", params={"identifier": "user_id:ann"}).json()["profile_id"]
+            assert [m["profile_id"] for m in admin.get("/api/audiences/buyers/members").json()["data"]] == [ann]
+    finally:
+        stop_server(uv, thread, server.runtime)
+
+    def held(cur: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+        """Ann's events, quarantined payloads, memberships, and audience history (a cursor answers one query)."""
+        counts = [
+            cur.execute(sql, params).fetchall()[0][0]
+            for sql, params in (
+                ("SELECT count(*) FROM events WHERE user_id = 'ann' OR anonymous_id = 'ann-laptop'", []),
+                ("SELECT count(*) FROM quarantine WHERE contains(payload, 'ann@example.com')", []),
+                ("SELECT count(*) FROM audience_members WHERE profile_id = ?", [ann]),
+            )
+        ]
+        changes = cur.execute("SELECT change, reason FROM audience_changes WHERE profile_id = ? ORDER BY id", [ann])
+        return (*counts, changes.fetchall())
+
+    with duckdb.connect(str(data_dir / DB_FILE_NAME)) as main_file:  # the main file's transaction, then a crash
+        attach(main_file, data_dir)
+        timeline = main_file.execute("SELECT seq FROM event_profiles WHERE profile_id = ?", [ann]).fetchall()
+        buyers = main_file.execute("SELECT id FROM audiences").fetchall()[0][0]
+        entered = held(main_file)
+        assert entered[:3] == (3, 1, 1)
+        assert [change for change, _ in entered[3]] == ["entered"]
+        values = ["ann", "ann-laptop", "ann@example.com"]
+        note = pending_erasures.note("r-cut", ann, [r[0] for r in timeline], values, [buyers])
+        main_file.execute(note)
+
+    store = DuckDBStore.open(data_dir)  # the next start
+    try:
+        cur = store.cursor()
+        exit_ = ("exited", pending_erasures.ERASED_REASON.format(receipt="r-cut"))
+        assert held(cur) == (0, 0, 0, [exit_])
+        assert cur.execute("SELECT count(*) FROM pending_erasures").fetchone() == (0,)
+        assert cur.execute("SELECT count(*) FROM events WHERE user_id = 'bob'").fetchone() == (1,)
+        cur.execute(note)  # a crash after the other files' transactions, before the note went: finished again
+        pending_erasures.finish(cur)
+        assert held(cur) == (0, 0, 0, [exit_])
+    finally:
+        store.close()
 
 
 def test_operations_and_quarantined_payloads_naming_the_person_are_exported_then_redacted_or_deleted(tmp_path):
