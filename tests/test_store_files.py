@@ -11,6 +11,7 @@ import pytest
 
 from onefold.store import DB_FILE_NAME, DuckDBStore
 from onefold.store.files import ATTACHED, AUDIENCES, LOG, attach
+from tests.audiences.test_audiences_api import create
 from tests.conftest import RunningServer, start_server, stop_server
 
 
@@ -59,8 +60,7 @@ def test_a_store_from_before_the_files_moves_its_log_and_audiences_at_the_next_s
     try:
         key = running.create_source("website")["write_key"]
         with running.admin() as admin:
-            created = admin.post("/api/audiences", json={"name": "buyers", "definition": {"event": "Order Completed"}})
-            assert created.status_code == 201, created.text
+            create(admin, "/api/audiences", "buyers", {"event": "Order Completed"})
         batch = [
             {"type": "track", "userId": "u1", "event": "Order Completed", "messageId": "m1"},
             {"type": "track", "userId": "u2", "event": "Product Viewed", "messageId": "m2"},

@@ -9,6 +9,7 @@ import httpx
 
 from onefold.store import DB_FILE_NAME, DuckDBStore, pending_erasures
 from onefold.store.files import attach
+from tests.audiences.test_audiences_api import create
 from tests.conftest import RunningServer, start_server, stop_server
 from tests.profiles.test_profile_api import profile_get, send, settle, token
 
@@ -127,8 +128,7 @@ def test_an_erasure_cut_short_after_the_main_file_is_finished_at_the_next_start(
     try:
         key = server.create_source("web")["write_key"]
         with server.admin() as admin:
-            created = admin.post("/api/audiences", json={"name": "buyers", "definition": {"event": "Order Completed"}})
-            assert created.status_code == 201, created.text
+            create(admin, "/api/audiences", "buyers", {"event": "Order Completed"})
         send(server, key, [*ANN, *BOB])
         # refused (userId is a list) and quarantined, with Ann's e-mail in its payload
         httpx.post(server.url + "/v1/identify", json={"userId": ["ann@example.com"]}, auth=(key, ""))
