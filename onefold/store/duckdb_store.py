@@ -261,21 +261,21 @@ class DuckDBStore:
         statements: list[str] = []
         if events is not None and events.num_rows:
             cur.register("_onefold_events", events)
-            statements.append(f"INSERT INTO {LOG.catalog}.events SELECT {_EVENT_SELECT} FROM _onefold_events")
+            statements.append(f"INSERT INTO {LOG.table('events')} SELECT {_EVENT_SELECT} FROM _onefold_events")
         if quarantine is not None and quarantine.num_rows:
             cur.register("_onefold_quarantine", quarantine)
             statements.append(
-                f"INSERT INTO {LOG.catalog}.quarantine SELECT {_QUARANTINE_SELECT} FROM _onefold_quarantine"
+                f"INSERT INTO {LOG.table('quarantine')} SELECT {_QUARANTINE_SELECT} FROM _onefold_quarantine"
             )
         number, offset = (int(x) for x in position)
         statements.append(
-            f"UPDATE {LOG.catalog}.log_state SET journal_segment = {number}, journal_offset = {offset},"
+            f"UPDATE {LOG.table('log_state')} SET journal_segment = {number}, journal_offset = {offset},"
             f" events_deduplicated = events_deduplicated + {int(deduplicated)}"
         )
         run_transaction(cur, statements, ("_onefold_events", "_onefold_quarantine"))
 
     def journal_position(self) -> tuple[int, int] | None:
-        row = first_row(self.cursor().execute(f"SELECT journal_segment, journal_offset FROM {LOG.catalog}.log_state"))
+        row = first_row(self.cursor().execute(f"SELECT journal_segment, journal_offset FROM {LOG.table('log_state')}"))
         if row is None or row[0] is None:
             return None
         return int(row[0]), int(row[1])
@@ -285,7 +285,7 @@ class DuckDBStore:
         row = first_row(
             self.cursor().execute(
                 "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM quarantine),"
-                f" (SELECT events_deduplicated FROM {LOG.catalog}.log_state),"
+                f" (SELECT events_deduplicated FROM {LOG.table('log_state')}),"
                 " (SELECT count(*) FROM sources)"
             )
         )

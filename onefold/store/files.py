@@ -9,7 +9,7 @@ files of their own, and wait only for their own file's checkpoints:
 
 The other files are attached to the main file's connection, and the main file has a view of each moved table
 under its old name, so reads (and joins across files) are unchanged. Writes name the file's catalog
-(``f"{LOG.catalog}.events"``): a view cannot be written, and one transaction can write one file only.
+(``LOG.table("events")``): a view cannot be written, and one transaction can write one file only.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from onefold.errors import StoreError
 from onefold.store.results import first_row
 
 
@@ -27,7 +28,7 @@ class StoreFile:
     catalog: str  # the name it is attached as
     file_name: str
     tables: tuple[str, ...]  # moved here from the main file, read there through views of the same names
-    setup: tuple[str, ...] = ()  # run in the file's transaction after the copy; may read the main file
+    setup: tuple[str, ...] = ()  # run in the file's transaction after the copy (repeatable); may read the main file
     cleanup: tuple[str, ...] = ()  # run in the main file's transaction that drops the old tables
 
     def table(self, name: str) -> str:
@@ -41,7 +42,7 @@ LOG = StoreFile(
     ("events", "quarantine"),
     # the journal position the loaded events reach, and how many duplicates the loader dropped: written with them
     setup=(
-        "CREATE TABLE onefold_log.log_state (journal_segment BIGINT, journal_offset BIGINT,"
+        "CREATE OR REPLACE TABLE onefold_log.log_state (journal_segment BIGINT, journal_offset BIGINT,"
         " events_deduplicated BIGINT NOT NULL)",
         "INSERT INTO onefold_log.log_state SELECT"
         " (SELECT CAST(split_part(value, ':', 1) AS BIGINT) FROM main.meta WHERE key = 'journal_position'),"
@@ -92,12 +93,10 @@ def move_tables(con: duckdb.DuckDBPyConnection, file: StoreFile) -> tuple[str, .
                 )
             )
             if row is None:
-                raise LookupError(f"the main file has no table {name} to move into {file.file_name}")
+                raise StoreError(f"the main file has no table {name} to move into {file.file_name}; is it a store?")
             con.execute(f"DROP TABLE IF EXISTS {file.table(name)}")
             con.execute(str(row[0]).replace(f"CREATE TABLE {name}(", f"CREATE TABLE {file.table(name)}(", 1))
             con.execute(f"INSERT INTO {file.table(name)} SELECT * FROM main.{name} ORDER BY 1")
-        for name in _existing(con, file.catalog, file.setup):
-            con.execute(f"DROP TABLE {name}")
         for statement in file.setup:
             con.execute(statement)
         con.execute("COMMIT")
@@ -109,13 +108,3 @@ def move_tables(con: duckdb.DuckDBPyConnection, file: StoreFile) -> tuple[str, .
         *(f"CREATE VIEW main.{name} AS SELECT * FROM {file.table(name)}" for name in file.tables),
         *file.cleanup,
     )
-
-
-def _existing(con: duckdb.DuckDBPyConnection, catalog: str, setup: tuple[str, ...]) -> list[str]:
-    """Tables that ``setup`` creates and an interrupted earlier move left behind."""
-    created = [s.split()[2] for s in setup if s.startswith("CREATE TABLE ")]
-    rows = con.execute(
-        "SELECT database_name || '.' || table_name FROM duckdb_tables() WHERE database_name = ?", [catalog]
-    ).fetchall()
-    present = {str(r[0]) for r in rows}
-    return [name for name in created if name in present]
