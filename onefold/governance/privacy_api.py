@@ -39,7 +39,7 @@ def privacy_router(privacy: Privacy, reader: ProfileReader, tokens: AccessTokens
         if subject.profile_id is not None:
             return reader.profile_id(f"profile_id:{subject.profile_id}")
         assert subject.identifier is not None
-        return reader.profile_id(subject.identifier)
+        return reader.profile_id(subject.identifier, "identifier")
 
     @router.post("/erase")
     def erase(body: Subject, request: Request) -> dict[str, Any]:

@@ -105,13 +105,14 @@ class ProfileReader:
             raise _NeedsStore
         return self._tables
 
-    def profile_id(self, external_id: str) -> str:
+    def profile_id(self, external_id: str, field: str = "external_id") -> str:
+        """The profile ``external_id`` (type:value, or profile_id:ID) names; ``field``: what a 400 calls it."""
         if external_id.startswith("profile_id:"):
             profile_id = external_id.partition(":")[2]
             if _store(self.profiles).state(profile_id) is None:
                 raise NotFound(f"no profile {profile_id!r}")
             return profile_id
-        key = parse_identifier(external_id, "external_id")
+        key = parse_identifier(external_id, field)
         owner = self._resolve(key)
         if owner is None:
             raise NotFound(

@@ -51,6 +51,9 @@ def test_erase_deletes_everything_suppresses_and_leaves_a_receipt(make_server, t
     }
     assert len(data["events"]) == 3
     assert data["state"]["traits"]["email"]["value"] == "ann@example.com"
+    national = post(server, "/api/privacy/erase", {"identifier": "phone:0612345678"})
+    assert national.status_code == 400
+    assert national.json()["error"]["details"]["field"] == "identifier"  # the body's field, named as sent
     forbidden = post(server, "/api/privacy/erase", {"identifier": "user_id:ann"}, auth=(exporter, ""))
     assert forbidden.status_code == 403
 
