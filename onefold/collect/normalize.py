@@ -308,7 +308,8 @@ class _Collector:
             if raw is not None and not isinstance(raw, str):  # a list, an object, a boolean: not an id
                 self.flags.append(f"invalid_id:{path}")
             return
-        if value.lower() in _PLACEHOLDER_IDS:
+        bare = value.lower().strip("\"'")  # a placeholder in quotes ('"undefined"') is one too, as identity rules say
+        if not bare or bare in _PLACEHOLDER_IDS:
             self.flags.append(f"placeholder_id:{path}")
             return
         self.add(kind, value.lower() if fold_case else value, raw, path)

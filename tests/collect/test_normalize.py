@@ -500,6 +500,13 @@ def test_extract_identifiers_external_ids() -> None:
     ]
 
 
+@pytest.mark.parametrize("placeholder", ['"undefined"', "'null'", '""', "\"'NaN'\""])
+def test_a_placeholder_in_quotes_is_flagged_like_the_bare_one(placeholder: str) -> None:
+    extraction = extract_identifiers({"userId": placeholder, "anonymousId": f'"{placeholder}x"'}, "US")
+    assert _pairs(extraction) == [("anonymous_id", f'"{placeholder}x"', "anonymousId")]
+    assert extraction.flags == ["placeholder_id:userId"]
+
+
 @pytest.mark.parametrize(
     ("device", "expected"),
     [
