@@ -4,6 +4,7 @@ events, and, when a reader found none, from the store between two batches (see `
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -65,10 +66,19 @@ def cards_after(
     return cards
 
 
-def fill_wanted(committed: CommittedStates, graph: IdentityGraph, profiles: ProfileTables, cur: Any) -> None:
+def fill_wanted(
+    committed: CommittedStates,
+    graph: IdentityGraph,
+    profiles: ProfileTables,
+    cur: Any,
+    settle: Callable[[], None] = lambda: None,
+) -> None:
     """Build the cards readers asked for (profiles the processor has not published since it started) from
-    the store, between two batches, for at most ``FILL_SECONDS``; the rest wait for the next round."""
+    the store, between two batches, for at most ``FILL_SECONDS``; the rest wait for the next round. ``settle``
+    waits until the store holds everything the processor has folded."""
     wanted = committed.take_wanted()
+    if wanted:
+        settle()
     deadline = time.perf_counter() + FILL_SECONDS
     for n, pid in enumerate(wanted):
         if time.perf_counter() > deadline:
