@@ -51,7 +51,6 @@ from onefold.ids import random_uuid
 from onefold.interpreter import SURVIVORS, tune_interpreter
 from onefold.metrics import Metrics
 from onefold.pipeline.audience_processor import AudienceProcessor
-from onefold.pipeline.event_feed import EventFeed
 from onefold.pipeline.identity_processor import IdentityProcessor
 from onefold.profiles.admin_api import profiles_router
 from onefold.profiles.precedence import load_precedence
@@ -120,9 +119,7 @@ class Runtime:
         identity = identity_processor(store, settings)
         identity.recover()  # the graph is in memory: rebuild it from the log up to the processor's offset
         identity.backfill_facts()  # profiles stored before they carried what audiences read
-        loader.on_loaded = loader.on_fed = identity.notify
-        identity.feed = loader.feed = EventFeed()
-        identity.wait_logged = loader.wait_logged
+        loader.on_loaded = identity.notify
         audiences = AudienceProcessor(
             AudienceService(store, lambda: identity.offset, clock),
             refresh_seconds=settings.audience_refresh_seconds,

@@ -19,9 +19,7 @@ import pyarrow as pa
 from onefold.background import BackgroundWorker
 from onefold.collect.journal import Journal, JournalCorrupt, Position, bytes_between
 from onefold.collect.writer import DEDUPLICATED, EVENT, QUARANTINE
-from onefold.errors import StoreError
 from onefold.metrics import Metrics
-from onefold.pipeline.event_feed import EventFeed
 from onefold.store import DuckDBStore
 from onefold.store.arrow_rows import rows_table
 from onefold.store.schema import EVENT_COLUMNS, QUARANTINE_COLUMNS
@@ -72,10 +70,6 @@ class LogLoader(BackgroundWorker):
         self.position: Position = store.journal_position() or (segments[0] if segments else 1, 0)
         self.failure: BaseException | None = None
         self.on_loaded: Callable[[], None] = lambda: None  # wakes the stages that tail the event log
-        # where decoded chunks go before their commit (the identity processor reads them there), if anywhere
-        self.feed: EventFeed | None = None
-        self.on_fed: Callable[[], None] = lambda: None  # wakes the identity processor when a chunk is in the feed
-        self.logged_seq = store.next_ids()[0] - 1  # the last seq in the log
         # where the journal durably ends now; with an intake process, only that process knows for sure
         self.durable_end: Callable[[], Position] = lambda: journal.end
 
@@ -105,33 +99,13 @@ class LogLoader(BackgroundWorker):
                 self._hurry -= 1
         return self.position >= target
 
-    def wait_logged(self, seq: int, timeout: float = 30.0) -> None:
-        """Wait until the log holds the events up to ``seq``, one this loader offered to the feed (the identity
-        processor may fold events from the feed before they are in the log; some of its reads join the log)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            self._hurry += 1
-            self._cond.notify_all()
-            try:
-                while self.logged_seq < seq:
-                    remaining = deadline - time.monotonic()
-                    if self.failure is not None or remaining <= 0:
-                        raise StoreError(
-                            f"the event log has events up to {self.logged_seq} of {seq} after {timeout:.0f} s"
-                            + (f": loading failed ({self.failure})" if self.failure is not None else "")
-                            + "; see /health, and retry"
-                        )
-                    self._cond.wait(remaining)
-            finally:
-                self._hurry -= 1
-
     # --- lifecycle ----------------------------------------------------------------------------------------
     def recover(self) -> int:
         """Load whatever the journal holds beyond the stored position (after a crash); returns records loaded."""
         cur = self._store.cursor()
         count = 0
         for records, position in self._journal.read(self.position, self._journal.end, self._chunk_bytes):
-            self._apply(cur, records, position, offer=False)
+            self._apply(cur, records, position)
             count += len(records)
         self._journal.drop_before(self.position)
         return count
@@ -175,7 +149,7 @@ class LogLoader(BackgroundWorker):
                 return
             self._cond.wait(remaining)
 
-    def _apply(self, cur: Any, records: list[bytes], position: Position, *, offer: bool = True) -> None:
+    def _apply(self, cur: Any, records: list[bytes], position: Position) -> None:
         events: list[Any] = []
         quarantine: list[Any] = []
         deduplicated = 0
@@ -187,17 +161,15 @@ class LogLoader(BackgroundWorker):
                 quarantine.append(orjson.loads(body))
             elif kind == DEDUPLICATED:
                 deduplicated += int(body)
-        table = rows_table(events, EVENT_SCHEMA) if events else None
-        if table is not None and offer and self.feed is not None:
-            self.feed.offer(self.logged_seq, table)
-            self.on_fed()  # the processor can start on them while they load
         self._store.commit_batch(
-            cur, table, rows_table(quarantine, QUARANTINE_SCHEMA) if quarantine else None, deduplicated, position
+            cur,
+            rows_table(events, EVENT_SCHEMA) if events else None,
+            rows_table(quarantine, QUARANTINE_SCHEMA) if quarantine else None,
+            deduplicated,
+            position,
         )
         with self._cond:
             self.position = position
-            if events:
-                self.logged_seq = max(self.logged_seq, max(int(row[0]) for row in events))
             self._cond.notify_all()
         self._metrics.loads.inc()
         self._metrics.loaded.inc(len(events))

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -26,7 +26,6 @@ from onefold.identity.graph import Decision, IdentityGraph
 from onefold.identity.keys import event_keys
 from onefold.identity.operations import apply_operation, operation_result
 from onefold.identity.rules import IdentityRules, Key, rules_document, rules_fingerprint
-from onefold.pipeline.event_feed import EventFeed
 from onefold.pipeline.serving_cards import BatchFacts, cards_after, fill_wanted
 from onefold.profiles.cache import CommittedStates, StateCache
 from onefold.profiles.facts import facts
@@ -89,11 +88,6 @@ class IdentityProcessor(BackgroundWorker):
         self.step_took: Callable[[str, float], None] = untimed
         # told (events processed, last event) as a re-projection goes (the CLI's progress bar)
         self.on_progress: Callable[[int, int], None] | None = None
-        # acknowledged events not yet in the log, from the loader; and the wait for the loader to log them up to a
-        # seq, before a read that joins the log (the server sets both; without them the log is read)
-        self.feed: EventFeed | None = None
-        self.wait_logged: Callable[[int], None] = lambda seq: None
-        self._fed = 0  # the last seq taken from the feed
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     def recover(self) -> int:
@@ -187,11 +181,7 @@ class IdentityProcessor(BackgroundWorker):
         return filled
 
     def lag(self) -> int:
-        return max(0, self._newest() - self.offset)
-
-    def _newest(self) -> int:
-        """The last acknowledged event this processor knows of: in the log, or in the feed."""
-        return max(self.tables.last_seq(), self.feed.through if self.feed is not None else 0)
+        return max(0, self.tables.last_seq() - self.offset)
 
     def wait_processed(self, seq: int, timeout: float = 30.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -222,7 +212,6 @@ class IdentityProcessor(BackgroundWorker):
 
     # --- the loop -----------------------------------------------------------------------------------------
     def _run_exclusive(self, cur: Any) -> None:
-        self._logged()  # operations and erasure read the log as the graph stands
         with self._cond:
             pending, self._exclusive = self._exclusive, []
         for action, future in pending:
@@ -243,12 +232,12 @@ class IdentityProcessor(BackgroundWorker):
                 if self._exclusive:
                     self._run_exclusive(cur)
                 fetching = time.perf_counter()
-                rows = self._fetch(cur, size)
+                rows = self.profiles.events_after(cur, self.offset, size)
                 if rows:
                     end_step(self.step_took, "fetch", fetching)
                     self._process(cur, rows)
                     self.round_took("identity", time.perf_counter() - started)
-                fill_wanted(self.committed, self.graph, self.profiles, cur, settle=self._logged)
+                fill_wanted(self.committed, self.graph, self.profiles, cur)
                 failures = 0
             except Exception as exc:  # DuckDB out of memory, an I/O error: nothing past the stored offset counts
                 failures += 1
@@ -271,7 +260,7 @@ class IdentityProcessor(BackgroundWorker):
             size = self._backlog_batch if backlog else self._batch
             if backlog and not self._stopping:  # only a backlog pauses, never a shutdown drain
                 now, took = time.perf_counter(), time.perf_counter() - started
-                newest = self._newest()
+                newest = self.tables.last_seq()
                 arriving = (newest - arrived_seq) / max(now - arrived_at, 1e-3) if arrived_seq else 0.0
                 keeps_up_at = len(rows) / max(took, 1e-3) / (1 + self._pause_ratio)
                 ratio = self._flood_pause_ratio if arriving > keeps_up_at else self._pause_ratio
@@ -279,21 +268,6 @@ class IdentityProcessor(BackgroundWorker):
                 time.sleep(took * ratio)
             else:
                 arrived_at, arrived_seq = time.perf_counter(), 0
-
-    def _fetch(self, cur: Any, size: int) -> list[Any]:
-        """The next events after the offset: from the feed when it holds them, else from the log."""
-        fed = self.feed.take(self.offset, size) if self.feed is not None else None
-        if fed is None:
-            return self.profiles.events_after(cur, self.offset, size)
-        rows = self.profiles.events_in(cur, fed)
-        if rows:
-            self._fed = max(self._fed, int(rows[-1][0]))
-        return rows
-
-    def _logged(self) -> None:
-        """Wait until the log holds every event taken from the feed (some reads join the log)."""
-        if self._fed > 0:
-            self.wait_logged(self._fed)
 
     def _restart_from_store(self) -> bool:
         """After a failed batch the in-memory graph may hold decisions that were never committed: rebuild it from
@@ -375,11 +349,11 @@ class IdentityProcessor(BackgroundWorker):
                 graph,
                 items,
                 lambda ids: self._states.load(ids, lambda missing: self._stored_states(cur, missing)),
-                lambda ids: [(_profile_event(r), self._keys(r), str(r[-1])) for r in self._events_of(cur, ids)],
+                lambda ids: [(_profile_event(r), self._keys(r), str(r[-1])) for r in self.profiles.events_of(cur, ids)],
                 self._rank,
             )
             lap = end_step(self.step_took, "fold", lap)
-            _record_profiles(batch, changes, offset, rows or {})
+            _record_profiles(batch, changes, offset)
             lap = end_step(self.step_took, "serialize", lap)
             self.tables.commit(cur, NAME, batch, offset)
             lap = end_step(self.step_took, "commit", lap)
@@ -411,10 +385,6 @@ class IdentityProcessor(BackgroundWorker):
             self.on_commit(
                 {*changes.states, *changes.deleted, *changes.dissolved}, offset, created & changes.states.keys()
             )
-
-    def _events_of(self, cur: Any, ids: Iterable[str]) -> list[Any]:
-        self._logged()
-        return self.profiles.events_of(cur, ids)
 
     def _stored_states(self, cur: Any, ids: list[str]) -> dict[str, Any]:
         """The stored states of ``ids``; the profiles this batch created have none yet, and the lookup scans
@@ -485,9 +455,8 @@ def _profile_event(row: Any) -> ProfileEvent:
     )
 
 
-def _record_profiles(batch: IdentityBatch, changes: ProfileChanges, seq: int, rows: dict[int, Any]) -> None:
-    # the timeline row carries the event's type, name, time and properties, from the row (the log may not have it)
-    batch.attributions = [(s, pid, rows[s][3], rows[s][4], rows[s][-1], rows[s][-3]) for s, pid in changes.attributions]
+def _record_profiles(batch: IdentityBatch, changes: ProfileChanges, seq: int) -> None:
+    batch.attributions = changes.attributions
     batch.renamed = sorted(changes.renamed.items())
     batch.reattributed = changes.reattributed
     batch.deleted_profiles = sorted(changes.deleted)

@@ -4,7 +4,6 @@ events, and, when a reader found none, from the store between two batches (see `
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -66,19 +65,10 @@ def cards_after(
     return cards
 
 
-def fill_wanted(
-    committed: CommittedStates,
-    graph: IdentityGraph,
-    profiles: ProfileTables,
-    cur: Any,
-    settle: Callable[[], None] = lambda: None,
-) -> None:
+def fill_wanted(committed: CommittedStates, graph: IdentityGraph, profiles: ProfileTables, cur: Any) -> None:
     """Build the cards readers asked for (profiles the processor has not published since it started) from
-    the store, between two batches, for at most ``FILL_SECONDS``; the rest wait for the next round. ``settle``
-    waits until the store holds everything the processor has folded."""
+    the store, between two batches, for at most ``FILL_SECONDS``; the rest wait for the next round."""
     wanted = committed.take_wanted()
-    if wanted:
-        settle()
     deadline = time.perf_counter() + FILL_SECONDS
     for n, pid in enumerate(wanted):
         if time.perf_counter() > deadline:

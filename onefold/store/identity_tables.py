@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -37,8 +36,7 @@ class IdentityBatch:
     splits: list[tuple[int, str, str, str, str]] = field(default_factory=list)  # seq, profile, JSON, type, value
     # profiles: which profile each new event belongs to; stored attributions renamed by merges or moved by splits;
     # the new state (JSON) of every profile touched; profiles merged away
-    # seq, profile, then the event's type, name, time and properties JSON
-    attributions: list[tuple[int, str, str, str | None, datetime, str | None]] = field(default_factory=list)
+    attributions: list[tuple[int, str]] = field(default_factory=list)
     renamed: list[tuple[str, str]] = field(default_factory=list)  # loser, survivor
     reattributed: list[tuple[int, str]] = field(default_factory=list)
     states: list[tuple[str, str, int, str]] = field(default_factory=list)  # profile, state JSON, seq, facts JSON
@@ -64,17 +62,7 @@ _SCHEMAS = {
     "refusals": _schema("seq", "rule", "type", "value", "profiles", "operation_id"),
     "hubs": _schema("type", "value", "seq"),
     "splits": _schema("seq", "profile_id", "new_profiles", "hub_type", "hub_value"),
-    # this batch's events with what the timeline carries of each (the log may not hold them yet)
-    "attributions": pa.schema(
-        [
-            ("seq", pa.int64()),
-            ("profile_id", pa.string()),
-            ("type", pa.string()),
-            ("event", pa.string()),
-            ("timestamp", pa.timestamp("us", tz="UTC")),
-            ("properties", pa.string()),
-        ]
-    ),
+    "attributions": _schema("seq", "profile_id"),
     "renamed": _schema("loser", "survivor"),
     "reattributed": _schema("seq", "profile_id"),
     "states": _schema("profile_id", "state", "updated_seq", "facts"),
@@ -95,9 +83,9 @@ _TABLES = {
 _PROFILE_UPDATES = (
     (  # the timeline row carries what audiences read of the event, taken from the log inside DuckDB
         "attributions",
-        "INSERT INTO event_profiles (seq, profile_id, event, ts, properties) SELECT e.seq, e.profile_id, "
+        "INSERT INTO event_profiles SELECT a.seq, a.profile_id, "
         + AUDIENCE_EVENT_NAME
-        + ", e.timestamp, e.properties FROM _identity_attributions e",
+        + ", e.timestamp, e.properties FROM _identity_attributions a JOIN events e ON e.seq = a.seq",
     ),
     (
         "renamed",

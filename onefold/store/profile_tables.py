@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from onefold.store.duckdb_store import DuckDBStore
 from onefold.store.results import first_row
-from onefold.store.schema import AUDIENCE_EVENT_NAME, EVENT_COLUMNS
+from onefold.store.schema import AUDIENCE_EVENT_NAME
 
 # The columns the profile fold reads. Properties only for the events whose properties it uses, and context
 # traits only for calls other than identify (identify traits are already in `traits`), to keep the scan small.
@@ -22,11 +22,6 @@ PROFILE_EVENT_COLUMNS = (
     " consent, revenue, currency, order_id, products"
 )
 FETCH_CHUNK_ROWS = 1_000
-# The loader's Arrow rows (timestamps as text, JSON as text) typed as the log's columns, for reading fed events
-# with the same columns as the log's.
-_AS_LOGGED = ", ".join(
-    f'CAST("{name}" AS {kind.removesuffix(" NOT NULL")}) AS "{name}"' for name, kind in EVENT_COLUMNS
-)
 # What the Profile API shows of each new event, read with it so the processor can publish serving cards.
 SERVING_COLUMNS = "message_id, name, properties AS all_properties, traits AS event_traits, timestamp"
 
@@ -60,20 +55,6 @@ class ProfileTables:
         while chunk := result.fetchmany(FETCH_CHUNK_ROWS):
             rows.extend(chunk)
         return rows
-
-    def events_in(self, cur: duckdb.DuckDBPyConnection, events: pa.Table) -> list[Any]:
-        """``events_after``'s rows of events not yet in the log (the loader's Arrow rows, from the feed)."""
-        cur.register("_fed_events", events)
-        try:
-            result = cur.execute(
-                f"SELECT {self.columns}, {SERVING_COLUMNS} FROM (SELECT {_AS_LOGGED} FROM _fed_events) ORDER BY seq"
-            )
-            rows: list[Any] = []
-            while chunk := result.fetchmany(FETCH_CHUNK_ROWS):
-                rows.extend(chunk)
-            return rows
-        finally:
-            cur.unregister("_fed_events")
 
     def states(self, cur: duckdb.DuckDBPyConnection, ids: Iterable[str]) -> dict[str, Any]:
         cur.register("_profile_ids", _ids_table(ids))
