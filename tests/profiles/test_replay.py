@@ -13,6 +13,7 @@ import pytest
 from onefold.identity.rules import DEFAULT_RULES
 from onefold.pipeline.identity_processor import IdentityProcessor
 from onefold.store import DuckDBStore
+from onefold.store.schema import AUDIENCE_EVENT_NAME
 from tests.conftest import start_server, stop_server
 
 PROJECTION_TABLES = (
@@ -123,8 +124,18 @@ def test_streamed_profiles_equal_replayed_profiles(tmp_path, make_story, request
         )
         .fetchall()
     )
+    # the timeline carries the event's name, time and properties as the log holds them
+    differing = (
+        store.cursor()
+        .execute(
+            f"SELECT count(*) FROM event_profiles t JOIN events e USING (seq) WHERE t.event IS DISTINCT FROM"
+            f" {AUDIENCE_EVENT_NAME} OR t.ts IS DISTINCT FROM e.timestamp OR t.properties IS DISTINCT FROM e.properties"
+        )
+        .fetchone()
+    )
     store.close()
     assert miscounted == []
+    assert differing == (0,)
     assert streamed["event_profiles"]
     assert streamed["profiles"]
 
