@@ -159,6 +159,13 @@ SETTINGS: tuple[Setting, ...] = (
         "that a customer leaves 'purchased in the last 30 days' on day 31 without a new event.",
     ),
     Setting(
+        "pipeline_wait_seconds",
+        _positive_int,
+        30,
+        "How long an admin read of identities, profiles or audiences waits for the pipeline to reflect every event "
+        "acknowledged before it, before answering 503 with how far the pipeline got.",
+    ),
+    Setting(
         "identity_rules_file",
         str,
         None,
@@ -202,6 +209,7 @@ class Settings:
     duckdb_memory_limit: str = "128MB"
     profile_cards_mb: int = 256
     audience_refresh_seconds: int = 60
+    pipeline_wait_seconds: int = 30
     identity_rules_file: str | None = None
     trait_precedence_file: str | None = None
 

@@ -84,6 +84,13 @@ class Forbidden(OnefoldError):
     http_status = 403
 
 
+class Behind(OnefoldError):
+    """A read waited for the pipeline to reflect every acknowledged event, and a stage is still behind."""
+
+    code = "pipeline_behind"
+    http_status = 503
+
+
 class Overloaded(OnefoldError):
     """The collector's write queue is full; the client should retry after ``retry_after`` seconds."""
 

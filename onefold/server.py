@@ -51,6 +51,7 @@ from onefold.ids import random_uuid
 from onefold.interpreter import SURVIVORS, tune_interpreter
 from onefold.metrics import Metrics
 from onefold.pipeline.audience_processor import AudienceProcessor
+from onefold.pipeline.caught_up import CaughtUp
 from onefold.pipeline.identity_processor import IdentityProcessor
 from onefold.profiles.admin_api import profiles_router
 from onefold.profiles.precedence import load_precedence
@@ -98,6 +99,7 @@ class Runtime:
     users: Users
     gate: Gate
     matching: MatchingService
+    caught_up: CaughtUp
     clock: Callable[[], datetime]
     profile_serving: ProfileServing | None = None
     parsers: ParseProcesses | None = None
@@ -166,6 +168,7 @@ class Runtime:
             )
             loader.on_loaded = _both(identity.notify, writer.loaded)
         parsers = ParseProcesses(settings.parse_processes, settings, suppressions) if settings.parse_processes else None
+        caught_up = CaughtUp(loader, identity, audiences, timeout=settings.pipeline_wait_seconds)
         return cls(
             settings=settings,
             store=store,
@@ -182,7 +185,8 @@ class Runtime:
             parsers=parsers,
             users=users,
             gate=Gate(admin_token, users),
-            matching=MatchingService(identity, store, settle=lambda: wait_for_log(loader), clock=clock),
+            matching=MatchingService(identity, store, caught_up=caught_up.profiles, clock=clock),
+            caught_up=caught_up,
             clock=clock,
             profile_serving=_profile_serving(settings, identity, audiences.service.saved, access_tokens, admin_token),
         )
@@ -336,13 +340,11 @@ def create_app(runtime: Runtime) -> FastAPI:
                 "profiles": runtime.identity.tables.counts()["profiles"],
             },
             stage_routers=(
-                identity_router(
-                    runtime.identity, runtime.identity.graph.rules, settle=lambda: wait_for_log(runtime.loader)
-                ),
+                identity_router(runtime.identity, runtime.identity.graph.rules, runtime.caught_up.profiles),
                 profiles_router(profiles),
                 tokens_router(runtime.access_tokens),
                 matching_router(runtime.matching),
-                audiences_router(runtime.audiences.service),
+                audiences_router(runtime.audiences.service, runtime.caught_up.profiles, runtime.caught_up.memberships),
             ),
         )
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -53,7 +53,13 @@ def _out(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def audiences_router(service: AudienceService) -> APIRouter:
+def audiences_router(
+    service: AudienceService, profiles_current: Callable[[], object], memberships_current: Callable[[], object]
+) -> APIRouter:
+    """``profiles_current`` waits until the profiles reflect every event acknowledged before the request (for
+    what evaluates now: preview, create, update, evaluate); ``memberships_current`` until the audience processor
+    has evaluated them too (for what reads stored memberships). The ``changes`` feed does not wait: it is read
+    again for what comes next."""
     router = APIRouter(tags=["audiences"])
     tables = service.tables
 
@@ -71,6 +77,7 @@ def audiences_router(service: AudienceService) -> APIRouter:
     def preview(body: Preview) -> dict[str, Any]:
         """How many profiles a definition selects now, and a sample, without saving it. An invalid definition
         is answered 400 naming the failing node."""
+        profiles_current()
         return service.preview(body.definition, body.limit)
 
     @router.get("/audiences/changes")
@@ -80,11 +87,12 @@ def audiences_router(service: AudienceService) -> APIRouter:
         return {"data": rows, "next_after": rows[-1]["id"] if len(rows) == limit else None}
 
     for kind, path in (("audience", "/audiences"), ("computed_trait", "/computed-traits")):
-        _definition_routes(router, service, kind, path)
+        _definition_routes(router, service, kind, path, profiles_current, memberships_current)
 
     @router.get("/audiences/{name}/members")
     def members(name: str, limit: Limit = 100, next: str = Query("", description="cursor")) -> dict[str, Any]:
         """Members in profile id order, with the time each entered."""
+        memberships_current()
         row = tables.get("audience", name)
         rows = tables.members(row["id"], after=next, limit=limit + 1)
         more = len(rows) > limit
@@ -96,6 +104,7 @@ def audiences_router(service: AudienceService) -> APIRouter:
     @router.get("/audiences/{name}/members.csv")
     def export(name: str) -> StreamingResponse:
         """Every member as CSV: profile_id, entered_at, email, phone, user_id."""
+        memberships_current()
         row = tables.get("audience", name)
         result = tables.export_rows(row["id"])
 
@@ -118,6 +127,7 @@ def audiences_router(service: AudienceService) -> APIRouter:
     def explain(name: str, profile_id: str = Query(..., description="the profile to explain")) -> dict[str, Any]:
         """Whether the profile is a member and, for every condition of the definition, whether it holds now and
         the value it compared (a trait, an event count, an aggregate, a computed trait)."""
+        memberships_current()
         return service.explain(name, profile_id)
 
     @router.get("/audiences/{name}/history")
@@ -125,6 +135,7 @@ def audiences_router(service: AudienceService) -> APIRouter:
         name: str, after: int = Query(0, ge=0), limit: Limit = 100, profile_id: str | None = None
     ) -> dict[str, Any]:
         """Entries and exits of one audience, with when and why, oldest first; and entries and exits per day."""
+        memberships_current()
         row = tables.get("audience", name)
         rows = tables.changes(audience_id=row["id"], profile_id=profile_id, after=after, limit=limit)
         return {
@@ -136,26 +147,37 @@ def audiences_router(service: AudienceService) -> APIRouter:
     return router
 
 
-def _definition_routes(router: APIRouter, service: AudienceService, kind: str, path: str) -> None:
+def _definition_routes(
+    router: APIRouter,
+    service: AudienceService,
+    kind: str,
+    path: str,
+    profiles_current: Callable[[], object],
+    memberships_current: Callable[[], object],
+) -> None:
     tables = service.tables
 
     @router.post(path, status_code=201, name=f"create {kind}")
     def create(body: DefinitionIn) -> dict[str, Any]:
         """Save a definition and evaluate it over every profile before answering (the name is checked by the
         service: the console's forms create through it too)."""
+        profiles_current()
         return _out(service.create(kind, body.name, body.description, body.definition))
 
     @router.get(path, name=f"list {kind}s")
     def listing() -> dict[str, Any]:
+        memberships_current()
         return {"data": [_out(row) for row in tables.all(kind)]}
 
     @router.get(path + "/{name}", name=f"read {kind}")
     def read(name: str) -> dict[str, Any]:
+        memberships_current()
         return _out(tables.get(kind, name))
 
     @router.put(path + "/{name}", name=f"update {kind}")
     def update(name: str, body: DefinitionUpdate) -> dict[str, Any]:
         """Change the definition (the name stays: other definitions refer to it) and evaluate it again."""
+        profiles_current()
         return _out(service.update(kind, name, body.description, body.definition))
 
     @router.delete(path + "/{name}", status_code=204, name=f"delete {kind}")
@@ -175,5 +197,6 @@ def _definition_routes(router: APIRouter, service: AudienceService, kind: str, p
     @router.post(path + "/{name}/evaluate", name=f"evaluate {kind}")
     def evaluate(name: str) -> dict[str, Any]:
         """Evaluate it over every profile now."""
+        profiles_current()
         row = tables.get(kind, name)
         return service.evaluate([row["id"]], reason="evaluation requested")

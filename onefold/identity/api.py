@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from onefold.collect.normalize import normalize_email, normalize_phone
-from onefold.errors import CollectError, Conflict, NotFound, StoreError
+from onefold.errors import CollectError, Conflict, NotFound
 from onefold.identity.rules import IdentityRules, Key
 from onefold.pipeline.identity_processor import IdentityProcessor
 
@@ -56,16 +56,10 @@ def operation_args(body: Operation) -> dict[str, Any]:
     return {"a": list(parse_identifier(body.a, "a")), "b": list(parse_identifier(body.b, "b"))}
 
 
-def identity_router(processor: IdentityProcessor, rules: IdentityRules, settle: Callable[[], None]) -> APIRouter:
+def identity_router(processor: IdentityProcessor, rules: IdentityRules, caught_up: Callable[[], object]) -> APIRouter:
+    """``caught_up`` waits until the profiles reflect every acknowledged event (``CaughtUp.profiles``)."""
     tables = processor.tables
     router = APIRouter(prefix="/identity", tags=["identity"])
-
-    def caught_up() -> None:
-        """Reads reflect every acknowledged event: wait for the loader, then for the processor."""
-        settle()
-        if not processor.wait_processed(tables.last_seq(), timeout=30):
-            problem = processor.failure or "it is still catching up; retry in a few seconds"
-            raise StoreError(f"identity processing is behind the event log ({problem})")
 
     def status(key: Key) -> str:
         if rules.is_blocked(key):

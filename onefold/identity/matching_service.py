@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
-from onefold.errors import CollectError, Conflict, NotFound, StoreError
+from onefold.errors import CollectError, Conflict, NotFound
 from onefold.identity.matching import (
     Decision,
     MatchingError,
@@ -192,21 +192,16 @@ class MatchingService:
         processor: IdentityProcessor,
         store: DuckDBStore,
         *,
-        settle: Callable[[], None],
+        caught_up: Callable[[], object],
         clock: Callable[[], datetime],
     ) -> None:
+        """``caught_up`` waits until the profiles reflect every acknowledged event (``CaughtUp.profiles``): runs
+        and decisions see them."""
         self._processor = processor
         self.tables = MatchTables(store)
-        self._settle = settle
+        self._caught_up = caught_up
         self._clock = clock
         self._lock = threading.Lock()  # one run, accept, reject or revoke at a time
-
-    def _caught_up(self) -> None:
-        """Runs and decisions see every acknowledged event: wait for the loader, then for the processor."""
-        self._settle()
-        if not self._processor.wait_processed(self._processor.tables.last_seq(), timeout=30):
-            problem = self._processor.failure or "it is still catching up; retry in a few seconds"
-            raise StoreError(f"identity processing is behind the event log ({problem})")
 
     @contextmanager
     def _exclusive(self, wait: float) -> Iterator[None]:

@@ -697,3 +697,34 @@ def test_audiences_referring_to_a_changed_definition_follow_it_at_once(make_serv
         changed = admin.put("/api/computed-traits/views", json={"definition": {"kind": "count", "event": "Never Seen"}})
         assert changed.status_code == 200, changed.text
         assert members(admin, "viewers") == set()
+
+
+def test_reads_right_after_an_acknowledgement_see_its_membership(quiet_shop):
+    """No settling: an audience read waits until the events acknowledged before it are evaluated."""
+    server, key = quiet_shop
+    with server.admin() as admin:
+        create(admin, "/api/audiences", "probed", {"event": "Latency Probe"})
+        for n in range(10):
+            send(server, key, [{"type": "track", "userId": f"probe{n}", "event": "Latency Probe"}])
+            listed = admin.get("/api/audiences/probed/members", params={"limit": 1000}).json()["data"]
+            assert len(listed) == n + 1
+            assert admin.get("/api/audiences/probed").json()["size"] == n + 1
+            csv_rows = list(csv.DictReader(io.StringIO(admin.get("/api/audiences/probed/members.csv").text)))
+            assert len(csv_rows) == n + 1
+        preview = admin.post("/api/audiences/preview", json={"definition": {"event": "Latency Probe"}}).json()
+        assert preview["count"] == 10
+
+
+def test_a_read_waiting_for_a_stopped_audience_processor_says_how_far_it_got(make_server, clock):
+    server, key = open_shop(make_server(clock=clock, pipeline_wait_seconds=1), clock)
+    evaluated = server.runtime.audiences.evaluated_upto
+    server.runtime.audiences.stop()
+    send(server, key, [{"type": "track", "userId": "late", "event": "Product Viewed"}])
+    with server.admin() as admin:
+        answer = admin.get("/api/audiences")
+        assert admin.get("/api/audiences/changes").status_code == 200  # the feed does not wait
+    assert answer.status_code == 503
+    error = answer.json()["error"]
+    assert error["code"] == "pipeline_behind"
+    assert error["message"].startswith(f"audiences are evaluated up to event {evaluated} of {evaluated + 1} (")
+    assert error["details"] == {"stage": "audiences", "reached": evaluated, "target": evaluated + 1}
