@@ -30,10 +30,11 @@ class CaughtUp:
         seq = self._identity.tables.last_seq()
         if not self._identity.wait_processed(seq, self._timeout):
             problem = self._identity.failure or "it is still catching up; retry in a few seconds"
+            reached = self._identity.offset
             raise Behind(
-                f"identity processing is behind the event log: at event {self._identity.offset} of {seq} ({problem})",
+                f"identity processing is behind the event log: at event {reached} of {seq} ({problem})",
                 stage="identity",
-                reached=self._identity.offset,
+                reached=reached,
                 target=seq,
             )
         return seq
@@ -43,9 +44,10 @@ class CaughtUp:
         seq = self.profiles()
         if not self._audiences.wait_evaluated(seq, self._timeout):
             problem = self._audiences.failure or "they are still being evaluated; retry in a few seconds"
+            reached = self._audiences.evaluated_upto
             raise Behind(
-                f"audiences are evaluated up to event {self._audiences.evaluated_upto} of {seq} ({problem})",
+                f"audiences are evaluated up to event {reached} of {seq} ({problem})",
                 stage="audiences",
-                reached=self._audiences.evaluated_upto,
+                reached=reached,
                 target=seq,
             )
