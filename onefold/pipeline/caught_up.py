@@ -30,12 +30,8 @@ class CaughtUp:
         seq = self._identity.tables.last_seq()
         if not self._identity.wait_processed(seq, self._timeout):
             problem = self._identity.failure or "it is still catching up; retry in a few seconds"
-            reached = self._identity.offset
-            raise Behind(
-                f"identity processing is behind the event log: at event {reached} of {seq} ({problem})",
-                stage="identity",
-                reached=reached,
-                target=seq,
+            raise _behind(
+                "identity", "identity processing is behind the event log: at event", self._identity.offset, seq, problem
             )
         return seq
 
@@ -44,10 +40,10 @@ class CaughtUp:
         seq = self.profiles()
         if not self._audiences.wait_evaluated(seq, self._timeout):
             problem = self._audiences.failure or "they are still being evaluated; retry in a few seconds"
-            reached = self._audiences.evaluated_upto
-            raise Behind(
-                f"audiences are evaluated up to event {reached} of {seq} ({problem})",
-                stage="audiences",
-                reached=reached,
-                target=seq,
+            raise _behind(
+                "audiences", "audiences are evaluated up to event", self._audiences.evaluated_upto, seq, problem
             )
+
+
+def _behind(stage: str, where: str, reached: int, target: int, problem: object) -> Behind:
+    return Behind(f"{where} {reached} of {target} ({problem})", stage=stage, reached=reached, target=target)
