@@ -341,7 +341,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             },
             stage_routers=(
                 identity_router(runtime.identity, runtime.identity.graph.rules, runtime.caught_up.profiles),
-                profiles_router(profiles),
+                profiles_router(profiles, runtime.caught_up.profiles, runtime.caught_up.memberships),
                 tokens_router(runtime.access_tokens),
                 matching_router(runtime.matching),
                 audiences_router(runtime.audiences.service, runtime.caught_up.profiles, runtime.caught_up.memberships),

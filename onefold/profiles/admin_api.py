@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -12,7 +13,11 @@ from onefold.profiles.view import computed_traits, consent_history, custom_trait
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
-def profiles_router(reader: ProfileReader) -> APIRouter:
+def profiles_router(
+    reader: ProfileReader, profiles_current: Callable[[], object], memberships_current: Callable[[], object]
+) -> APIRouter:
+    """Reads wait until the profiles reflect every event acknowledged before them (``CaughtUp``); a whole
+    profile, which lists its audiences and computed traits, until those are evaluated too."""
     router = APIRouter(prefix="/profiles", tags=["profiles"])
     tables = reader.profiles
 
@@ -23,6 +28,7 @@ def profiles_router(reader: ProfileReader) -> APIRouter:
         after: str = Query("", description="the last profile id of the previous page"),
     ) -> dict[str, Any]:
         """Profiles with an identifier or a trait value starting with ``q``, paged by profile id."""
+        profiles_current()
         ids = tables.search(q, limit=limit + 1, after=after)
         results = []
         for profile_id in ids[:limit]:
@@ -43,6 +49,7 @@ def profiles_router(reader: ProfileReader) -> APIRouter:
     def profile(profile_id: str) -> dict[str, Any]:
         """Everything about one profile: identifiers, traits with provenance, computed attributes, consent and
         channel subscriptions with their histories."""
+        memberships_current()
         state = reader.state(reader.profile_id(f"profile_id:{profile_id}"))
         audiences, saved_traits = reader.memberships(profile_id)
         return {
@@ -59,6 +66,7 @@ def profiles_router(reader: ProfileReader) -> APIRouter:
     @router.get("/{profile_id}/events")
     def timeline(profile_id: str, limit: Limit = 50, before: int | None = Query(None, ge=1)) -> dict[str, Any]:
         """The profile's events, newest first, re-attributed after merges and splits."""
+        profiles_current()
         reader.profile_id(f"profile_id:{profile_id}")
         rows = tables.timeline(profile_id, limit=limit + 1, before_seq=before)
         return {"data": rows[:limit], "next_before": rows[limit - 1]["seq"] if len(rows) > limit else None}

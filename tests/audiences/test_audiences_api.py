@@ -700,12 +700,20 @@ def test_audiences_referring_to_a_changed_definition_follow_it_at_once(make_serv
 
 
 def test_reads_right_after_an_acknowledgement_see_its_membership(quiet_shop):
-    """No settling: an audience read waits until the events acknowledged before it are evaluated."""
+    """No settling: an audience or profile read waits until the events acknowledged before it are evaluated."""
     server, key = quiet_shop
     with server.admin() as admin:
         create(admin, "/api/audiences", "probed", {"event": "Latency Probe"})
         for n in range(10):
             send(server, key, [{"type": "track", "userId": f"probe{n}", "event": "Latency Probe"}])
+            found = admin.get("/api/profiles", params={"q": f"probe{n}"}).json()["data"]
+            assert [p["identifiers"] for p in found] == [[{"type": "user_id", "value": f"probe{n}"}]]
+            whole = admin.get(f"/api/profiles/{found[0]['profile_id']}").json()
+            assert [a["name"] for a in whole["audiences"]] == ["probed"]
+            send(server, key, [{"type": "track", "userId": f"probe{n}", "event": "Latency Probe"}])
+            events = admin.get(f"/api/profiles/{found[0]['profile_id']}/events").json()["data"]
+            assert len(events) == 2
+            send(server, key, [{"type": "identify", "userId": f"probe{n}", "traits": {"plan": "pro"}}])
             listed = admin.get("/api/audiences/probed/members", params={"limit": 1000}).json()["data"]
             assert len(listed) == n + 1
             assert admin.get("/api/audiences/probed").json()["size"] == n + 1
